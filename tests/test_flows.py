@@ -1,0 +1,181 @@
+"""The flow claims of the book, checked numerically (paper Eq. 3-5, App. B.1-B.2)."""
+import math
+
+import pytest
+import torch
+from torch.autograd.functional import jacobian
+
+from usfkit.flows import (AdditiveCoupling, AffineCoupling, LUAffine, NonUSFlow, USFlow, build_flow,
+                          channel_mask, lu_prior_sigma0, make_conditioner)
+
+SHAPES = [2, 5, 16, (4, 3, 3), (6, 2, 4)]
+
+
+def _randomise(flow, scale=0.3, seed=0):
+    """Give every parameter (also the zero-initialised last conditioner layers) random values."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=gen))
+    return flow
+
+
+def _batch(shape, n=7, seed=1):
+    shape = (shape,) if isinstance(shape, int) else shape
+    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed))
+
+
+def _autograd_logdet(flow, x):
+    """ln|det J| of the flow at each sample, from the full autograd Jacobian."""
+    out = []
+    for xi in x:
+        jac = jacobian(lambda v: flow(v.unsqueeze(0))[0][0], xi)
+        d = xi.numel()
+        out.append(torch.linalg.slogdet(jac.reshape(d, d)).logabsdet)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_usflow_logdet_is_constant_and_matches_autograd(shape):
+    flow = _randomise(USFlow(shape, blocks=3, hidden=16, seed=0)).double()
+    x = _batch(shape).double() * 2
+    _, logdet = flow(x)
+    assert flow.constant_det
+    assert torch.allclose(logdet, logdet[0].expand_as(logdet), atol=1e-12)
+    assert abs(logdet[0].item()) > 1e-3  # the final LU map really scales volume
+    torch.testing.assert_close(_autograd_logdet(flow, x), logdet, atol=1e-8, rtol=1e-8)
+    assert flow.log_abs_det_constant().item() == pytest.approx(logdet[0].item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_nonusflow_logdet_varies_and_matches_autograd(shape):
+    flow = _randomise(NonUSFlow(shape, blocks=3, hidden=16, seed=0)).double()
+    x = _batch(shape).double() * 2
+    _, logdet = flow(x)
+    assert not flow.constant_det
+    assert logdet.std() > 1e-3
+    torch.testing.assert_close(_autograd_logdet(flow, x), logdet, atol=1e-8, rtol=1e-8)
+    with pytest.raises(ValueError, match="not uniformly scaling"):
+        flow.log_abs_det_constant()
+
+
+@pytest.mark.parametrize("coupling", ["additive", "affine"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_inverse_is_exact(shape, coupling):
+    flow = _randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0)).eval()
+    x = _batch(shape, n=64)
+    with torch.no_grad():
+        z, _ = flow.double()(x.double())  # float64: exact up to rounding
+        assert (flow.inverse(z) - x.double()).abs().max() < 1e-9
+        assert (flow(flow.inverse(z))[0] - z).abs().max() < 1e-9
+    flow = _randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0), scale=0.05).eval()
+    with torch.no_grad():  # float32 through 9 layers: rounding (eps 1.2e-7) adds up to ~1e-6
+        assert (flow.inverse(flow(x)[0]) - x).abs().max() < 1e-5
+
+
+def test_flows_differ_only_in_coupling():
+    us, non = USFlow(6, blocks=3, hidden=8, seed=0), NonUSFlow(6, blocks=3, hidden=8, seed=0)
+    kinds = lambda f: [type(m).__name__ for m in f.modules()]  # noqa: E731
+    swap = {"AffineCoupling": "AdditiveCoupling"}
+    assert [swap.get(k, k) for k in kinds(non)] == kinds(us)
+    assert sum(p.numel() for p in non.parameters()) > sum(p.numel() for p in us.parameters())
+
+
+def test_lu_affine_logdet_and_inverse_dense_and_conv():
+    lu = _randomise(LUAffine(5, init_scale=1.0)).double()
+    m = lu.matrix()
+    assert lu.log_abs_det_matrix().item() == pytest.approx(torch.linalg.slogdet(m).logabsdet.item(), abs=1e-10)
+    x = _batch(5).double()
+    y, ld = lu(x)
+    torch.testing.assert_close(y, x @ m.T + lu.bias)
+    torch.testing.assert_close(lu.inverse(y), x)
+    fmap = _batch((5, 3, 4)).double()
+    y, ld = lu(fmap)  # a 1x1 convolution: ln|det| is h*w times the matrix's
+    assert ld[0].item() == pytest.approx(12 * lu.log_abs_det_matrix().item())
+    conv = torch.nn.functional.conv2d(fmap, m[:, :, None, None], lu.bias)
+    torch.testing.assert_close(y, conv)
+    torch.testing.assert_close(lu.inverse(y), fmap)
+
+
+def test_couplings_leave_masked_part_unchanged():
+    mask = channel_mask(6, 0)
+    for layer in (AdditiveCoupling(mask, make_conditioner((6,), 1, 8, 1)),
+                  AffineCoupling(mask, make_conditioner((6,), 2, 8, 1), clamp=1.5)):
+        _randomise(layer)
+        x = _batch(6)
+        y, _ = layer(x)
+        assert torch.equal(y * mask, x * mask)
+        assert not torch.allclose(y, x)
+
+
+def test_affine_log_scale_is_bounded_by_clamp():
+    layer = _randomise(AffineCoupling(channel_mask(4, 1), make_conditioner((4,), 2, 8, 1), clamp=0.5), scale=5.0)
+    _, logdet = layer(_batch(4, n=256) * 10)
+    assert logdet.abs().max() <= 0.5 * 2 + 1e-6  # two transformed coordinates, |s| < clamp each
+
+
+def test_log_prob_is_change_of_variables_and_sampling_roundtrips():
+    flow = _randomise(USFlow(3, blocks=2, hidden=8, center=1.0, scale=0.5, seed=0)).double()
+    x = _batch(3).double()
+    z, logdet = flow(x)
+    gauss = torch.distributions.MultivariateNormal(torch.ones(3, dtype=torch.float64),
+                                                   0.25 * torch.eye(3, dtype=torch.float64))
+    torch.testing.assert_close(flow.log_prob(x), gauss.log_prob(z) + logdet)
+    samples = flow.sample(5, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(flow.inverse(flow(samples)[0]), samples)
+
+
+def test_latent_norm_ranks_exactly_like_density_for_usf():
+    flow = _randomise(USFlow(4, blocks=3, hidden=16, seed=0)).double()
+    x = _batch(4, n=200).double() * 3
+    lp, norm = flow.log_prob(x), flow.latent_norm(x)
+    assert torch.equal(torch.argsort(lp, descending=True), torch.argsort(norm))
+
+
+def test_prior_sigma0_rules():
+    assert lu_prior_sigma0(1.0, 4, 9, "exact") == pytest.approx(1 / (9 * 2))
+    assert lu_prior_sigma0(1.0, 4, 9, "paper") == pytest.approx(1 / 36)
+    assert lu_prior_sigma0(2.0, 1, 1, "exact") == lu_prior_sigma0(2.0, 1, 1, "paper") == 2.0
+    with pytest.raises(ValueError):
+        lu_prior_sigma0(1.0, 4, 1, "other")
+
+
+@pytest.mark.parametrize("rule,factor", [("exact", 1.0), ("paper", None)])
+def test_prior_induces_lognormal_determinant(rule, factor):
+    """ln|u_i| ~ N(0, sigma0^2) i.i.d.  =>  ln|det J| of a c x h x w LU map ~ N(0, sigma^2)
+    with the exact rule, and N(0, sigma^2 / c) with the appendix's literal sigma0."""
+    sigma, c, h, w, n = 0.7, 6, 3, 2, 20000
+    s0 = lu_prior_sigma0(sigma, c, h * w, rule)
+    log_u = torch.randn(n, c, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * s0
+    lu = LUAffine(c).double()
+    fmap = torch.zeros(1, c, h, w, dtype=torch.float64)
+    samples = []
+    with torch.no_grad():
+        for row in log_u[:2000]:  # through the real layer
+            lu.log_abs_u.copy_(row)
+            samples.append(lu(fmap)[1][0])
+    samples = torch.stack(samples)
+    torch.testing.assert_close(samples, h * w * log_u[:2000].sum(1))
+    ld = h * w * log_u.sum(1)
+    expected_var = sigma**2 * (factor if factor else 1.0 / c)
+    assert abs(ld.mean().item()) < 4 * math.sqrt(expected_var / n)
+    assert ld.var().item() == pytest.approx(expected_var, rel=0.05)
+
+
+def test_log_det_prior_is_normal_log_density():
+    flow = USFlow((4, 2, 2), blocks=2, hidden=8, prior_sigma=0.5, seed=0)
+    s0 = lu_prior_sigma0(0.5, 4, 4)
+    n_lu = len(flow.lu_layers())
+    assert n_lu == 3
+    expected = n_lu * 4 * torch.distributions.Normal(0.0, s0).log_prob(torch.tensor(0.0))
+    assert flow.log_det_prior().item() == pytest.approx(expected.item(), rel=1e-6)
+    assert USFlow(4, blocks=2, seed=0).log_det_prior().item() == 0.0
+
+
+def test_bad_arguments_say_what_to_do():
+    with pytest.raises(ValueError, match="additive"):
+        build_flow(4, coupling="spline")
+    with pytest.raises(ValueError, match="at least 2 channels"):
+        USFlow(1)
+    with pytest.raises(ValueError, match="feature maps"):
+        USFlow((3, 4))

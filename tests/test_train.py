@@ -1,0 +1,80 @@
+"""Training: early stopping, failed-run accounting, Deep SVDD's recipe, and Eq. 5 on a trained USF."""
+import math
+
+import pytest
+import torch
+
+from usfkit.data import AsymmetricGaussianMixture
+from usfkit.flows import NonUSFlow, USFlow
+from usfkit.oneclass import DeepSVDD, svdd_widths
+from usfkit.train import FlowModule, fit, train_flow, train_svdd
+
+
+@pytest.fixture(scope="module")
+def mixture():
+    gm = AsymmetricGaussianMixture(4)
+    return gm, gm.sample(1024, seed=0)[0], gm.sample(512, seed=1)[0]
+
+
+def test_flow_training_lowers_nll_and_eq5_holds(mixture):
+    """Paper Eq. 5: with base N(c, I/2), -ln p(x) = ||phi(x) - c||^2 - ln psi_det(w) + (d/2) ln pi."""
+    _, x, xv = mixture
+    flow = USFlow(4, blocks=2, hidden=32, center=1.0, scale=math.sqrt(0.5), seed=0)
+    with torch.no_grad():
+        before = -flow.log_prob(xv).mean().item()
+    res = train_flow(flow, x, xv, lr=3e-3, max_epochs=8, batch_size=128, progress="none")
+    assert res.ok and res.epochs >= 1 and len(res.history) == res.epochs
+    flow = flow.double()
+    with torch.no_grad():
+        xv = xv.double()
+        nll = -flow.log_prob(xv)
+        svdd = flow.base.sq_dist(flow.latent(xv))
+        logdet = flow.log_abs_det_constant()
+    assert nll.mean().item() < before - 0.1
+    assert abs(logdet.item()) > 1e-3
+    torch.testing.assert_close(nll, svdd - logdet + 2 * math.log(math.pi), atol=1e-10, rtol=0)
+
+
+def test_early_stopping_stops_before_max_epochs(mixture):
+    _, x, _ = mixture
+    flow = USFlow(4, blocks=1, hidden=8, seed=0)
+    res = train_flow(flow, x, lr=1e-9, max_epochs=50, patience=2, min_delta=1e-3, progress="none")
+    assert res.ok and res.epochs == 3  # no improvement > 1e-3 at this learning rate: stop after patience
+
+
+def test_divergence_is_recorded_not_raised(mixture):
+    _, x, _ = mixture
+    flow = NonUSFlow(4, blocks=2, hidden=8, seed=0)
+    with torch.no_grad():
+        flow.layers[-1].log_abs_u.fill_(float("nan"))
+    res = fit(FlowModule(flow, lr=1e-3, n_train=len(x)), x, max_epochs=3, progress="none")
+    assert not res.ok
+    assert "nan" in res.failure and "learning rate" in res.failure
+    assert "FAILED" in res.summary()
+
+
+def test_deep_svdd_recipe_and_center(mixture):
+    _, x, xv = mixture
+    model = DeepSVDD(4, svdd_widths(4, 3))
+    assert all(m.bias is None for m in model.encoder if isinstance(m, torch.nn.Linear))
+    res = train_svdd(model, x, xv, pretrain_epochs=2, max_epochs=5, progress="none")
+    assert res.ok
+    assert (model.center.abs() >= 0.1 - 1e-7).all()
+    with torch.no_grad():
+        assert model.score(xv).std() > 0  # not collapsed: scores still differ between inputs
+
+
+def test_svdd_widths_follow_appendix_c():
+    assert svdd_widths(3, 2) == [3, 3]
+    assert svdd_widths(3, 3) == [3, 6, 3]
+    assert svdd_widths(2, 6) == [2, 32, 16, 8, 4, 2]
+    with pytest.raises(ValueError):
+        svdd_widths(3, 1)
+
+
+def test_bias_variant_has_bias_and_bounded_variant_is_bounded():
+    m = DeepSVDD(4, [8, 2], bias=True, activation="sigmoid")
+    out = m(torch.randn(100, 4) * 100)
+    assert ((out >= 0) & (out <= 1)).all()
+    with pytest.raises(ValueError, match="activation"):
+        DeepSVDD(4, [2], activation="gelu")

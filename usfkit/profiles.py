@@ -1,0 +1,66 @@
+"""The ``quick`` and ``full`` settings of every chapter, in one place.
+
+``quick`` runs each chapter on a 2-core laptop CPU in a few minutes (the default,
+used by the tests); ``full`` follows the paper's settings and is meant for a GPU.
+A chapter's parameters cell sets ``profile`` and optional overrides; the cell after
+it calls :func:`resolve`.  The environment variable ``USFKIT_PROFILE``, when set,
+replaces the notebook's ``profile`` (nbval cannot pass parameters).
+"""
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+from typing import Any
+
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "01_preliminaries": {
+        "quick": dict(n_train=1000, n_outliers=40, noise=0.08, epochs=60, blocks=4, hidden=64, layers=2,
+                      lr=3e-3, batch_size=128, svdd_epochs=60, seed=0),
+        "full": dict(n_train=5000, n_outliers=100, noise=0.08, epochs=300, blocks=8, hidden=128, layers=3,
+                     lr=1e-3, batch_size=128, svdd_epochs=300, seed=0),
+    },
+    "02_loss_derivation": {
+        "quick": dict(dim=8, n_train=2000, epochs=40, blocks=4, hidden=64, layers=2, lr=2e-3,
+                      batch_size=128, center=1.0, seed=0),
+        "full": dict(dim=32, n_train=20000, epochs=200, blocks=8, hidden=128, layers=3, lr=1e-3,
+                     batch_size=256, center=1.0, seed=0),
+    },
+    "03_collapse": {
+        "quick": dict(dim=8, n_train=2000, svdd_epochs=40, pretrain_epochs=10, mc_samples=200_000,
+                      prop1_dims=[3, 5, 10, 50], alphas=[0.5, 1.0, 2.0, 4.0, 8.0],
+                      explode_dim=32, explode_epochs=30, explode_lr=1e-2, explode_runs=3,
+                      sigmas=[0.1, 1.0, 10.0, None], sweep_epochs=30, lr=1e-3, batch_size=128, seed=0),
+        "full": dict(dim=32, n_train=20000, svdd_epochs=200, pretrain_epochs=50, mc_samples=2_000_000,
+                     prop1_dims=[3, 5, 10, 50, 128], alphas=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
+                     explode_dim=128, explode_epochs=200, explode_lr=1e-2, explode_runs=10,
+                     sigmas=[0.01, 0.1, 1.0, 10.0, None], sweep_epochs=200, lr=1e-3, batch_size=256, seed=0),
+    },
+    "04_alignment": {
+        "quick": dict(dims=[2, 8, 32, 128], n_train=3000, n_val=1000, n_test=2000, epochs=25, patience=5,
+                      search_runs=1, blocks=[4], layers=[2], hidden=64, lrs=[2e-3], batch_sizes=[128],
+                      svdd_depths=[2], svdd_pretrain_epochs=5, seed=0),
+        "full": dict(dims=[2, 8, 32, 128], n_train=20000, n_val=5000, n_test=10000, epochs=300, patience=10,
+                     search_runs=10, blocks=[2, 4, 6, 8, 10], layers=[2, 3], hidden=128, lrs=[1e-4, 3e-4, 1e-3],
+                     batch_sizes=[128, 256], svdd_depths=[2, 3, 4, 5, 6], svdd_pretrain_epochs=20, seed=0),
+    },
+}
+
+
+def resolve(chapter: str, profile: str = "quick", **overrides: Any) -> SimpleNamespace:
+    """Settings of ``chapter`` in ``profile``; overrides that are not ``None`` replace them.
+
+    >>> cfg = resolve("04_alignment", "quick", epochs=3)
+    >>> cfg.profile, cfg.epochs
+    ('quick', 3)
+    """
+    if chapter not in PROFILES:
+        raise KeyError(f"unknown chapter {chapter!r}; known chapters: {', '.join(PROFILES)}")
+    profile = os.environ.get("USFKIT_PROFILE") or profile
+    if profile not in PROFILES[chapter]:
+        raise ValueError(f"unknown profile {profile!r} for {chapter}: use one of {', '.join(PROFILES[chapter])}")
+    settings = dict(PROFILES[chapter][profile])
+    unknown = set(overrides) - set(settings)
+    if unknown:
+        raise TypeError(f"{chapter} has no setting(s) {sorted(unknown)}; settings are {sorted(settings)}")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    return SimpleNamespace(profile=profile, chapter=chapter, **settings)

@@ -1,0 +1,119 @@
+"""Saving and loading results with provenance.
+
+Layout: ``<results root>/<profile>/<chapter>/<name>.json``.  The root is
+``$USFKIT_RESULTS`` or ``results/`` in the project (the folder holding
+``_toc.yml``), found from the working directory upwards.  ``results/full`` is
+committed; ``results/quick`` is not.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+COMPLETE = "complete.json"
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The folder holding ``_toc.yml`` (the book's root), searched upwards; else the cwd."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "_toc.yml").exists() and (folder / "usfkit").is_dir():
+            return folder
+    return here
+
+
+def results_root() -> Path:
+    env = os.environ.get("USFKIT_RESULTS")
+    return Path(env) if env else project_root() / "results"
+
+
+def chapter_dir(chapter: str, profile: str) -> Path:
+    return results_root() / profile / chapter
+
+
+def git_commit() -> str:
+    """The commit the code ran at (``+dirty`` when the tree had changes), or ``unknown``."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def device_description() -> str:
+    if torch.cuda.is_available():
+        return f"cuda: {torch.cuda.get_device_name(0)}"
+    return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def provenance(profile: str, seeds: list[int] | int | None = None, started: float | None = None) -> dict[str, Any]:
+    """Where a result came from: profile, seeds, device, wall time, versions, git commit."""
+    seeds = [seeds] if isinstance(seeds, int) else seeds
+    return {
+        "profile": profile,
+        "seeds": list(seeds) if seeds is not None else None,
+        "device": device_description(),
+        "wall_time_s": round(time.time() - started, 2) if started is not None else None,
+        "git_commit": git_commit(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().tolist()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return str(obj)
+    return obj
+
+
+def save(chapter: str, name: str, data: dict[str, Any], profile: str, seeds=None, started=None) -> Path:
+    """Write ``data`` plus provenance to ``<root>/<profile>/<chapter>/<name>.json`` (atomically)."""
+    path = chapter_dir(chapter, profile) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"data": _jsonable(data), "provenance": provenance(profile, seeds, started)}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
+    return path
+
+
+def load(chapter: str, name: str, profile: str) -> dict[str, Any] | None:
+    """The saved ``{"data", "provenance"}`` record, or ``None`` when there is none."""
+    path = chapter_dir(chapter, profile) / f"{name}.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def mark_complete(chapter: str, profile: str, seeds=None, started=None) -> Path:
+    """Record that a chapter ran to its end in this profile (``usf-reproduce`` skips it next time)."""
+    return save(chapter, COMPLETE[:-5], {"chapter": chapter}, profile, seeds, started)
+
+
+def is_complete(chapter: str, profile: str) -> bool:
+    return (chapter_dir(chapter, profile) / COMPLETE).exists()
