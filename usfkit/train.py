@@ -24,7 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .flows import Flow
 from .oneclass import DeepSVDD
@@ -166,18 +166,18 @@ class EpochBar(Callback):
         return tqdm.format_meter(n, self.total, time.time() - self.start, ncols=60, prefix=self.desc) + "  " + loss
 
     def on_train_start(self, trainer, pl_module):
-        from IPython.display import display
-        self.start = time.time()
-        self.handle = display(self._text(0, {}), display_id=True)
+        from IPython.display import Pretty, display
+        self.start, self.pretty = time.time(), Pretty
+        self.handle = display(Pretty(self._text(0, {})), display_id=True)
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self.handle.update(self._text(trainer.current_epoch + 1, trainer.callback_metrics))
+        self.handle.update(self.pretty(self._text(trainer.current_epoch + 1, trainer.callback_metrics)))
 
     def on_train_end(self, trainer, pl_module):
-        metrics = trainer.callback_metrics
-        self.handle.update(self._text(trainer.current_epoch, metrics).replace(f"/{self.total}",
-                                                                               f"/{self.total} (stopped)"
-                                                                               if trainer.current_epoch < self.total else f"/{self.total}"))
+        text = self._text(trainer.current_epoch, trainer.callback_metrics)
+        if trainer.current_epoch < self.total:
+            text += "  (stopped early)"
+        self.handle.update(self.pretty(text))
 
 
 # --------------------------------------------------------------------------

@@ -1,0 +1,48 @@
+"""The alignment experiment (chapter 4): exactness of the USF ranking, search, resume."""
+from types import SimpleNamespace
+
+import pytest
+
+from usfkit import alignment
+
+
+@pytest.fixture
+def cfg(monkeypatch, tmp_path):
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    return SimpleNamespace(profile="quick", dims=[2, 4], n_train=256, n_val=128, n_test=256, epochs=2, patience=2,
+                           search_runs=2, blocks=[2, 3], layers=[1, 2], hidden=16, lrs=[3e-3, 1e-3],
+                           batch_sizes=[64], svdd_depths=[2, 3], svdd_pretrain_epochs=1, seed=0)
+
+
+def test_run_search_selects_by_validation_and_usf_ranks_exactly(cfg, tmp_path):
+    out = alignment.run(cfg, verbose=False)
+    assert len(out["trials"]) == len(cfg.dims) * len(alignment.METHODS) * cfg.search_runs
+    for (dim, method), ev in out["best"].items():
+        assert ev["ok"] and -1 <= ev["rho"] <= 1
+        same = [t for t in out["trials"] if t["dim"] == dim and t["method"] == method]
+        assert ev["val_loss"] == min(t["val_loss"] for t in same)
+        if method == "USFlow":
+            assert ev["rho_est_norm"] == pytest.approx(1.0, abs=1e-9)
+    assert alignment.summary_table(out).shape[0] == len(cfg.dims) * 3
+    trials = list((tmp_path / "quick" / "04_alignment" / "trials").glob("*.json"))
+    assert len(trials) == len(out["trials"])
+
+
+def test_rerun_resumes_from_saved_trials_and_settings_change_the_key(cfg, tmp_path, monkeypatch):
+    first = alignment.run(cfg, verbose=False)
+    calls = []
+    monkeypatch.setattr(alignment, "train_model", lambda *a, **k: calls.append(a))
+    again = alignment.run(cfg, verbose=False)
+    assert calls == []  # everything came from disk
+    for key, ev in first["best"].items():
+        assert again["best"][key]["rho"] == pytest.approx(ev["rho"])
+    cfg.epochs = 3
+    with pytest.raises(AttributeError):  # the stub returns None: a new training was attempted
+        alignment.run(cfg, verbose=False)
+    assert calls
+
+
+def test_search_space_is_deterministic_and_first_run_uses_first_values(cfg):
+    assert alignment.search_space("USFlow", cfg, 0) == {"blocks": 2, "layers": 1, "lr": 3e-3, "batch_size": 64}
+    assert alignment.search_space("Deep SVDD", cfg, 0)["depth"] == 2
+    assert alignment.search_space("NonUSFlow", cfg, 5) == alignment.search_space("NonUSFlow", cfg, 5)

@@ -1,0 +1,135 @@
+"""Figures of chapter 4 (paper Figures 2, 5, 6, 7, 8)."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.patches import Circle
+
+from .style import density_cmap
+
+_SUB = 3000  # points per scatter panel
+
+
+def _sub(n: int, k: int = _SUB) -> np.ndarray:
+    return np.random.default_rng(0).permutation(n)[: min(n, k)]
+
+
+def _sigma_rings(ax, center, scale=1.0, label=True):
+    for k in (1, 2, 3):
+        ax.add_patch(Circle(center, k * scale, fill=False, ls="--", lw=0.9, color="k", alpha=0.6))
+        if label:
+            ax.annotate(f"{k}σ", (center[0] + k * scale * 0.71, center[1] + k * scale * 0.71), fontsize=7, alpha=0.7)
+
+
+def latent_panels(out: dict, dim: int = 2):
+    """Figure 2: the 2-D data and the latent spaces of Deep SVDD, NonUSFlow and USFlow,
+    coloured by the true log-density of each input."""
+    data = out["data"][dim]
+    lp = data.test_log_prob
+    idx = _sub(len(lp))
+    vmin, vmax = np.percentile(lp, [1, 100])
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6), layout="constrained")
+    x = data.test.numpy()
+    sc = axes[0].scatter(x[idx, 0], x[idx, 1], c=lp[idx], s=4, cmap=density_cmap, vmin=vmin, vmax=vmax)
+    axes[0].set_title("(a) data\n(colour: true ln p(x))")
+    for ax, method in zip(axes[1:], ("Deep SVDD", "NonUSFlow", "USFlow")):
+        ev = out["best"][(dim, method)]
+        if not ev.get("ok"):
+            ax.set_title(f"{method}: every run failed")
+            continue
+        z = ev["latent"]
+        ax.scatter(z[idx, 0], z[idx, 1], c=lp[idx], s=4, cmap=density_cmap, vmin=vmin, vmax=vmax)
+        if method == "Deep SVDD":
+            c = ev["model"].center.numpy()
+            radius = np.percentile(ev["norm"], 99)
+            ax.add_patch(Circle(c, radius, fill=False, ls="--", color="k"))
+            ax.plot(*c, "k+", ms=10)
+            ax.set_title(f"(b) Deep SVDD latent, ρ = {ev['rho']:.3f}\n(dashed: 99th-percentile radius)")
+        else:
+            _sigma_rings(ax, (0.0, 0.0))
+            ax.set_title(f"({'c' if method == 'NonUSFlow' else 'd'}) {method} latent, ρ = {ev['rho']:.3f}\n(dashed: base 1–3σ)")
+        ax.set_aspect("equal", "datalim")
+    axes[0].set_aspect("equal", "datalim")
+    fig.colorbar(sc, ax=axes, shrink=0.8, label="true ln p(x)")
+    return fig
+
+
+def norm_vs_loglik(out: dict, methods=("Deep SVDD", "NonUSFlow", "USFlow")):
+    """Figure 5: true log-likelihood against latent norm, one row per method, one column per d."""
+    dims = sorted({d for d, _ in out["best"]})
+    fig, axes = plt.subplots(len(methods), len(dims), figsize=(3.6 * len(dims), 3.1 * len(methods)), squeeze=False)
+    for i, method in enumerate(methods):
+        for j, dim in enumerate(dims):
+            ax, ev = axes[i, j], out["best"][(dim, method)]
+            lp = out["data"][dim].test_log_prob
+            if not ev.get("ok"):
+                ax.set_title(f"{method}, d={dim}: failed")
+                continue
+            idx = _sub(len(lp))
+            ax.scatter(ev["norm"][idx], lp[idx], s=3, alpha=0.5, color=f"C{i}")
+            ax.set_title(f"{method}, d={dim}\nρ={ev['rho']:.3f}  τ={ev['tau']:.3f}", fontsize=9)
+            if i == len(methods) - 1:
+                ax.set_xlabel("latent norm ||z − c||")
+            if j == 0:
+                ax.set_ylabel("true ln p(x)")
+    fig.tight_layout()
+    return fig
+
+
+def estimated_vs_true(out: dict, methods=("NonUSFlow", "USFlow")):
+    """Figure 6: estimated against true log-likelihood for the flows (the line is y = x)."""
+    dims = sorted({d for d, _ in out["best"]})
+    fig, axes = plt.subplots(len(methods), len(dims), figsize=(3.6 * len(dims), 3.1 * len(methods)), squeeze=False)
+    for i, method in enumerate(methods):
+        for j, dim in enumerate(dims):
+            ax, ev = axes[i, j], out["best"][(dim, method)]
+            lp = out["data"][dim].test_log_prob
+            if not ev.get("ok"):
+                ax.set_title(f"{method}, d={dim}: failed")
+                continue
+            idx = _sub(len(lp))
+            est = ev["est_log_prob"]
+            ax.scatter(lp[idx], est[idx], s=3, alpha=0.5, color=f"C{i + 1}")
+            lo, hi = np.percentile(np.concatenate([lp, est]), [0.5, 100])
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_title(f"{method}, d={dim}\nρ(ln p, ln p̂) = {ev['rho_est']:.3f}", fontsize=9)
+            if i == len(methods) - 1:
+                ax.set_xlabel("true ln p(x)")
+            if j == 0:
+                ax.set_ylabel("estimated ln p̂(x)")
+    fig.tight_layout()
+    return fig
+
+
+@torch.no_grad()
+def volume_map(out: dict, method: str, dim: int = 2):
+    """Figures 7/8: |det J| of the flow at every test sample, in input space (with the true
+    density's contours) and in latent space (with the base's 1-3σ contours)."""
+    data, ev = out["data"][dim], out["best"][(dim, method)]
+    flow = ev["model"]
+    x = data.test
+    _, logdet = flow(x)
+    logdet = logdet.numpy()
+    idx = _sub(len(x))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    g = np.linspace(-7, 6, 200)
+    gx, gy = np.meshgrid(g, g)
+    grid_lp = data.mixture.log_prob(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(gx.shape)
+    axes[0].contour(gx, gy, grid_lp, levels=np.linspace(grid_lp.max() - 8, grid_lp.max(), 8), colors="k",
+                    linewidths=0.6, alpha=0.7)
+    spread = np.ptp(logdet)
+    vmin, vmax = (logdet.min(), logdet.max()) if spread > 1e-6 else (logdet[0] - 1, logdet[0] + 1)
+    xs = x.numpy()
+    sc = axes[0].scatter(xs[idx, 0], xs[idx, 1], c=logdet[idx], s=4, cmap="coolwarm", vmin=vmin, vmax=vmax)
+    axes[0].set_title(f"{method}: input space, true density contours")
+    z = ev["latent"]
+    axes[1].scatter(z[idx, 0], z[idx, 1], c=logdet[idx], s=4, cmap="coolwarm", vmin=vmin, vmax=vmax)
+    _sigma_rings(axes[1], (0.0, 0.0))
+    axes[1].set_title(f"{method}: latent space, base 1–3σ\nln|det J| from {logdet.min():.3f} to {logdet.max():.3f}")
+    for ax in axes:
+        ax.set_aspect("equal", "datalim")
+    fig.colorbar(sc, ax=axes, shrink=0.85, label="ln |det J_φ(x)|")
+    return fig
