@@ -1,0 +1,29 @@
+"""The whole book builds: every chapter runs (quick profile) and jupyter-book passes with -W -n."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from usfkit.reproduce import _toc_files
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.book
+def test_book_builds(tmp_path):
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    chapters = [f for f in _toc_files(toc) if f.startswith("chapters/")]
+    missing = [f for f in chapters if not (ROOT / f"{f}.ipynb").exists() and not (ROOT / f"{f}.md").exists()]
+    assert not missing, f"_toc.yml lists chapters that do not exist: {missing}"
+
+    out = tmp_path / "executed"
+    cmd = [sys.executable, "-m", "usfkit.reproduce", "--book", "--profile", "quick", "--out", str(out)]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, f"usf-reproduce --book failed:\n{run.stdout[-5000:]}\n{run.stderr[-5000:]}"
+
+    html = out / "_build" / "html"
+    assert (html / "index.html").exists() and (html / "intro.html").exists()
+    for chapter in chapters:
+        assert (html / f"{chapter}.html").exists(), f"no page for {chapter}"

@@ -1,0 +1,222 @@
+"""``usf-reproduce``: run the chapters with papermill, then (``--book``) build the book.
+
+Examples::
+
+    usf-reproduce                        # every chapter, quick profile, into _build/executed
+    usf-reproduce 4 --profile full       # chapter 04_alignment with the paper's settings
+    usf-reproduce --book                 # run what is not complete yet, then build the HTML book
+
+A chapter whose results are complete (it called ``usfkit.results.mark_complete`` at
+its end) and whose executed copy is in ``--out`` is skipped unless ``--force``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import papermill
+import yaml
+from papermill.exceptions import PapermillExecutionError, strip_color
+from tqdm.auto import tqdm
+
+from usfkit import results
+
+BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "references.bib")
+CHAPTER_EXTRAS = ("*.md", "*.png", "*.svg", "*.jpg")  # non-notebook files in chapters/ the book needs
+
+
+@dataclass
+class Outcome:
+    chapter: str
+    status: str  # "done", "skipped" or "failed"
+    seconds: float = 0.0
+    error: str = ""
+
+
+def find_root() -> Path:
+    """The project folder (holding ``_toc.yml`` and ``chapters/``): from the cwd, else from usfkit's location."""
+    root = results.project_root()
+    if not (root / "chapters").is_dir():
+        root = results.project_root(Path(__file__).resolve().parent)
+    return root
+
+
+def find_chapters(names: list[str] | None = None, chapters_dir: Path | None = None) -> list[Path]:
+    """The chapter notebooks to run, in order: all ``NN_*.ipynb`` when ``names`` is empty.
+
+    A name is a chapter's stem (``04_alignment``), a file name, or its number (``4``, ``04``).
+    """
+    chapters_dir = Path(chapters_dir) if chapters_dir else find_root() / "chapters"
+    available = sorted(p for p in chapters_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        stem = Path(name).name.removesuffix(".ipynb")
+        matches = [p for p in available if p.stem == stem or (stem.isdigit() and int(p.stem[:2]) == int(stem))]
+        if not matches:
+            known = ", ".join(p.stem for p in available) or f"none (no NN_*.ipynb in {chapters_dir})"
+            raise ValueError(f"unknown chapter {name!r}; available chapters: {known}")
+        chosen += [p for p in matches if p not in chosen]
+    return sorted(chosen)
+
+
+def executed_ok(path: Path, src: Path | None = None) -> bool:
+    """Whether ``path`` is a notebook papermill ran to its end without an exception (after ``src`` changed)."""
+    if not path.exists() or (src is not None and src.stat().st_mtime > path.stat().st_mtime):
+        return False
+    meta = nbformat.read(path, as_version=4).metadata.get("papermill", {})
+    return not meta.get("exception")
+
+
+@contextlib.contextmanager
+def _profile_env(profile: str):
+    """Make ``USFKIT_PROFILE`` agree with the profile papermill passes (the kernel inherits it)."""
+    old = os.environ.get("USFKIT_PROFILE")
+    os.environ["USFKIT_PROFILE"] = profile
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["USFKIT_PROFILE"]
+        else:
+            os.environ["USFKIT_PROFILE"] = old
+
+
+def run_chapter(src: Path, out: Path, profile: str = "quick", force: bool = False,
+                kernel: str = "python3", progress_bar: bool | dict = True) -> Outcome:
+    """Execute one chapter notebook into ``out/chapters/<name>.ipynb`` (cwd: the notebook's folder)."""
+    src, chapter = Path(src), Path(src).stem
+    target = Path(out) / "chapters" / src.name
+    if not force and results.is_complete(chapter, profile) and executed_ok(target, src):
+        return Outcome(chapter, "skipped")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    try:
+        with _profile_env(profile):
+            papermill.execute_notebook(str(src), str(target), parameters={"profile": profile},
+                                       cwd=str(src.parent), kernel_name=kernel, progress_bar=progress_bar)
+    except PapermillExecutionError as err:
+        where = f"cell {err.cell_index} (In [{err.exec_count}])"
+        tb = strip_color("\n".join(err.traceback[-3:]))
+        return Outcome(chapter, "failed", time.time() - started, f"{where}: {err.ename}: {err.evalue}\n{tb}")
+    except Exception as err:  # kernel died, missing kernel, unreadable notebook, ...
+        return Outcome(chapter, "failed", time.time() - started, f"{type(err).__name__}: {err}")
+    return Outcome(chapter, "done", time.time() - started)
+
+
+def error_cells(path: Path) -> list[int]:
+    """Indices of the cells of an executed notebook that hold an error output (not tagged ``raises-exception``).
+
+    With ``execute_notebooks: "off"`` Jupyter Book renders such a cell without a warning, so
+    :func:`build_book` refuses to build from a notebook that has one.
+    """
+    nb = nbformat.read(path, as_version=4)
+    return [i for i, cell in enumerate(nb.cells)
+            if cell.cell_type == "code" and "raises-exception" not in cell.metadata.get("tags", [])
+            and any(o.get("output_type") == "error" for o in cell.get("outputs", []))]
+
+
+def _toc_files(entry) -> list[str]:
+    """Every ``file:`` named in a ``_toc.yml`` structure."""
+    if isinstance(entry, dict):
+        own = [entry["file"]] if "file" in entry else []
+        return own + [f for key, value in entry.items() if key != "file" for f in _toc_files(value)]
+    if isinstance(entry, list):
+        return [f for item in entry for f in _toc_files(item)]
+    return []
+
+
+def build_book(out: Path, root: Path | None = None) -> int:
+    """Copy the book's sources next to the executed ``out/chapters`` and run ``jupyter-book build``.
+
+    Returns the exit status of jupyter-book (non-zero also when a page of the toc is missing).
+    """
+    root, out = Path(root) if root else find_root(), Path(out)
+    (out / "chapters").mkdir(parents=True, exist_ok=True)
+    for name in BOOK_FILES:
+        shutil.copy2(root / name, out / name)
+    for pattern in CHAPTER_EXTRAS:
+        for path in (root / "chapters").glob(pattern):
+            shutil.copy2(path, out / "chapters" / path.name)
+    toc = yaml.safe_load((out / "_toc.yml").read_text())
+    pages = [toc["root"], *_toc_files(toc)]
+    missing = [f for f in pages if not any((out / (f + s)).exists() for s in ("", ".md", ".ipynb"))]
+    if missing:
+        print(f"cannot build the book: {', '.join(missing)} missing in {out} "
+              "(run usf-reproduce without chapter names first)", file=sys.stderr)
+        return 1
+    broken = {p.name: error_cells(p) for p in sorted((out / "chapters").glob("*.ipynb"))}
+    broken = {name: cells for name, cells in broken.items() if cells}
+    if broken:
+        for name, cells in broken.items():
+            print(f"cannot build the book: {out / 'chapters' / name} has errors in cell(s) {cells}", file=sys.stderr)
+        return 1
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb)] if jb.exists() else [shutil.which("jupyter-book") or "jupyter-book"]
+    cmd += ["build", str(out), "-W", "-n", "--keep-going"]
+    print("$", " ".join(cmd), flush=True)
+    return subprocess.run(cmd).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="usf-reproduce", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("chapters", nargs="*", help="chapter names or numbers (default: every chapter)")
+    parser.add_argument("--profile", choices=["quick", "full"], default="quick", help="settings (default: quick)")
+    parser.add_argument("--out", type=Path, default=Path("_build/executed"), help="where executed notebooks go")
+    parser.add_argument("--force", action="store_true", help="re-run chapters whose results are complete")
+    parser.add_argument("--book", action="store_true", help="then build the book from the executed copies")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
+    args = parser.parse_args(argv)
+
+    root = find_root()
+    out = args.out if args.out.is_absolute() else Path.cwd() / args.out
+    os.chdir(root)  # results live under the project's results/ folder, as in the notebooks
+    try:
+        chapters = find_chapters(args.chapters, root / "chapters")
+    except ValueError as err:
+        parser.error(str(err))
+    if not chapters:
+        parser.error(f"no chapter notebooks (NN_*.ipynb) in {root / 'chapters'}")
+
+    outcomes, started = [], time.time()
+    bar = tqdm(chapters, desc=f"chapters ({args.profile})", unit="chapter", position=0)
+    for src in bar:
+        bar.set_postfix_str(src.stem)
+        outcome = run_chapter(src, out, args.profile, args.force, args.kernel,
+                              progress_bar={"desc": src.stem, "position": 1, "leave": False})
+        outcomes.append(outcome)
+        if outcome.status == "skipped":
+            tqdm.write(f"{src.stem}: skipped, results are complete (--force re-runs it)")
+        elif outcome.status == "done":
+            tqdm.write(f"{src.stem}: done in {outcome.seconds:.0f} s")
+        else:
+            tqdm.write(f"{src.stem}: FAILED after {outcome.seconds:.0f} s, {outcome.error}\n"
+                       f"  (the executed copy with the error: {out / 'chapters' / src.name})")
+    bar.close()
+
+    failed = [o for o in outcomes if o.status == "failed"]
+    print(f"executed notebooks: {out / 'chapters'} ({time.time() - started:.0f} s in all)")
+    if failed:
+        print(f"{len(failed)} chapter(s) failed: {', '.join(o.chapter for o in failed)}"
+              + ("; not building the book" if args.book else ""), file=sys.stderr)
+        return 1
+    if args.book:
+        if build_book(out, root) != 0:
+            print("jupyter-book build failed", file=sys.stderr)
+            return 1
+        print(f"book: {out / '_build' / 'html' / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
