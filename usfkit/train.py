@@ -143,9 +143,6 @@ class History(Callback):
     def __init__(self, monitor: str):
         self.monitor, self.rows, self.best, self.best_state = monitor, [], math.inf, None
 
-    def on_validation_epoch_end(self, trainer, pl_module):
-        pass
-
     def on_train_epoch_end(self, trainer, pl_module):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         self.rows.append({"epoch": trainer.current_epoch + 1, **metrics})
@@ -205,14 +202,17 @@ def loader(x: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoad
 def fit(module: _Base, x_train: Tensor, x_val: Tensor | None = None, *, max_epochs: int = 100,
         batch_size: int = 128, patience: int = 5, min_delta: float = 1e-4, monitor: str | None = None,
         seed: int = 0, progress: str = "auto", desc: str = "training", accelerator: str = "auto",
-        devices="auto", restore_best: bool = True, **trainer_kwargs) -> FitResult:
+        devices="auto", restore_best: bool = True, callbacks: list | None = None,
+        **trainer_kwargs) -> FitResult:
     """Train ``module`` on ``x_train`` with early stopping; never raises on divergence.
 
     ``monitor`` defaults to ``val_loss`` when ``x_val`` is given, else ``train_loss``.
     ``progress``: ``"auto"`` (notebook bar or Lightning's terminal bar), ``"bar"``
-    (Lightning's), ``"notebook"``, or ``"none"``.  Extra keyword arguments go to
-    :class:`lightning.Trainer` (e.g. ``strategy``).
+    (Lightning's), ``"notebook"``, or ``"none"``.  ``callbacks``: extra Lightning
+    callbacks (e.g. a per-epoch probe), appended to the ones ``fit`` builds.  Extra
+    keyword arguments go to :class:`lightning.Trainer` (e.g. ``strategy``).
     """
+    extra_callbacks = list(callbacks or [])
     L.seed_everything(seed, verbose=False)
     monitor = monitor or ("val_loss" if x_val is not None else "train_loss")
     if progress == "auto":
@@ -225,6 +225,7 @@ def fit(module: _Base, x_train: Tensor, x_val: Tensor | None = None, *, max_epoc
         callbacks.append(EpochBar(max_epochs, desc))
     elif progress == "bar":
         callbacks.append(TQDMProgressBar(refresh_rate=10))
+    callbacks += extra_callbacks
     trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, logger=False,
                         enable_checkpointing=False, enable_model_summary=False,
                         enable_progress_bar=progress == "bar", num_sanity_val_steps=0,
@@ -236,8 +237,9 @@ def fit(module: _Base, x_train: Tensor, x_val: Tensor | None = None, *, max_epoc
         trainer.fit(module, loader(x_train, batch_size, True, seed), val)
     except Diverged as err:
         failure = str(err)
-    if failure is None and not math.isfinite(history.best):
-        failure = f"{monitor} was never finite"
+    bad = [row["epoch"] for row in history.rows if not math.isfinite(row.get(monitor, math.inf))]
+    if failure is None and bad:
+        failure = f"{monitor} became non-finite at epoch {bad[0]}.{module.diagnosis()}"
     if restore_best and history.best_state is not None:
         module.load_state_dict(history.best_state)
     module.to("cpu").eval()

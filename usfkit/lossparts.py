@@ -1,0 +1,133 @@
+"""The two terms of a flow's negative log-likelihood (paper Eq. 5, §4.1).
+
+With the base ``N(c, s^2 I)`` the change of variables (Eq. 3) splits the NLL of a
+flow ``phi`` into
+
+    -ln p(x) = ||phi(x) - c||^2 / (2 s^2)  -  ln|det J_phi(x)|  +  (d/2) ln(2 pi s^2)
+               \\_____ svdd_term ______/     \\__ logdet __/      \\___ constant ___/
+
+For ``s^2 = 1/2`` the first term is exactly Deep SVDD's squared distance and the
+constant is ``(d/2) ln(pi)``.  For a uniformly scaling flow (USF) the log-determinant
+is the same number ``ln psi_det(w)`` for every input, so the whole input dependence of
+the NLL sits in the distance term: that is Eq. 5.  For a non-USF it does not.
+
+* :func:`decompose` returns the terms per sample, with the weight-only term taken
+  from :meth:`Flow.log_abs_det_constant` (USF) and a residual that says how far the
+  NLL is from ``svdd_term + logdet_term + constant``;
+* :func:`jacobian_log_abs_det` computes ``ln|det J(x)|`` by brute force (the full
+  autograd Jacobian), independently of the layers' own log-det bookkeeping;
+* :func:`train_flow_decomposed` trains a flow exactly like :func:`usfkit.train.train_flow`
+  and records both terms of Eq. 5 per epoch in the history.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .flows import Flow
+from .train import FitResult, FlowModule, fit
+
+
+def jacobian_log_abs_det(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``ln|det J_f(x_i)|`` for every row of ``x`` (shape ``(n, d)``), from the full
+    ``d x d`` Jacobian computed by autograd (``torch.func``) and ``slogdet``.
+
+    ``f`` maps a batch ``(m, d)`` to a batch ``(m, d)``; it is called on single rows.
+    Cost grows like ``d^3`` per sample: meant for checks on small ``d``, not for training.
+    """
+    def single(v: Tensor) -> Tensor:
+        return f(v.unsqueeze(0)).squeeze(0)
+
+    jac = torch.func.vmap(torch.func.jacrev(single))(x)  # (n, d, d)
+    return torch.linalg.slogdet(jac).logabsdet
+
+
+def gaussian_constant(flow: Flow) -> float:
+    """``(d/2) ln(2 pi s^2)``: the part of ``-ln N(z; c, s^2 I)`` that depends on nothing.
+    For ``s^2 = 1/2`` it is ``(d/2) ln(pi)``."""
+    return 0.5 * flow.base.dim * math.log(2 * math.pi * flow.base.scale**2)
+
+
+@torch.no_grad()
+def decompose(flow: Flow, x: Tensor, jacobian: str = "layers", batch_size: int = 4096) -> dict[str, Tensor]:
+    """Split the flow's NLL on ``x`` into the terms of Eq. 5, per sample.
+
+    Returns a dict of tensors of shape ``(n,)`` (``constant`` and ``logdet_term`` are
+    0-d tensors, the same for every sample):
+
+    * ``nll``: ``-ln N(phi(x); c, s^2 I) - ln|det J_phi(x)|`` (Eq. 3);
+    * ``sq_dist``: ``||phi(x) - c||^2``;
+    * ``svdd_term``: ``||phi(x) - c||^2 / (2 s^2)`` (equal to ``sq_dist`` when ``s^2 = 1/2``);
+    * ``log_abs_det``: ``ln|det J_phi(x)|`` per sample;
+    * ``logdet_term``: the weight-only term, ``-ln psi_det(w) = -flow.log_abs_det_constant()``
+      for a USF.  A non-USF has no such term; there it is ``-mean(ln|det J_phi(x)|)`` over
+      ``x``, the constant closest to the per-sample values in mean square, so the residual
+      is the *least* a constant can leave;
+    * ``constant``: ``(d/2) ln(2 pi s^2)``;
+    * ``residual``: ``nll - (svdd_term + logdet_term + constant)``: zero (up to rounding)
+      exactly when Eq. 5 holds sample by sample.
+
+    ``jacobian="layers"`` takes ``ln|det J|`` from the layers' own formulas (what training
+    uses); ``"autograd"`` from :func:`jacobian_log_abs_det` (vector inputs only), so the NLL
+    is Eq. 3 evaluated literally, independent of those formulas.
+    """
+    if jacobian not in ("layers", "autograd"):
+        raise ValueError(f"jacobian must be 'layers' or 'autograd', got {jacobian!r}")
+    flow.eval()
+    z_parts, ld_parts = [], []
+    for chunk in x.split(batch_size):
+        z, logdet = flow(chunk)
+        if jacobian == "autograd":
+            with torch.enable_grad():
+                logdet = jacobian_log_abs_det(lambda v: flow(v)[0], chunk)
+        z_parts.append(z)
+        ld_parts.append(logdet)
+    z, log_abs_det = torch.cat(z_parts), torch.cat(ld_parts)
+
+    nll = -(flow.base.log_prob(z) + log_abs_det)
+    sq_dist = flow.base.sq_dist(z)
+    svdd_term = sq_dist / (2 * flow.base.scale**2)
+    constant = torch.tensor(gaussian_constant(flow), dtype=z.dtype)
+    if flow.constant_det:
+        logdet_term = -flow.log_abs_det_constant()
+    else:
+        logdet_term = -log_abs_det.mean()
+    residual = nll - (svdd_term + logdet_term + constant)
+    return {"nll": nll, "sq_dist": sq_dist, "svdd_term": svdd_term, "log_abs_det": log_abs_det,
+            "logdet_term": logdet_term, "constant": constant, "residual": residual}
+
+
+def max_relative_residual(parts: dict[str, Tensor]) -> float:
+    """``max_i |residual_i| / max(|nll_i|, 1)``: the size of the Eq. 5 mismatch relative to
+    the NLL itself (absolute when the NLL is smaller than 1 nat)."""
+    return (parts["residual"].abs() / parts["nll"].abs().clamp_min(1.0)).max().item()
+
+
+class DecomposedFlowModule(FlowModule):
+    """:class:`usfkit.train.FlowModule` that also logs, per epoch, the mean of the two
+    terms of Eq. 5: ``svdd_term`` (``||phi(x) - c||^2 / (2 s^2)``) and ``logdet_term``
+    (``-ln|det J|``, averaged over the batch; for a USF the same for every sample).
+    The loss and the optimisation are unchanged, so
+    ``train_loss = svdd_term + logdet_term + constant`` (minus the prior term, if any)."""
+
+    def loss(self, x: Tensor) -> Tensor:
+        z, logdet = self.flow(x)
+        self._last_logdet = logdet.detach()
+        svdd_term = self.flow.base.sq_dist(z) / (2 * self.flow.base.scale**2)
+        nll = -(self.flow.base.log_prob(z) + logdet).mean()
+        if self.training:
+            n = len(x)
+            self.log("svdd_term", svdd_term.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
+            self.log("logdet_term", -logdet.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
+        return nll - self.flow.log_det_prior() / self.n_train
+
+
+def train_flow_decomposed(flow: Flow, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,
+                          weight_decay: float = 0.0, **kwargs) -> FitResult:
+    """:func:`usfkit.train.train_flow` with the Eq. 5 terms in ``FitResult.history``:
+    every row has ``train_loss``, ``svdd_term`` and ``logdet_term`` (epoch means)."""
+    module = DecomposedFlowModule(flow, lr, weight_decay, n_train=len(x_train))
+    return fit(module, x_train, x_val, **kwargs)

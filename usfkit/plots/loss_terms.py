@@ -1,0 +1,75 @@
+"""Figures of chapter 02: the two terms of Eq. 5 during training, and what happens to the
+decomposition for a flow that is not uniformly scaling."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+FLOW_COLOURS = {"USFlow": "tab:blue", "NonUSFlow": "tab:red"}
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
+
+
+def eq5_terms_over_training(histories: dict[str, list[dict]], constant: float, dim: int) -> Figure:
+    """Per-epoch means of ``svdd_term`` (``||phi(x) - c||^2``) and ``logdet_term``
+    (``-ln|det J|``; ``-ln psi_det(w)`` for a USF) next to the training NLL, one panel per
+    term, one line per flow.  ``histories`` maps a flow name to
+    :attr:`usfkit.train.FitResult.history` of :func:`usfkit.lossparts.train_flow_decomposed`.
+    The dotted line in the first panel is ``d/2``, where a flow fitted by maximum likelihood
+    puts the mean squared distance (chapter 02 derives why)."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    panels = [("svdd_term", r"$\overline{\|\phi(x)-c\|^2}$ (SVDD term)"),
+              ("logdet_term", r"$-\overline{\ln|\det J_\phi(x)|}$ ($=-\ln\psi_{\det}(w)$ for a USF)"),
+              ("train_loss", "training NLL (nats)")]
+    for ax, (key, title) in zip(axes, panels):
+        for name, rows in histories.items():
+            epochs = [r["epoch"] for r in rows]
+            ax.plot(epochs, [r[key] for r in rows], c=FLOW_COLOURS.get(name), label=name)
+        ax.set(title=title, xlabel="epoch")
+    axes[0].axhline(dim / 2, c="black", ls=":", lw=1, label=f"$d/2 = {dim / 2:g}$")
+    for i, rows in enumerate(histories.values()):  # Eq. 5 re-assembled from the recorded terms
+        axes[2].plot([r["epoch"] for r in rows], [r["svdd_term"] + r["logdet_term"] + constant for r in rows],
+                     c="black", ls="--", lw=0.8, label="SVDD + logdet + const" if i == 0 else None)
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
+    """Left: NLL against the SVDD term ``||phi(x) - c||^2`` for each test input (a USF puts
+    every point on one line of slope 1).  Right: histogram of ``ln|det J_phi(x)|`` across the
+    inputs (a USF has one value).  ``parts`` maps a flow name to the output of
+    :func:`usfkit.lossparts.decompose`."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4))
+    lo, hi = np.inf, -np.inf
+    for name, p in parts.items():
+        svdd, nll = _np(p["svdd_term"]), _np(p["nll"])
+        ax.scatter(svdd, nll, s=4, alpha=0.4, linewidths=0, c=FLOW_COLOURS.get(name), label=name)
+        line = svdd + float(p["logdet_term"]) + float(p["constant"])
+        order = np.argsort(svdd)
+        ax.plot(svdd[order], line[order], c="black", lw=0.8, ls="--")
+        lo, hi = min(lo, svdd.min()), max(hi, svdd.max())
+    ax.plot([], [], c="black", lw=0.8, ls="--", label="SVDD term + logdet_term + constant")
+    ax.set(title="per-sample NLL against the SVDD term", xlabel=r"$\|\phi(x)-c\|^2$",
+           ylabel=r"$-\ln\hat p_X(x)$ (nats)")
+    ax.legend(fontsize=8, markerscale=3)
+
+    all_ld = np.concatenate([_np(p["log_abs_det"]) for p in parts.values()])
+    edges = np.linspace(all_ld.min() - 0.5, all_ld.max() + 0.5, bins + 1)
+    for name, p in parts.items():
+        ld = _np(p["log_abs_det"])
+        if np.ptp(ld) < 1e-3 * max(1.0, np.abs(ld).max()):
+            bx.axvline(ld.mean(), c=FLOW_COLOURS.get(name), lw=2.5,
+                       label=f"{name}: one value, {ld.mean():.3f}")
+        else:
+            bx.hist(ld, bins=edges, color=FLOW_COLOURS.get(name), alpha=0.6,
+                    label=f"{name}: std {ld.std():.3f}")
+    bx.set(title=r"$\ln|\det J_\phi(x)|$ across test inputs", xlabel=r"$\ln|\det J_\phi(x)|$ (nats)",
+           ylabel="test inputs")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
