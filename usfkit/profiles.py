@@ -14,26 +14,43 @@ from typing import Any
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "01_preliminaries": {
-        "quick": dict(n_train=1000, n_outliers=40, noise=0.08, epochs=60, blocks=4, hidden=64, layers=2,
-                      lr=3e-3, batch_size=128, svdd_epochs=60, seed=0),
-        "full": dict(n_train=5000, n_outliers=100, noise=0.08, epochs=300, blocks=8, hidden=128, layers=3,
-                     lr=1e-3, batch_size=128, svdd_epochs=300, seed=0),
+        "quick": dict(n_train=1000, n_test=1000, n_outliers=60, noise=0.08, epochs=200, blocks=4, hidden=64,
+                      layers=2, lr=3e-3, batch_size=128, patience=20, svdd_widths=[64, 32, 2], svdd_epochs=100,
+                      svdd_pretrain_epochs=30, svdd_lr=1e-3, seed=0),
+        "full": dict(n_train=5000, n_test=5000, n_outliers=300, noise=0.08, epochs=300, blocks=8, hidden=128,
+                     layers=3, lr=1e-3, batch_size=128, patience=20, svdd_widths=[128, 64, 2], svdd_epochs=300,
+                     svdd_pretrain_epochs=50, svdd_lr=1e-3, seed=0),
     },
     "02_loss_derivation": {
-        "quick": dict(dim=8, n_train=2000, epochs=40, blocks=4, hidden=64, layers=2, lr=2e-3,
-                      batch_size=128, center=1.0, seed=0),
-        "full": dict(dim=32, n_train=20000, epochs=200, blocks=8, hidden=128, layers=3, lr=1e-3,
-                     batch_size=256, center=1.0, seed=0),
+        "quick": dict(dim=8, n_train=4000, n_val=1000, n_test=2000, n_jacobian=500, epochs=60, patience=10, blocks=4,
+                      hidden=64, layers=2, clamp=2.0, lr=2e-3, batch_size=128, center=1.0, seed=0),
+        "full": dict(dim=32, n_train=20000, n_val=5000, n_test=10000, n_jacobian=2000, epochs=200, patience=10, blocks=8,
+                     hidden=128, layers=3, clamp=2.0, lr=1e-3, batch_size=256, center=1.0, seed=0),
     },
     "03_collapse": {
-        "quick": dict(dim=8, n_train=2000, svdd_epochs=40, pretrain_epochs=10, mc_samples=200_000,
-                      prop1_dims=[3, 5, 10, 50], alphas=[0.5, 1.0, 2.0, 4.0, 8.0],
-                      explode_dim=32, explode_epochs=30, explode_lr=1e-2, explode_runs=3,
-                      sigmas=[0.1, 1.0, 10.0, None], sweep_epochs=30, lr=1e-3, batch_size=128, seed=0),
-        "full": dict(dim=32, n_train=20000, svdd_epochs=200, pretrain_epochs=50, mc_samples=2_000_000,
-                     prop1_dims=[3, 5, 10, 50, 128], alphas=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
-                     explode_dim=128, explode_epochs=200, explode_lr=1e-2, explode_runs=10,
-                     sigmas=[0.01, 0.1, 1.0, 10.0, None], sweep_epochs=200, lr=1e-3, batch_size=256, seed=0),
+        # threads: torch CPU threads (1 = fastest for these small models on a shared CPU; None = torch default).
+        # §1 Deep SVDD collapse vs USFlow on the asymmetric mixture (dim) with low-density anomalies;
+        # §2 Prop. 1 Monte Carlo; §3 NonUSF vs USF at a high learning rate without prior (explode_*);
+        # §4 LU prior samples (prior_*) and a prior-scale sweep (sigmas, sweep_runs seeds) on data that fill a
+        # sweep_rank-dimensional subspace of R^sweep_dim (sweep_*), where the likelihood is unbounded.
+        "quick": dict(dim=8, n_train=2000, n_test=1000, n_anomalies=200, anomaly_quantile=0.01,
+                      svdd_depth=3, svdd_epochs=40, pretrain_epochs=10, svdd_lr=3e-3,
+                      flow_epochs=30, flow_lr=2e-3, blocks=4, hidden=64, layers=2, batch_size=128,
+                      mc_samples=200_000, prop1_dims=[3, 5, 10, 50], alphas=[0.5, 1.0, 2.0, 4.0, 8.0],
+                      inversion_dim=10, inversion_samples=20_000,
+                      explode_dim=32, explode_n_train=1000, explode_epochs=15, explode_lr=0.07, explode_blocks=4,
+                      explode_runs=3, prior_shape=[16, 4, 4], prior_sigma=1.0, prior_samples=50_000,
+                      sweep_dim=16, sweep_rank=4, sweep_n_train=1000, sweep_epochs=40, sweep_lr=1e-2,
+                      sigmas=[0.1, 1.0, 10.0, None], sweep_runs=2, threads=1, seed=0),
+        "full": dict(dim=32, n_train=20000, n_test=5000, n_anomalies=1000, anomaly_quantile=0.01,
+                     svdd_depth=4, svdd_epochs=200, pretrain_epochs=50, svdd_lr=1e-3,
+                     flow_epochs=200, flow_lr=1e-3, blocks=8, hidden=128, layers=3, batch_size=256,
+                     mc_samples=2_000_000, prop1_dims=[3, 5, 10, 50, 128], alphas=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
+                     inversion_dim=10, inversion_samples=100_000,
+                     explode_dim=128, explode_n_train=20000, explode_epochs=100, explode_lr=1e-2, explode_blocks=10,
+                     explode_runs=10, prior_shape=[64, 8, 8], prior_sigma=1.0, prior_samples=200_000,
+                     sweep_dim=64, sweep_rank=16, sweep_n_train=20000, sweep_epochs=100, sweep_lr=1e-3,
+                     sigmas=[0.01, 0.1, 1.0, 10.0, None], sweep_runs=5, threads=None, seed=0),
     },
     "04_alignment": {
         "quick": dict(dims=[2, 8, 32, 128], n_train=3000, n_val=1000, n_test=2000, epochs=25, patience=5,
