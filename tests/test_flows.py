@@ -7,17 +7,9 @@ from torch.autograd.functional import jacobian
 
 from usfkit.flows import (AdditiveCoupling, AffineCoupling, LUAffine, NonUSFlow, USFlow, build_flow,
                           channel_mask, lu_prior_sigma0, make_conditioner)
+from conftest import randomise
 
 SHAPES = [2, 5, 16, (4, 3, 3), (6, 2, 4)]
-
-
-def _randomise(flow, scale=0.3, seed=0):
-    """Give every parameter (also the zero-initialised last conditioner layers) random values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen))
-    return flow
 
 
 def _batch(shape, n=7, seed=1):
@@ -37,7 +29,7 @@ def _autograd_logdet(flow, x):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_usflow_logdet_is_constant_and_matches_autograd(shape):
-    flow = _randomise(USFlow(shape, blocks=3, hidden=16, seed=0)).double()
+    flow = randomise(USFlow(shape, blocks=3, hidden=16, seed=0)).double()
     x = _batch(shape).double() * 2
     _, logdet = flow(x)
     assert flow.constant_det
@@ -49,7 +41,7 @@ def test_usflow_logdet_is_constant_and_matches_autograd(shape):
 
 @pytest.mark.parametrize("shape", SHAPES)
 def test_nonusflow_logdet_varies_and_matches_autograd(shape):
-    flow = _randomise(NonUSFlow(shape, blocks=3, hidden=16, seed=0)).double()
+    flow = randomise(NonUSFlow(shape, blocks=3, hidden=16, seed=0)).double()
     x = _batch(shape).double() * 2
     _, logdet = flow(x)
     assert not flow.constant_det
@@ -62,13 +54,13 @@ def test_nonusflow_logdet_varies_and_matches_autograd(shape):
 @pytest.mark.parametrize("coupling", ["additive", "affine"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_inverse_is_exact(shape, coupling):
-    flow = _randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0)).eval()
+    flow = randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0)).eval()
     x = _batch(shape, n=64)
     with torch.no_grad():
         z, _ = flow.double()(x.double())  # float64: exact up to rounding
         assert (flow.inverse(z) - x.double()).abs().max() < 1e-9
         assert (flow(flow.inverse(z))[0] - z).abs().max() < 1e-9
-    flow = _randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0), scale=0.05).eval()
+    flow = randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0), scale=0.05).eval()
     with torch.no_grad():  # float32 through 9 layers: rounding (eps 1.2e-7) adds up to ~1e-6
         assert (flow.inverse(flow(x)[0]) - x).abs().max() < 1e-5
 
@@ -82,7 +74,7 @@ def test_flows_differ_only_in_coupling():
 
 
 def test_lu_affine_logdet_and_inverse_dense_and_conv():
-    lu = _randomise(LUAffine(5, init_scale=1.0)).double()
+    lu = randomise(LUAffine(5, init_scale=1.0)).double()
     m = lu.matrix()
     assert lu.log_abs_det_matrix().item() == pytest.approx(torch.linalg.slogdet(m).logabsdet.item(), abs=1e-10)
     x = _batch(5).double()
@@ -101,7 +93,7 @@ def test_couplings_leave_masked_part_unchanged():
     mask = channel_mask(6, 0)
     for layer in (AdditiveCoupling(mask, make_conditioner((6,), 1, 8, 1)),
                   AffineCoupling(mask, make_conditioner((6,), 2, 8, 1), clamp=1.5)):
-        _randomise(layer)
+        randomise(layer)
         x = _batch(6)
         y, _ = layer(x)
         assert torch.equal(y * mask, x * mask)
@@ -109,13 +101,13 @@ def test_couplings_leave_masked_part_unchanged():
 
 
 def test_affine_log_scale_is_bounded_by_clamp():
-    layer = _randomise(AffineCoupling(channel_mask(4, 1), make_conditioner((4,), 2, 8, 1), clamp=0.5), scale=5.0)
+    layer = randomise(AffineCoupling(channel_mask(4, 1), make_conditioner((4,), 2, 8, 1), clamp=0.5), scale=5.0)
     _, logdet = layer(_batch(4, n=256) * 10)
     assert logdet.abs().max() <= 0.5 * 2 + 1e-6  # two transformed coordinates, |s| < clamp each
 
 
 def test_log_prob_is_change_of_variables_and_sampling_roundtrips():
-    flow = _randomise(USFlow(3, blocks=2, hidden=8, center=1.0, scale=0.5, seed=0)).double()
+    flow = randomise(USFlow(3, blocks=2, hidden=8, center=1.0, scale=0.5, seed=0)).double()
     x = _batch(3).double()
     z, logdet = flow(x)
     gauss = torch.distributions.MultivariateNormal(torch.ones(3, dtype=torch.float64),
@@ -126,7 +118,7 @@ def test_log_prob_is_change_of_variables_and_sampling_roundtrips():
 
 
 def test_latent_norm_ranks_exactly_like_density_for_usf():
-    flow = _randomise(USFlow(4, blocks=3, hidden=16, seed=0)).double()
+    flow = randomise(USFlow(4, blocks=3, hidden=16, seed=0)).double()
     x = _batch(4, n=200).double() * 3
     lp, norm = flow.log_prob(x), flow.latent_norm(x)
     assert torch.equal(torch.argsort(lp, descending=True), torch.argsort(norm))

@@ -8,17 +8,9 @@ import torch
 
 from usfkit import data, lossparts
 from usfkit.flows import NonUSFlow, USFlow
+from conftest import randomise
 
 HALF = math.sqrt(0.5)
-
-
-def _randomise(flow, scale=0.3, seed=0):
-    """Give every parameter (also the zero-initialised last conditioner layers) random values."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in flow.parameters():
-            p.add_(scale * torch.randn(p.shape, generator=gen))
-    return flow
 
 
 def _mixture(dim, n, seed=0):
@@ -46,7 +38,7 @@ def test_jacobian_log_abs_det_of_a_linear_map():
 
 @pytest.mark.parametrize("dim", [2, 5, 8])
 def test_decomposition_is_exact_for_a_random_usf(dim):
-    flow = _randomise(USFlow(dim, blocks=3, hidden=16, center=1.0, scale=HALF, seed=0))
+    flow = randomise(USFlow(dim, blocks=3, hidden=16, center=1.0, scale=HALF, seed=0))
     x = 2 * _mixture(dim, 64)
     parts = lossparts.decompose(flow, x)
 
@@ -68,7 +60,7 @@ def test_decomposition_is_exact_for_a_random_usf(dim):
 
 
 def test_decomposition_with_another_base_scale():
-    flow = _randomise(USFlow(4, blocks=2, hidden=16, center=-0.5, scale=1.0, seed=1))
+    flow = randomise(USFlow(4, blocks=2, hidden=16, center=-0.5, scale=1.0, seed=1))
     x = _mixture(4, 32)
     parts = lossparts.decompose(flow, x)
     torch.testing.assert_close(parts["svdd_term"], parts["sq_dist"] / 2)
@@ -102,7 +94,7 @@ def test_decomposition_is_exact_for_a_briefly_trained_usf():
 
 def test_nonusf_logdet_varies_across_inputs():
     dim = 6
-    flow = _randomise(NonUSFlow(dim, blocks=3, hidden=16, center=1.0, scale=HALF, seed=0)).double()
+    flow = randomise(NonUSFlow(dim, blocks=3, hidden=16, center=1.0, scale=HALF, seed=0)).double()
     x = 2 * _mixture(dim, 128).double()
     parts = lossparts.decompose(flow, x)
     ld = parts["log_abs_det"]

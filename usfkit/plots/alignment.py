@@ -55,8 +55,8 @@ def latent_panels(out: dict, dim: int = 2):
     return fig
 
 
-def norm_vs_loglik(out: dict, methods=("Deep SVDD", "NonUSFlow", "USFlow")):
-    """Figure 5: true log-likelihood against latent norm, one row per method, one column per d."""
+def _grid(out: dict, methods, draw, xlabel: str, ylabel: str):
+    """One panel per (method, dimension); ``draw(ax, ev, true_log_prob, idx, row)`` fills a panel."""
     dims = sorted({d for d, _ in out["best"]})
     fig, axes = plt.subplots(len(methods), len(dims), figsize=(3.6 * len(dims), 3.1 * len(methods)), squeeze=False)
     for i, method in enumerate(methods):
@@ -66,42 +66,37 @@ def norm_vs_loglik(out: dict, methods=("Deep SVDD", "NonUSFlow", "USFlow")):
             if not ev.get("ok"):
                 ax.set_title(f"{method}, d={dim}: failed")
                 continue
-            idx = _sub(len(lp))
-            ax.scatter(ev["norm"][idx], lp[idx], s=3, alpha=0.5, color=f"C{i}")
-            ax.set_title(f"{method}, d={dim}\nρ={ev['rho']:.3f}  τ={ev['tau']:.3f}", fontsize=9)
+            title = draw(ax, ev, lp, _sub(len(lp)), i)
+            ax.set_title(f"{method}, d={dim}\n{title}", fontsize=9)
             if i == len(methods) - 1:
-                ax.set_xlabel("latent norm ||z − c||")
+                ax.set_xlabel(xlabel)
             if j == 0:
-                ax.set_ylabel("true ln p(x)")
+                ax.set_ylabel(ylabel)
     fig.tight_layout()
     return fig
+
+
+def norm_vs_loglik(out: dict, methods=("Deep SVDD", "NonUSFlow", "USFlow")):
+    """Figure 5: true log-likelihood against latent norm, one row per method, one column per d."""
+    def draw(ax, ev, lp, idx, row):
+        ax.scatter(ev["norm"][idx], lp[idx], s=3, alpha=0.5, color=f"C{row}")
+        return f"ρ={ev['rho']:.3f}  τ={ev['tau']:.3f}"
+
+    return _grid(out, methods, draw, "latent norm ||z − c||", "true ln p(x)")
 
 
 def estimated_vs_true(out: dict, methods=("NonUSFlow", "USFlow")):
     """Figure 6: estimated against true log-likelihood for the flows (the line is y = x)."""
-    dims = sorted({d for d, _ in out["best"]})
-    fig, axes = plt.subplots(len(methods), len(dims), figsize=(3.6 * len(dims), 3.1 * len(methods)), squeeze=False)
-    for i, method in enumerate(methods):
-        for j, dim in enumerate(dims):
-            ax, ev = axes[i, j], out["best"][(dim, method)]
-            lp = out["data"][dim].test_log_prob
-            if not ev.get("ok"):
-                ax.set_title(f"{method}, d={dim}: failed")
-                continue
-            idx = _sub(len(lp))
-            est = ev["est_log_prob"]
-            ax.scatter(lp[idx], est[idx], s=3, alpha=0.5, color=f"C{i + 1}")
-            lo, hi = np.percentile(np.concatenate([lp, est]), [0.5, 100])
-            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            ax.set_xlim(lo, hi)
-            ax.set_ylim(lo, hi)
-            ax.set_title(f"{method}, d={dim}\nρ(ln p, ln p̂) = {ev['rho_est']:.3f}", fontsize=9)
-            if i == len(methods) - 1:
-                ax.set_xlabel("true ln p(x)")
-            if j == 0:
-                ax.set_ylabel("estimated ln p̂(x)")
-    fig.tight_layout()
-    return fig
+    def draw(ax, ev, lp, idx, row):
+        est = ev["est_log_prob"]
+        ax.scatter(lp[idx], est[idx], s=3, alpha=0.5, color=f"C{row + 1}")
+        lo, hi = np.percentile(np.concatenate([lp, est]), [0.5, 100])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set_xlim(lo, hi)
+        ax.set_ylim(lo, hi)
+        return f"ρ(ln p, ln p̂) = {ev['rho_est']:.3f}"
+
+    return _grid(out, methods, draw, "true ln p(x)", "estimated ln p̂(x)")
 
 
 @torch.no_grad()
