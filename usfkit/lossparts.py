@@ -113,16 +113,11 @@ class DecomposedFlowModule(FlowModule):
     The loss and the optimisation are unchanged, so
     ``train_loss = svdd_term + logdet_term + constant`` (minus the prior term, if any)."""
 
-    def loss(self, x: Tensor) -> Tensor:
-        z, logdet = self.flow(x)
-        self._last_logdet = logdet.detach()
+    def log_terms(self, z: Tensor, logdet: Tensor) -> None:
+        n = len(z)
         svdd_term = self.flow.base.sq_dist(z) / (2 * self.flow.base.scale**2)
-        nll = -(self.flow.base.log_prob(z) + logdet).mean()
-        if self.training:
-            n = len(x)
-            self.log("svdd_term", svdd_term.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
-            self.log("logdet_term", -logdet.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
-        return nll - self.flow.log_det_prior() / self.n_train
+        self.log("svdd_term", svdd_term.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
+        self.log("logdet_term", -logdet.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
 
 
 def train_flow_decomposed(flow: Flow, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,

@@ -76,8 +76,13 @@ class FlowModule(_Base):
     def loss(self, x: Tensor) -> Tensor:
         z, logdet = self.flow(x)
         self._last_logdet = logdet.detach()
+        if self.training:
+            self.log_terms(z, logdet)
         nll = -(self.flow.base.log_prob(z) + logdet).mean()
         return nll - self.flow.log_det_prior() / self.n_train
+
+    def log_terms(self, z: Tensor, logdet: Tensor) -> None:
+        """Hook called on every training batch; subclasses log parts of the loss here."""
 
     def diagnosis(self) -> str:
         if self._last_logdet is None:

@@ -6,11 +6,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
+from .style import to_numpy
+
 FLOW_COLOURS = {"USFlow": "tab:blue", "NonUSFlow": "tab:red"}
-
-
-def _np(t) -> np.ndarray:
-    return t.detach().cpu().numpy() if hasattr(t, "detach") else np.asarray(t)
 
 
 def eq5_terms_over_training(histories: dict[str, list[dict]], constant: float, dim: int) -> Figure:
@@ -47,7 +45,7 @@ def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4))
     lo, hi = np.inf, -np.inf
     for name, p in parts.items():
-        svdd, nll = _np(p["svdd_term"]), _np(p["nll"])
+        svdd, nll = to_numpy(p["svdd_term"]), to_numpy(p["nll"])
         ax.scatter(svdd, nll, s=4, alpha=0.4, linewidths=0, c=FLOW_COLOURS.get(name), label=name)
         line = svdd + float(p["logdet_term"]) + float(p["constant"])
         order = np.argsort(svdd)
@@ -58,10 +56,10 @@ def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
            ylabel=r"$-\ln\hat p_X(x)$ (nats)")
     ax.legend(fontsize=8, markerscale=3)
 
-    all_ld = np.concatenate([_np(p["log_abs_det"]) for p in parts.values()])
+    all_ld = np.concatenate([to_numpy(p["log_abs_det"]) for p in parts.values()])
     edges = np.linspace(all_ld.min() - 0.5, all_ld.max() + 0.5, bins + 1)
     for name, p in parts.items():
-        ld = _np(p["log_abs_det"])
+        ld = to_numpy(p["log_abs_det"])
         if np.ptp(ld) < 1e-3 * max(1.0, np.abs(ld).max()):
             bx.axvline(ld.mean(), c=FLOW_COLOURS.get(name), lw=2.5,
                        label=f"{name}: one value, {ld.mean():.3f}")

@@ -15,15 +15,11 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
-from .style import density_cmap
+from .style import density_cmap, to_numpy
 
 NORMAL = dict(s=6, c="tab:blue", alpha=0.5, linewidths=0)
 OUTLIER = dict(s=28, c="tab:red", marker="x", linewidths=1.2)
 BOUNDARY_COLOURS = ["black", "tab:orange", "tab:green", "tab:purple"]
-
-
-def _np(t) -> np.ndarray:
-    return t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
 
 
 def grid(lim: float, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
@@ -36,17 +32,17 @@ def grid(lim: float, n: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
 
 @torch.no_grad()
 def _on_grid(fn: Callable[[torch.Tensor], torch.Tensor], pts: torch.Tensor, shape) -> np.ndarray:
-    return _np(torch.cat([fn(chunk) for chunk in pts.split(8192)])).reshape(shape)
+    return to_numpy(torch.cat([fn(chunk) for chunk in pts.split(8192)])).reshape(shape)
 
 
 def _scatter(ax, pts, labels) -> None:
-    pts, labels = _np(pts), _np(labels)
+    pts, labels = to_numpy(pts), to_numpy(labels)
     ax.scatter(*pts[labels == 0].T, label="normal", **NORMAL)
     ax.scatter(*pts[labels == 1].T, label="outlier", **OUTLIER)
 
 
 def _centre(ax, c, label: str = "centre $c$") -> None:
-    ax.plot(*_np(c), marker="+", c="black", ms=12, mew=2, ls="none", label=label)
+    ax.plot(*to_numpy(c), marker="+", c="black", ms=12, mew=2, ls="none", label=label)
 
 
 def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tensor, svdd_center: torch.Tensor,
@@ -78,7 +74,7 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
 
     ax = axes[1]
     _scatter(ax, svdd_latent, labels)
-    ax.add_patch(Circle(tuple(_np(svdd_center)), svdd_radius, fill=False, ls="--", lw=1.5, color="black"))
+    ax.add_patch(Circle(tuple(to_numpy(svdd_center)), svdd_radius, fill=False, ls="--", lw=1.5, color="black"))
     ax.plot([], [], c="black", ls="--", label="hypersphere (99th pct.)")
     _centre(ax, svdd_center)
     title = r"Deep SVDD latent $\omega(x, w)$"
@@ -91,7 +87,7 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
     ax = axes[2]
     _scatter(ax, flow_latent, labels)
     for k, ls in zip((1, 2, 3), (":", "--", "-.")):
-        ax.add_patch(Circle(tuple(_np(flow_center)), k * flow_sigma, fill=False, ls=ls, lw=1.3, color="black"))
+        ax.add_patch(Circle(tuple(to_numpy(flow_center)), k * flow_sigma, fill=False, ls=ls, lw=1.3, color="black"))
         ax.plot([], [], c="black", ls=ls, label=f"{k}$\\sigma$")
     _centre(ax, flow_center)
     title = r"USF latent $\phi(x, w)$"
@@ -107,7 +103,7 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
 def _zoom_to_normals(ax, latent, labels, center, radius, pad: float = 1.4) -> None:
     """Square limits around ``center`` that show the circle and all normal points with some room;
     far outliers may fall outside the frame (their count goes into the panel's corner)."""
-    lat, lab, c = _np(latent), _np(labels), _np(center)
+    lat, lab, c = to_numpy(latent), to_numpy(labels), to_numpy(center)
     half = pad * max(radius, np.abs(lat[lab == 0] - c).max())
     ax.set_xlim(c[0] - half, c[0] + half)
     ax.set_ylim(c[1] - half, c[1] + half)
@@ -130,7 +126,7 @@ def density_map(flow, x: torch.Tensor, labels: torch.Tensor | None = None, thres
     mesh = ax.pcolormesh(gx, gy, np.maximum(logp, floor), cmap=density_cmap, shading="auto")
     fig.colorbar(mesh, ax=ax, label=rf"$\ln \hat p_X(x)$ (nats, clipped at {floor:g})")
     labels = torch.zeros(len(x), dtype=torch.long) if labels is None else labels
-    pts_np, lab = _np(x), _np(labels)
+    pts_np, lab = to_numpy(x), to_numpy(labels)
     ax.scatter(*pts_np[lab == 0].T, s=4, c="white", alpha=0.6, linewidths=0, label="normal")
     ax.scatter(*pts_np[lab == 1].T, s=28, c="tab:red", marker="x", linewidths=1.2, label="outlier")
     if threshold is not None:
