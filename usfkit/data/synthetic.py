@@ -1,24 +1,12 @@
-"""Data: synthetic sets with exact densities, and where real datasets live.
-
-``data_dir()`` is ``$USFKIT_DATA`` or the user cache dir; the real-data loaders of
-later chapters read from there.
-"""
+"""Synthetic data with exact densities: 2-D moons with outliers, and the asymmetric
+Gaussian mixture of App. C."""
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from platformdirs import user_cache_dir
 from sklearn.datasets import make_moons
-
-
-def data_dir() -> Path:
-    """Where datasets live: ``$USFKIT_DATA``, else the user cache dir (``~/.cache/usfkit``)."""
-    env = os.environ.get("USFKIT_DATA")
-    return Path(env).expanduser() if env else Path(user_cache_dir("usfkit"))
 
 
 def moons(n: int, noise: float = 0.08, n_outliers: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

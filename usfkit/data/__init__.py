@@ -1,0 +1,22 @@
+"""Data: synthetic sets with exact densities (:mod:`.synthetic`) and real datasets in
+their published layouts (:mod:`.adbench`, :mod:`.mvtec`, :mod:`.visa`).
+
+``data_dir()`` is where real datasets live: ``$USFKIT_DATA``, else the user cache dir.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+
+from .synthetic import AsymmetricGaussianMixture, moons
+
+
+def data_dir() -> Path:
+    """Where datasets live: ``$USFKIT_DATA``, else the user cache dir (``~/.cache/usfkit``)."""
+    env = os.environ.get("USFKIT_DATA")
+    return Path(env).expanduser() if env else Path(user_cache_dir("usfkit"))
+
+
+__all__ = ["AsymmetricGaussianMixture", "data_dir", "moons"]
