@@ -1,4 +1,8 @@
 """Helpers shared by the unit tests."""
+import os
+from pathlib import Path
+
+import pytest
 import torch
 
 
@@ -9,3 +13,18 @@ def randomise(module, scale=0.3, seed=0):
         for p in module.parameters():
             p.add_(scale * torch.randn(p.shape, generator=gen))
     return module
+
+
+SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data(monkeypatch) -> Path:
+    """The real data folder (``$USFKIT_DATA``, else ``../shared/data`` beside the project);
+    tests that need real data skip, saying why, when neither exists."""
+    env = os.environ.get("USFKIT_DATA")
+    root = Path(env) if env else SHARED_DATA
+    if not root.is_dir():
+        pytest.skip(f"real data not found: set USFKIT_DATA (looked in {root})")
+    monkeypatch.setenv("USFKIT_DATA", str(root))
+    return root

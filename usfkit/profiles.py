@@ -60,6 +60,20 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      search_runs=10, blocks=[2, 4, 6, 8, 10], layers=[2, 3], hidden=128, lrs=[1e-4, 3e-4, 1e-3],
                      batch_sizes=[128, 256], svdd_depths=[2, 3, 4, 5, 6], svdd_pretrain_epochs=20, seed=0),
     },
+    "05_tabular_benchmark": {
+        # §5.1.1's shared configuration; datasets: ADBench names (or "all" present), seeds: how many (seed, seed+1, ...).
+        # tie: |difference| in AUC-ROC counted as a tie in the pairwise comparison.
+        "quick": dict(datasets=["4_breastw", "14_glass", "29_Pima", "39_vertebral", "42_WBC", "45_wine"],
+                      methods=["USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC"],
+                      seeds=1, epochs=20, patience=5, min_delta=1e-4, batch_size=64, lr=1e-4, blocks=4, hidden=256,
+                      layers=4, clamp=2.0, prior_sigma=1.0, nu=0.05, dohsc_lr=1e-4, dohsc_pretrain_epochs=3,
+                      tie=0.005, accelerator="auto", seed=0),
+        "full": dict(datasets="all",
+                     methods=["USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC"],
+                     seeds=3, epochs=200, patience=5, min_delta=1e-4, batch_size=64, lr=1e-4, blocks=4, hidden=256,
+                     layers=4, clamp=2.0, prior_sigma=1.0, nu=0.05, dohsc_lr=1e-4, dohsc_pretrain_epochs=10,
+                     tie=0.005, accelerator="auto", seed=0),
+    },
 }
 
 

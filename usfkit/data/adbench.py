@@ -1,0 +1,169 @@
+"""ADBench's 47 classical tabular datasets (Han et al., NeurIPS 2022), the data of §5.1.
+
+Each dataset is one ``.npz`` with ``X`` (features) and ``y`` (1 = anomaly), as ADBench
+publishes it in ``adbench/datasets/Classical/``.  :data:`SHA256` lists every file with
+its checksum; :func:`load` finds a file under ``data_dir()/adbench_classical``, and
+when it is missing downloads it from ADBench's repository (verifying the checksum
+with pooch) or, offline, says which file to put where.  :func:`split` applies the
+paper's protocol (§5.1.1): a 70/30 train/test split, anomalies removed from the
+training set, standardisation fitted on the training normals only, fixed seeds.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from . import data_dir
+
+FOLDER = "adbench_classical"
+URL = "https://github.com/Minqi824/ADBench/raw/main/adbench/datasets/Classical/{name}.npz"
+
+#: sha256 of every ADBench classical ``.npz`` (computed from the files ADBench publishes).
+#: ``None``: we had no copy to hash (the four largest files); a download of those is
+#: used unverified and the loader says so.
+SHA256: dict[str, str | None] = {
+    "1_ALOI": "792d0b5bd1147bfc9574a1974f157b39fbd4cbed8ecd04cf983fd554498ed477",
+    "2_annthyroid": "e738f7c58a8740d2c4aac4c71ff49ce5e1d1aa16f44178135fc9c09df05fad1b",
+    "3_backdoor": None,
+    "4_breastw": "4f37ce07dbc25ddad8178fdc6d664ab46d2d0000ee28c2787c3c7ff3c03ef9f6",
+    "5_campaign": "74dd4d0072d6c6f1aabab63bc102f9633454f32bb936fa9bcfbd38f9f2386bcd",
+    "6_cardio": "bc5009bde6930b4d298b594f31b34485a9a17210cff0e8fb00a8c3068b885a2d",
+    "7_Cardiotocography": "5ae84910430f05923e11b6f537243263977c9136949dabd891e3570aeec51e29",
+    "8_celeba": "1cadfdea14cd8d240eca715a70c09c88af8621d086a7478c63f602d97adef0b5",
+    "9_census": None,
+    "10_cover": "945a097c3542ae81a551bf1c06dcad78a755d94f84fcaf1d60687e42d1a656df",
+    "11_donors": "5824ec854465f2763b4bfe3da1ae9f25ed5433b5c6e265d42e37da4f82a58679",
+    "12_fault": "ec27301f9a4cf7c5d8b22c360cf37ddb043b7fb062465723dfd8b34e2771e5dd",
+    "13_fraud": None,
+    "14_glass": "aa7a8db1d475ba01a10488af454bc15220a3d5951b010b03b7020567d8152cdc",
+    "15_Hepatitis": "4a87a2f7d8013e5bfde63294fae61ec7a612322de72f338a7f9491749025ad98",
+    "16_http": "9d98710091551587f4740cfc851a6b064fff6319a337c2dc77ee6da4bcc2e02c",
+    "17_InternetAds": "bdd8ad5cf5bf2cb96cba53dde30d522d0f6a279083a8e2bc7efbac5981b04385",
+    "18_Ionosphere": "bca46cb0cfd1bf9ddef6cde5ad2215d54fb0189508d0d4c4eb98e788cad69001",
+    "19_landsat": "ba17e2158c07469597b89db49d3982c874c6b713ff6670721ddc88969da77987",
+    "20_letter": "f986d3da80cf1fa2aea83a5ebe73b7d4800e0d4c01fdd1ae074b58d20f10d039",
+    "21_Lymphography": "dad977b04f4ea65b78ccd0e9f76b45175bad605165b37e63f3cc177845e67037",
+    "22_magic.gamma": "0be375984d7af9ea7a63b12206c240840d8b7daa3607021c5fb8756407dd86f1",
+    "23_mammography": "a0308ac9712d78321073b1c2dc98dc37665c0f35c1cc33019416fe8f8d7de7ea",
+    "24_mnist": "be7706272325fdd3592c1be555ae1a82f916a2f8545f4f8cbaa548ab102cc44c",
+    "25_musk": "2ed3f4392197b76a1e59116ff880c7720a4b026cf4842073a53b56fdea265017",
+    "26_optdigits": "60de17a375a278ba220a7849727d998aa02b5e2f9fd17732a004bba28de4656e",
+    "27_PageBlocks": "10a9b4d5bb5d3b9083caab4c4062f665610eada703c3d927bf7c34b1f2d0d223",
+    "28_pendigits": "c4936b89dcdad59d303020e492f763a0f54170080d787c77497609acbb9c2d79",
+    "29_Pima": "215454bb263a2f040945c9ea7bd7f06f1e89a61a3143bdb6f196e3887e801a7d",
+    "30_satellite": "1f048f5686f1b8c16a227fdfa3c81a62cd9a92715714a6b24c69b1c5ad96b46e",
+    "31_satimage-2": "1b056e357f801b8b20c3f380a30224a3c4088d7ed764ec5a24828dc9b1918d6f",
+    "32_shuttle": "26900b0f6be45d9ddb7a402c9b2f956ceda42d23a8ca4cf4406b8bc1352823d1",
+    "33_skin": "d02aa01ffc1b6bf2b8b1ac250c90e8a8eacd0cefc962940ed5cc4bf5deac9c95",
+    "34_smtp": "d2569fc9bc12115419e3f5b37d19921e10e6c26e5ad1e61064cfb0fbc402dfdd",
+    "35_SpamBase": "d0c46c7928e43f6496bcd06e09de0b70f6bc8143792dfa0a43f450263d254e9b",
+    "36_speech": None,
+    "37_Stamps": "99fe739447284f613fa54bf2dccdb51c5120175ce6260adec6dad77576c42509",
+    "38_thyroid": "8de161b3f235b7647bb0b39a836d983ff61d67bf234edac461da2d71e889cb87",
+    "39_vertebral": "0816286f92b96fe6867664a41a031ac7228dcfbf1a5feefe50ca3883b2e9073d",
+    "40_vowels": "4bfc4244d1c882773bbbc50d4a5db5e52276e53506e46b2d45e02d074cfcb1b6",
+    "41_Waveform": "6c9d867337ad1a2f8372c1d27f4c032f0401237e2041b7c45f00de8d319ff30f",
+    "42_WBC": "650f9dcb129248f67a291be0974f533ef259fcbde50fce5c8ad2a1cb2652d03b",
+    "43_WDBC": "78d4606a1ab516f5b60b00c196497f3bbd6bd5e4548fd04cf5f2475209b34b85",
+    "44_Wilt": "c70b72aa611ec87b20efb400943ef3ce4f8bf7aa58fcef825fbd28cc5cee3cc9",
+    "45_wine": "d5ad8965d92cc57122fe1e6572bb301adbaf795b3e166d187ae00a704d8f6e20",
+    "46_WPBC": "68a6d67242643855713bcdad07d89ecc472bd00000dccc17ba87916eb2693d19",
+    "47_yeast": "bbb15c873d78a4f6a589f46d0f75814595e2282d2ae7ce7779c750f276c3770d",
+}
+NAMES = list(SHA256)
+
+
+def resolve_name(name: str | int) -> str:
+    """``"4_breastw"``, ``"breastw"`` (any case) or ``4`` -> ``"4_breastw"``."""
+    for full in NAMES:
+        number, short = full.split("_", 1)
+        if str(name) in (full, number) or str(name).lower() == short.lower():
+            return full
+    close = difflib.get_close_matches(str(name), NAMES + [n.split("_", 1)[1] for n in NAMES], n=3)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise KeyError(f"{name!r} is not an ADBench classical dataset.{hint} Known: {', '.join(NAMES)}")
+
+
+def folder(root: Path | None = None) -> Path:
+    return Path(root) if root is not None else data_dir() / FOLDER
+
+
+def available(root: Path | None = None) -> list[str]:
+    """The datasets whose file is present under ``folder(root)``, in ADBench's order."""
+    return [n for n in NAMES if (folder(root) / f"{n}.npz").exists()]
+
+
+def missing(root: Path | None = None) -> list[str]:
+    return [n for n in NAMES if n not in available(root)]
+
+
+def path(name: str | int, root: Path | None = None, download: bool = True) -> Path:
+    """The local file of dataset ``name``, downloaded (and checksum-verified) when missing."""
+    name = resolve_name(name)
+    where = folder(root)
+    file = where / f"{name}.npz"
+    if file.exists():
+        return file
+    help_text = (f"ADBench dataset {name} is not in {where}. Download {URL.format(name=name)} and put it "
+                 f"there as {name}.npz, or point $USFKIT_DATA at a folder that holds {FOLDER}/{name}.npz.")
+    if not download:
+        raise FileNotFoundError(help_text)
+    import pooch
+
+    try:
+        got = pooch.retrieve(URL.format(name=name), known_hash=SHA256[name], fname=f"{name}.npz",
+                             path=where, progressbar=True)
+    except Exception as err:  # offline, HTTP error or checksum mismatch: say what to do
+        raise FileNotFoundError(f"{help_text} (Download failed: {type(err).__name__}: {err})") from err
+    return Path(got)
+
+
+def load(name: str | int, root: Path | None = None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(X float32 [n, d], y int64 [n])`` of dataset ``name``."""
+    with np.load(path(name, root, download), allow_pickle=False) as f:
+        x, y = f["X"].astype(np.float32), f["y"].astype(np.int64).ravel()
+    if len(x) != len(y) or not np.isin(y, (0, 1)).all():
+        raise ValueError(f"{name}: expected X [n, d] and y in {{0, 1}} of the same length; "
+                         f"got X {x.shape}, y values {np.unique(y)[:5]}")
+    return x, y
+
+
+@dataclass
+class Split:
+    """One seeded split: ``x_train`` holds standardised training normals only."""
+    name: str
+    x_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: np.ndarray
+    n_anomalies_removed: int
+    constant_features: int
+
+    @property
+    def dim(self) -> int:
+        return self.x_train.shape[1]
+
+    def sizes(self) -> dict:
+        return {"dataset": self.name, "dim": self.dim, "train normals": len(self.x_train),
+                "train anomalies removed": self.n_anomalies_removed, "test": len(self.y_test),
+                "test anomalies": int(self.y_test.sum()), "constant features": self.constant_features}
+
+
+def split(name: str | int, seed: int = 0, train_fraction: float = 0.7, root: Path | None = None,
+          download: bool = True) -> Split:
+    """The paper's protocol (§5.1.1): a stratified 70/30 split, anomalies dropped from the
+    training part, z-scores with mean and std of the training normals.  Features that are
+    constant on the training normals are centred but not scaled (their std is 0)."""
+    name = resolve_name(name)
+    x, y = load(name, root, download)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, train_size=train_fraction, stratify=y, random_state=seed)
+    normals = x_tr[y_tr == 0]
+    mean, std = normals.mean(0), normals.std(0)
+    constant = std < 1e-8
+    std[constant] = 1.0
+    norm = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
+    return Split(name, norm(normals), norm(x_te), y_te, int(y_tr.sum()), int(constant.sum()))

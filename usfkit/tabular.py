@@ -1,0 +1,234 @@
+"""The tabular benchmark of §5.1 (Figure 3a/3b): ADBench's classical datasets ×
+methods × seeds, every run saved as it finishes.
+
+Methods (each trained on the training normals of :func:`usfkit.data.adbench.split`,
+scored so that higher = more anomalous, measured by AUC-ROC on the test split):
+
+* ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.flows.build_flow` with additive / affine
+  coupling, the shared configuration of §5.1.1 (4 blocks, conditioners of 4 hidden
+  layers × 256, Adam 1e-4, batch 64, up to 200 epochs, early stopping after 5 epochs
+  without a training-loss improvement > 1e-4) and the log-det prior; score ``-ln p(x)``.
+* ``VAE-USFlow`` / ``VAE-NonUSFlow`` — :mod:`usfkit.vae` (App. B.4).
+* ``OneFlow`` — :mod:`usfkit.oneflow` (Maziarka et al., 2022), same flow configuration.
+* ``DOHSC`` / ``DO2HSC`` — :mod:`usfkit.dohsc` (Zhang et al., 2024), encoder 500-30-30,
+  10 autoencoder epochs, ν = 0.05.
+
+A run whose loss turns NaN/inf, or whose scores are not finite on the test set, is
+recorded as failed (with the reason) and the sweep goes on.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import metrics
+from .data import adbench
+from .sweep import load_runs, run_sweep
+from .train import FitResult, train_flow
+
+CHAPTER = "05_tabular_benchmark"
+METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
+
+#: Aggregates the paper states in the text of §5.1.2 (AUC-ROC in %, over all 47 datasets).
+PAPER = {"USFlow": {"mean": 85.61, "std": 13.54}}
+
+
+@functools.lru_cache(maxsize=8)
+def _split(dataset: str, seed: int) -> adbench.Split:
+    return adbench.split(dataset, seed=seed)
+
+
+def _fit_kwargs(cfg, desc: str, progress: str) -> dict:
+    """§5.1.1's training rule, shared by every method."""
+    return dict(max_epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
+                min_delta=cfg.min_delta, desc=desc, accelerator=cfg.accelerator, progress=progress)
+
+
+def build_and_train(method: str, x_train: torch.Tensor, cfg, seed: int, desc: str = "", progress: str = "auto"):
+    """Build ``method`` for ``x_train``'s dimension, train it; return ``(model, FitResult, score_fn)``.
+    ``progress`` is :func:`usfkit.train.fit`'s (``"none"`` for quiet scripts)."""
+    dim, fit = x_train.shape[1], _fit_kwargs(cfg, desc or method, progress)
+    fit["seed"] = seed
+    torch.manual_seed(seed)
+    if method in ("USFlow", "NonUSFlow"):
+        from .flows import build_flow
+
+        model = build_flow(dim, coupling="additive" if method == "USFlow" else "affine", blocks=cfg.blocks,
+                           hidden=cfg.hidden, layers=cfg.layers, clamp=cfg.clamp, prior_sigma=cfg.prior_sigma,
+                           seed=seed)
+        result = train_flow(model, x_train, lr=cfg.lr, **fit)
+        return model, result, lambda x: -model.log_prob(x)
+    if method in ("VAE-USFlow", "VAE-NonUSFlow"):
+        from . import vae
+
+        model = vae.tabular_vae(dim, prior="usf" if method == "VAE-USFlow" else "nonusf", seed=seed,
+                                blocks=cfg.blocks, flow_hidden=cfg.hidden, flow_layers=cfg.layers)
+        result = vae.train_vae(model, x_train, lr=cfg.lr, **fit)
+        return model, result, model.score
+    if method == "OneFlow":
+        from . import oneflow
+
+        model = oneflow.OneFlow(dim, blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
+        result = oneflow.train_oneflow(model, x_train, lr=cfg.lr, **fit)
+        return model, result, model.score
+    if method in ("DOHSC", "DO2HSC"):
+        from . import dohsc
+
+        model = getattr(dohsc, method)(dim, nu=cfg.nu)
+        result = dohsc.train_dohsc(model, x_train, lr=cfg.dohsc_lr, pretrain_epochs=cfg.dohsc_pretrain_epochs,
+                                   **fit)
+        return model, result, model.score
+    raise KeyError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+
+
+@torch.no_grad()
+def scores(score_fn, x: torch.Tensor, batch: int = 8192) -> np.ndarray:
+    return torch.cat([score_fn(x[i:i + batch]).detach().float().cpu() for i in range(0, len(x), batch)]).numpy()
+
+
+def run_one(spec: dict, cfg, progress: str = "auto") -> dict:
+    """Train and evaluate one (dataset, method, seed); the sweep saves what this returns."""
+    data = _split(spec["dataset"], spec["seed"])
+    desc = f"{spec['method']} · {spec['dataset']} · seed {spec['seed']}"
+    model, fit, score_fn = build_and_train(spec["method"], data.x_train, cfg, spec["seed"], desc, progress)
+    out = {"ok": fit.ok, "failure": fit.failure, "auroc": None, "epochs": fit.epochs,
+           "train_time_s": round(fit.wall_time_s, 3), "n_train": len(data.x_train), "n_test": len(data.y_test),
+           "dim": data.dim}
+    if fit.ok:
+        s = scores(score_fn, data.x_test)
+        bad = int((~np.isfinite(s)).sum())
+        if bad:
+            out.update(ok=False, failure=f"{bad} of {len(s)} test scores are not finite (exploding determinant)")
+        else:
+            out["auroc"] = metrics.auroc(data.y_test, s)
+    return out
+
+
+def specs(cfg) -> list[dict]:
+    return [{"dataset": d, "method": m, "seed": cfg.seed + k}
+            for d in datasets(cfg) for m in cfg.methods for k in range(cfg.seeds)]
+
+
+def datasets(cfg) -> list[str]:
+    """The profile's datasets that are present (all present ones for ``"all"``)."""
+    present = adbench.available()
+    wanted = present if cfg.datasets == "all" else [adbench.resolve_name(d) for d in cfg.datasets]
+    absent = [d for d in wanted if d not in present]
+    if absent:
+        raise FileNotFoundError(f"ADBench file(s) {', '.join(absent)} not found in {adbench.folder()}; "
+                                f"present: {len(present)} of 47. Set $USFKIT_DATA or download them "
+                                f"(usfkit.data.adbench.path(name) does it when online).")
+    return wanted
+
+
+def run(cfg, progress: str = "auto") -> pd.DataFrame:
+    """Run (or resume) the sweep of ``cfg``; one row per run.  ``progress``: the per-run
+    display of :func:`usfkit.train.fit` (the sweep always shows a bar over runs)."""
+    bad = set(cfg.methods) - set(METHODS)
+    if bad:
+        raise KeyError(f"unknown method(s) {sorted(bad)}; methods are {', '.join(METHODS)}")
+    records = run_sweep(CHAPTER, cfg.profile, specs(cfg), lambda s: run_one(s, cfg, progress),
+                        desc="tabular runs")
+    return runs_frame(records)
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    cols = ["dataset", "method", "seed", "ok", "auroc", "epochs", "train_time_s", "n_train", "n_test", "dim",
+            "failure"]
+    return pd.DataFrame([{c: r.get(c) for c in cols} for r in records], columns=cols)
+
+
+def saved_runs(profile: str) -> pd.DataFrame:
+    return runs_frame(load_runs(CHAPTER, profile))
+
+
+# --------------------------------------------------------------------------
+# Summaries
+# --------------------------------------------------------------------------
+def per_dataset(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std (over seeds, valid runs only) of AUC-ROC per dataset and method, plus the run counts."""
+    ok = runs[runs["ok"]]
+    g = ok.groupby(["dataset", "method"])["auroc"]
+    table = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0), "valid": g.size()})
+    total = runs.groupby(["dataset", "method"]).size().rename("runs")
+    return table.join(total, how="right").reset_index()
+
+
+def wide(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Datasets × methods of the per-dataset mean AUC-ROC (NaN where no run was valid)."""
+    table = per_dataset(runs).pivot(index="dataset", columns="method", values="mean")
+    order = [m for m in (methods or METHODS) if m in table.columns]
+    return table[order].reindex(sorted(table.index, key=lambda d: int(d.split("_")[0])))
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method, over datasets: mean, std, median of the per-dataset mean AUC-ROC (in %),
+    the number of datasets, and the failed runs; sorted by mean (Figure 3a's order)."""
+    w = wide(runs) * 100
+    failed = runs.assign(failed=~runs["ok"]).groupby("method")["failed"].sum()
+    out = pd.DataFrame({"mean": w.mean(), "std": w.std(ddof=0), "median": w.median(), "datasets": w.count(),
+                        "failed runs": failed.reindex(w.columns).fillna(0).astype(int),
+                        "runs": runs.groupby("method").size().reindex(w.columns)})
+    return out.sort_values("mean", ascending=False)
+
+
+def pairwise(runs: pd.DataFrame, method: str, others=None, tie: float = 0.005) -> pd.DataFrame:
+    """Win/tie/loss counts of ``method`` against each other method over the datasets where
+    both have a valid result; a tie is a difference of at most ``tie`` AUC-ROC."""
+    w = wide(runs)
+    rows = []
+    for other in others or [m for m in w.columns if m != method]:
+        if other not in w.columns or method not in w.columns:
+            continue
+        both = w[[method, other]].dropna()
+        d = both[method] - both[other]
+        rows.append({"method": method, "versus": other, "datasets": len(both), "wins": int((d > tie).sum()),
+                     "ties": int((d.abs() <= tie).sum()), "losses": int((d < -tie).sum()),
+                     "mean difference (pp)": 100 * d.mean() if len(d) else math.nan})
+    return pd.DataFrame(rows)
+
+
+def paper_comparison(runs: pd.DataFrame, n_datasets: int) -> pd.DataFrame:
+    """Our aggregates beside the numbers §5.1.2 states (the paper: all 47 datasets)."""
+    agg = aggregate(runs)
+    rows = []
+    for method, ref in PAPER.items():
+        ours = agg.loc[method] if method in agg.index else None
+        rows.append({"method": method, "paper mean (%)": ref["mean"], "paper std (%)": ref["std"],
+                     "paper datasets": 47,
+                     "our mean (%)": None if ours is None else round(ours["mean"], 2),
+                     "our std (%)": None if ours is None else round(ours["std"], 2),
+                     "our datasets": n_datasets})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> None:
+    """``usf-tabular``: run (or resume) the sweep from a terminal, e.g. on a GPU machine::
+
+        usf-tabular --profile full                       # everything, 3 seeds
+        usf-tabular --profile full --datasets 4_breastw 29_Pima --methods USFlow OneFlow
+    """
+    import argparse
+
+    from . import profiles
+
+    p = argparse.ArgumentParser(prog="usf-tabular", description=main.__doc__.split("\n")[0])
+    p.add_argument("--profile", default="full", help="quick or full (default: full)")
+    p.add_argument("--datasets", nargs="+", help="ADBench names or numbers (default: the profile's)")
+    p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the profile's")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default: the profile's)")
+    args = p.parse_args(argv)
+    cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seeds=args.seeds,
+                           epochs=args.epochs)
+    runs = run(cfg, progress="bar")
+    print(aggregate(runs).round(2).to_string())
+    print(f"runs saved under {__import__('usfkit').results.chapter_dir(CHAPTER, cfg.profile) / 'runs'}")
+
+
+if __name__ == "__main__":
+    main()
