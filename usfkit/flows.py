@@ -74,7 +74,8 @@ class LUAffine(nn.Module):
         return self.log_abs_u.sum()
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        y = _to_channels_first(_to_channels_last(x) @ self.matrix().T + self.bias)
+        lower, upper = self.factors()  # x M^T = (x U^T) L^T: two products, no c x c x c matrix product
+        y = _to_channels_first((_to_channels_last(x) @ upper.T) @ lower.T + self.bias)
         logdet = self.log_abs_det_matrix() * _spatial_size(x)
         return y, logdet.expand(x.shape[0])
 
@@ -172,23 +173,42 @@ class AdditiveCoupling(nn.Module):
 class AffineCoupling(nn.Module):
     """``C(x) = m*x + (1-m) * (exp(s(m*x)) * x + t(m*x))``: the determinant depends on x.
 
-    The log-scale ``s`` is bounded by a scaled tanh, ``s = clamp * tanh(raw / clamp)``
-    (the "scaled tanh with configurable scale" of App. B.1), so
-    ``|s| < clamp`` and a single layer cannot blow a determinant up by more than
-    ``exp(clamp)`` per dimension.
+    ``activation`` says how the conditioner's raw output becomes the log-scale ``s``:
+
+    * ``"tanh"`` (default): ``s = clamp * tanh(raw / clamp)``, the "scaled tanh with
+      configurable scale" of App. B.1; ``|s| < clamp``.
+    * ``"softplus"``: the scale itself is a softplus, shifted so that ``raw = 0`` is the
+      identity, and its log is then cut to the clamp range,
+      ``s = ln clip(softplus(raw + ln(e - 1)), exp(-clamp), exp(clamp))``, so
+      ``|s| <= clamp``.  This is the VAE-NonUSFlow prior of App. B.4 ("softplus as affine
+      activation and clamping at 2.0, analogous to Anomalib defaults"; Anomalib/FrEIA's
+      ``AllInOneBlock`` uses a softplus for its scale and an ``affine_clamping`` of 2.0,
+      and App. D describes the clamping as cutting the multiplicative part to a range).
+      The scale grows linearly rather than exponentially in ``raw``; beyond the clamp the
+      gradient of ``s`` is zero.
+
+    Either way a single layer cannot change a determinant by more than ``exp(clamp)``
+    per transformed dimension.
     """
 
     constant_det = False
 
-    def __init__(self, mask: Tensor, conditioner: nn.Module, clamp: float = 2.0):
+    def __init__(self, mask: Tensor, conditioner: nn.Module, clamp: float = 2.0, activation: str = "tanh"):
         super().__init__()
+        if activation not in ("tanh", "softplus"):
+            raise ValueError(f"activation must be 'tanh' or 'softplus', got {activation!r}")
         self.register_buffer("mask", mask)
         self.conditioner = conditioner
         self.clamp = clamp
+        self.activation = activation
 
     def _shift_log_scale(self, x_masked: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
         shift, raw = self.conditioner(x_masked).chunk(2, dim=1)
-        log_scale = self.clamp * torch.tanh(raw / self.clamp)
+        if self.activation == "tanh":
+            log_scale = self.clamp * torch.tanh(raw / self.clamp)
+        else:  # softplus scale, identity at raw = 0, log cut to [-clamp, clamp]
+            scale = nn.functional.softplus(raw + math.log(math.e - 1))
+            log_scale = scale.clamp(math.exp(-self.clamp), math.exp(self.clamp)).log()
         return (1 - m) * shift, (1 - m) * log_scale
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -345,12 +365,14 @@ def build_flow(shape: int | Sequence[int], coupling: str = "additive", blocks: i
                hidden: int = 64, layers: int = 2, clamp: float = 2.0,
                center: float | Tensor = 0.0, scale: float = 1.0,
                prior_sigma: float | None = None, prior_rule: str = "exact",
-               lu_init_scale: float = 0.1, seed: int | None = None) -> Flow:
+               lu_init_scale: float = 0.1, seed: int | None = None, affine_activation: str = "tanh") -> Flow:
     """Build ``phi = A_{n+1} o B_n o ... o B_1`` of App. B.1.
 
     ``coupling="additive"`` gives a USFlow, ``"affine"`` a NonUSFlow; nothing else
     differs (the affine conditioner's last layer is twice as wide, for shift and
     log-scale).  ``shape`` is ``d`` for vectors or ``(C, H, W)`` for feature maps.
+    ``affine_activation`` (``"tanh"`` or ``"softplus"``) picks the affine coupling's
+    log-scale bound, see :class:`AffineCoupling`; additive couplings ignore it.
     """
     if coupling not in ("additive", "affine"):
         raise ValueError(f"coupling must be 'additive' (USFlow) or 'affine' (NonUSFlow), got {coupling!r}")
@@ -364,7 +386,7 @@ def build_flow(shape: int | Sequence[int], coupling: str = "additive", blocks: i
     for i in range(blocks):
         cond = make_conditioner(shape, out_factor, hidden, layers)
         mask = channel_mask(shape[0], i % 2)
-        coup = AdditiveCoupling(mask, cond) if coupling == "additive" else AffineCoupling(mask, cond, clamp)
+        coup = AdditiveCoupling(mask, cond) if coupling == "additive" else AffineCoupling(mask, cond, clamp, affine_activation)
         mods.append(ConjugateBlock(LUAffine(shape[0], lu_init_scale), coup))
     mods.append(LUAffine(shape[0], lu_init_scale))
     return Flow(mods, GaussianBase(shape, center, scale), prior_sigma, prior_rule)
