@@ -1,0 +1,203 @@
+"""Frozen ImageNet feature extractors of the three image methods (paper §5.2.1, App. E).
+
+* FastFlow: torchvision ResNet-18, layers 1-3 (strides 4, 8, 16);
+* CFlow: torchvision Wide-ResNet-50-2, layers 2-4 (strides 8, 16, 32);
+* U-Flow: MS-CaiT -- two timm CaiT models, ``cait_m48_448`` on the image and
+  ``cait_s24_224`` on the image at half resolution (strides 16 and 32), each read
+  out after its 41st / 21st block and its final norm, as in anomalib's U-Flow.
+
+Images are expected ImageNet-normalised (``usfkit.data`` does it).  Weights come
+from the libraries' own APIs.  ``pretrained="auto"`` tries them and falls back to
+random weights with a loud warning (this machine has no internet); ``True`` raises
+if they cannot be had; ``False`` never tries.  The backbone is frozen: eval mode,
+no gradients, forward under ``no_grad``.
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+RESNETS = {  # name -> (channels per layer1..layer4, stride per layer1..layer4)
+    "resnet18": ((64, 128, 256, 512), (4, 8, 16, 32)),
+    "wide_resnet50_2": ((256, 512, 1024, 2048), (4, 8, 16, 32)),
+}
+CAIT_BLOCKS = {"cait_m48_448": 41, "cait_s24_224": 21}  # blocks used (anomalib / FastFlow paper Table 6)
+MS_CAIT = ("cait_m48_448", "cait_s24_224")
+
+
+class PretrainedUnavailable(RuntimeError):
+    """The library's ImageNet weights could not be obtained."""
+
+
+def _host_reachable(host: str) -> bool:
+    try:
+        socket.getaddrinfo(host, 443)
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _hf_offline_if_unreachable():
+    """timm downloads from the Hugging Face hub, which retries for ~45 s when offline;
+    without a network we go straight to its local cache instead."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    old = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = old or not _host_reachable("huggingface.co")
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = old
+
+
+def _load(name: str, pretrained, build_pretrained, build_random) -> tuple[nn.Module, bool]:
+    """Build with the library's ImageNet weights when asked and possible."""
+    if pretrained not in (True, False, "auto"):
+        raise ValueError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
+    if pretrained is False:
+        return build_random(), False
+    try:
+        return build_pretrained(), True
+    except Exception as err:  # no internet, no cache, ...
+        msg = (f"could not load the ImageNet weights of {name} ({type(err).__name__}: {str(err)[:200]}). "
+               "Connect to the internet once so that torchvision/timm cache them "
+               "(~/.cache/torch/hub, ~/.cache/huggingface), or pass pretrained=False for random weights.")
+        if pretrained is True:
+            raise PretrainedUnavailable(msg) from err
+        warnings.warn(f"RANDOM BACKBONE WEIGHTS: {msg} Using random weights instead; "
+                      "anomaly-detection results will be far below the paper's.", stacklevel=3)
+        return build_random(), False
+
+
+class Backbone(nn.Module):
+    """Base class: a frozen module mapping images ``[B, 3, H, W]`` to a list of per-scale
+    feature maps ``[B, C_k, H / s_k, W / s_k]``."""
+
+    name: str = ""
+    pretrained_loaded: bool = False
+    channels: tuple[int, ...] = ()
+    strides: tuple[int, ...] = ()
+
+    def freeze(self) -> "Backbone":
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self.eval()
+
+    def train(self, mode: bool = True) -> "Backbone":
+        return super().train(False)  # always in eval mode (frozen batch-norm statistics)
+
+    def feature_shapes(self, image_size: int | tuple[int, int]) -> list[tuple[int, int, int]]:
+        h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+        return [(c, h // s, w // s) for c, s in zip(self.channels, self.strides)]
+
+    def describe(self) -> str:
+        weights = "ImageNet weights" if self.pretrained_loaded else \
+            "RANDOM weights (ImageNet weights not loaded: results are not comparable to the paper)"
+        return f"{self.name}: frozen, {weights}; features {list(zip(self.channels, self.strides))} (channels, stride)"
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        with torch.no_grad():
+            return self.extract(images)
+
+    def extract(self, images: Tensor) -> list[Tensor]:
+        raise NotImplementedError
+
+
+class ResNetBackbone(Backbone):
+    """A torchvision ResNet read out after the given residual stages."""
+
+    def __init__(self, name: str = "resnet18", layers=("layer1", "layer2", "layer3"), pretrained="auto"):
+        super().__init__()
+        import torchvision
+        if name not in RESNETS:
+            raise ValueError(f"ResNet backbone must be one of {sorted(RESNETS)}, got {name!r}")
+        bad = [layer for layer in layers if layer not in ("layer1", "layer2", "layer3", "layer4")]
+        if bad or not layers:
+            raise ValueError(f"layers must be among layer1..layer4, got {layers!r}")
+        net, self.pretrained_loaded = _load(
+            name, pretrained,
+            lambda: torchvision.models.get_model(name, weights="DEFAULT"),
+            lambda: torchvision.models.get_model(name, weights=None))
+        self.name, self.layers = name, tuple(layers)
+        idx = [int(layer[-1]) - 1 for layer in self.layers]
+        self.channels = tuple(RESNETS[name][0][i] for i in idx)
+        self.strides = tuple(RESNETS[name][1][i] for i in idx)
+        last = max(idx) + 1
+        self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
+        self.stages = nn.ModuleDict({f"layer{i}": getattr(net, f"layer{i}") for i in range(1, last + 1)})
+        self.freeze()
+
+    def extract(self, images: Tensor) -> list[Tensor]:
+        x, out = self.stem(images), []
+        for name, stage in self.stages.items():
+            x = stage(x)
+            if name in self.layers:
+                out.append(x)
+        return out
+
+
+class MultiScaleCait(Backbone):
+    """MS-CaiT of U-Flow: ``models[0]`` on the image, ``models[1]`` on the image resized
+    (bicubic) to half its size; tokens after the first ``CAIT_BLOCKS[name]`` blocks
+    (default: all but 3) and the model's final norm, reshaped to maps (stride 16 and 32)."""
+
+    def __init__(self, models: tuple[str, str] = MS_CAIT, image_size: int | tuple[int, int] = 448,
+                 pretrained="auto"):
+        super().__init__()
+        import timm
+        h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if h % 32 or w % 32:
+            raise ValueError(f"MS-CaiT needs an image size divisible by 32, got {(h, w)}")
+        self.image_size = (h, w)
+        nets, loaded = [], []
+        for name, size in zip(models, [(h, w), (h // 2, w // 2)]):
+            with _hf_offline_if_unreachable():
+                net, ok = _load(name, pretrained,
+                                lambda: timm.create_model(name, pretrained=True, img_size=size),
+                                lambda: timm.create_model(name, pretrained=False, img_size=size))
+            nets.append(net)
+            loaded.append(ok)
+        self.models = nn.ModuleList(nets)
+        self.blocks = tuple(CAIT_BLOCKS.get(n, len(net.blocks) - 3) for n, net in zip(models, nets))
+        self.name = "mcait" if tuple(models) == MS_CAIT else "mcait(" + ",".join(models) + ")"
+        self.pretrained_loaded = all(loaded)
+        self.channels = tuple(net.embed_dim for net in nets)
+        self.strides = (16, 32)
+        self.freeze()
+
+    def extract(self, images: Tensor) -> list[Tensor]:
+        half = F.interpolate(images, size=(images.shape[-2] // 2, images.shape[-1] // 2),
+                             mode="bicubic", align_corners=True)
+        out = []
+        for net, n_blocks, x in zip(self.models, self.blocks, [images, half]):
+            h, w = x.shape[-2] // 16, x.shape[-1] // 16
+            tokens = net.pos_drop(net.patch_embed(x) + net.pos_embed)
+            for block in net.blocks[:n_blocks]:
+                tokens = block(tokens)
+            tokens = net.norm(tokens)
+            out.append(tokens.transpose(1, 2).reshape(x.shape[0], -1, h, w))
+        return out
+
+
+def build_backbone(name: str, layers=None, image_size: int | tuple[int, int] = 256,
+                   pretrained="auto") -> Backbone:
+    """``"resnet18"`` / ``"wide_resnet50_2"`` (with ``layers``), ``"mcait"`` (U-Flow's
+    ``cait_m48_448`` + ``cait_s24_224``), or a timm CaiT name such as ``"cait_xxs24_224"``
+    (that model at both resolutions: a small MS-CaiT for quick runs)."""
+    if name in RESNETS:
+        return ResNetBackbone(name, layers or ("layer1", "layer2", "layer3"), pretrained)
+    if name == "mcait":
+        return MultiScaleCait(MS_CAIT, image_size, pretrained)
+    if name.startswith("cait_"):
+        return MultiScaleCait((name, name), image_size, pretrained)
+    raise ValueError(f"unknown backbone {name!r}: use 'resnet18', 'wide_resnet50_2', 'mcait' "
+                     "or a timm CaiT name such as 'cait_xxs24_224'")

@@ -1,0 +1,12 @@
+"""Lightning glue for the FastFlow head: Adam, lr 1e-3, weight decay 1e-5 (App. E)."""
+from __future__ import annotations
+
+from ..lightning_base import HeadModule
+
+
+class FastflowModule(HeadModule):
+    """Trains a :class:`~usfkit.image.fastflow.torch_model.FastflowHead` on cached features."""
+
+    def __init__(self, head, lr: float = 1e-3, weight_decay: float = 1e-5):
+        super().__init__(head, lr, weight_decay)
+

@@ -1,0 +1,40 @@
+"""The Lightning module the three heads share (a :class:`usfkit.train._Base`).
+
+A batch is the tuple of per-scale feature tensors of a few images (cached backbone
+features); the loss is ``head.loss(features)``.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..train import _Base
+
+
+class HeadModule(_Base):
+    def __init__(self, head: torch.nn.Module, lr: float, weight_decay: float = 0.0):
+        super().__init__(lr, weight_decay)
+        self.head = head
+        self._last_loss = None
+
+    def loss(self, features) -> torch.Tensor:
+        return self.head.loss(list(features))
+
+    def configure_optimizers(self):
+        params = [p for p in self.head.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch)
+        self._last_loss = loss.detach()
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val_loss", self.loss(batch), on_step=False, on_epoch=True, batch_size=len(batch[0]))
+
+    def diagnosis(self) -> str:
+        coupling = getattr(self.head, "coupling", "?")
+        hint = (" The affine coupling's input-dependent determinant exploded: this is the instability "
+                "of App. D; the uniformly scaling variants ('additive', 'additive_lu') avoid it.") \
+            if coupling == "affine" else " Lower the learning rate."
+        return f" Head coupling: {coupling}.{hint}"
