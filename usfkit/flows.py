@@ -180,10 +180,12 @@ class AffineCoupling(nn.Module):
     * ``"softplus"``: the scale itself is a softplus, shifted so that ``raw = 0`` is the
       identity, and its log is then cut to the clamp range,
       ``s = ln clip(softplus(raw + ln(e - 1)), exp(-clamp), exp(clamp))``, so
-      ``|s| <= clamp``.  This is the VAE-NonUSFlow prior of App. B.4 ("softplus as affine
-      activation and clamping at 2.0, analogous to Anomalib defaults"; Anomalib/FrEIA's
-      ``AllInOneBlock`` uses a softplus for its scale and an ``affine_clamping`` of 2.0,
-      and App. D describes the clamping as cutting the multiplicative part to a range).
+      ``|s| <= clamp``.  This is our reading of the VAE-NonUSFlow prior of App. B.4
+      ("softplus as affine activation and clamping at 2.0, analogous to Anomalib
+      defaults"): Anomalib's flows use FrEIA's ``AllInOneBlock``, whose default
+      ``global_affine_type="SOFTPLUS"`` passes its (global) scale through a softplus and
+      whose ``affine_clamping=2.0`` bounds the coupling's log-scale (there with a tanh);
+      App. D describes the clamping as cutting the multiplicative part to a range.
       The scale grows linearly rather than exponentially in ``raw``; beyond the clamp the
       gradient of ``s`` is zero.
 

@@ -74,6 +74,41 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      layers=4, clamp=2.0, prior_sigma=1.0, nu=0.05, dohsc_lr=1e-4, dohsc_pretrain_epochs=10,
                      tie=0.005, accelerator="auto", seed=0),
     },
+    "06_vae_usflow": {
+        # Exp. 1 (MVTec AD ResNet-18 embeddings): classes, seeds per (class, prior), one fixed split (train_frac of the
+        # normals, split_seed); latent_dim None = usfkit.vae.default_latent_dim (512 -> 32); §5.1.1's training rule.
+        # Exp. 2 (MVTec AD images, Wide-ResNet-50-2 encoder): image_classes (a list, or "available" = every class under
+        # data_dir()/mvtec_ad), image_* settings; pretrained "auto" | True | False.
+        "quick": dict(classes=["bottle", "carpet", "screw"], seeds=2, train_frac=0.7, split_seed=0, latent_dim=None,
+                      sigma_min=0.1, lr=1e-3, epochs=40, batch_size=64, patience=5, min_delta=1e-4,
+                      image_classes=["bottle"], image_size=32, image_latent_dim=32, pretrained="auto",
+                      train_backbone=True, image_lr=1e-3, image_epochs=3, image_batch_size=32, image_patience=3,
+                      image_seeds=1),
+        "full": dict(classes=["bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
+                              "screw", "tile", "toothbrush", "transistor", "wood", "zipper"],
+                     seeds=3, train_frac=0.7, split_seed=0, latent_dim=None, sigma_min=0.1, lr=1e-4, epochs=200,
+                     batch_size=64, patience=5, min_delta=1e-4,
+                     image_classes="available", image_size=256, image_latent_dim=128, pretrained="auto",
+                     train_backbone=True, image_lr=1e-4, image_epochs=100, image_batch_size=32, image_patience=3,
+                     image_seeds=3),
+    },
+    "07_image_benchmarks": {
+        # datasets/classes: what is searched under the data dir (classes=None: every class found);
+        # backbones: per-architecture backbone replacing App. E's (quick: U-Flow on ResNet-18, §5.2.3's ablation
+        # backbone, because MS-CaiT is far too slow on a CPU); pretrained: "auto" = ImageNet weights when they can
+        # be downloaded, else random (said in every record); backbone_seed: the random backbone's seed;
+        # image_size=None: each architecture's input size (256 px, U-Flow 448 px); ablations: §5.2.3;
+        # speedup_epochs: epochs of the feature-cache timing.
+        "quick": dict(datasets=["mvtec"], classes=["bottle"], archs=["fastflow"],
+                      couplings=["affine", "additive", "additive_lu"], seeds=[0, 1], image_size=64, epochs=6,
+                      patience=3, batch_size=32, pretrained=False, backbone_seed=0, backbones={"uflow": "resnet18"},
+                      ablations=[], prior_sigma=1.0, speedup_epochs=2, threads=1),
+        "full": dict(datasets=["mvtec", "visa"], classes=None, archs=["fastflow", "uflow", "cflow"],
+                     couplings=["affine", "additive", "additive_lu"], seeds=[0, 1, 2], image_size=None, epochs=100,
+                     patience=3, batch_size=32, pretrained="auto", backbone_seed=0, backbones={},
+                     ablations=["logdet_prior", "backbone_resnet18"], prior_sigma=1.0, speedup_epochs=3,
+                     threads=None),
+    },
 }
 
 

@@ -1,0 +1,198 @@
+"""VAE-USFlow (usfkit.vae): the ELBO of Eq. 7 against closed forms, the flow prior's
+log-density, the image encoder/decoder shapes, the softplus-clamped NonUSF prior, the
+failure diagnosis and a short training on real MVTec AD embeddings (paper §4.4, App. B.4)."""
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import randomise
+from usfkit import vae
+from usfkit.flows import AffineCoupling, Flow, GaussianBase, LUAffine, build_flow, channel_mask, make_conditioner
+from usfkit.metrics import auroc
+
+torch.set_num_threads(1)
+DATA = Path(os.environ.get("USFKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+class LinearGaussianEncoder(nn.Module):
+    """q(z|x) = N(A x + a, diag exp(log_var)) with an input-independent variance."""
+
+    def __init__(self, d_in, d_lat):
+        super().__init__()
+        self.lin = nn.Linear(d_in, d_lat)
+        self.log_var = nn.Parameter(0.5 * torch.randn(d_lat))
+
+    def forward(self, x):
+        return self.lin(x), self.log_var.expand(len(x), -1)
+
+
+def linear_model(d_in=5, d_lat=3, sigma=0.7, seed=0):
+    """Encoder, decoder and prior all linear-Gaussian: every ELBO term has a closed form."""
+    torch.manual_seed(seed)
+    prior = Flow([randomise(LUAffine(d_lat, init_scale=1.0), seed=seed)], GaussianBase((d_lat,)))
+    model = vae.VAEFlow(LinearGaussianEncoder(d_in, d_lat), nn.Linear(d_lat, d_in), prior, sigma_min=sigma)
+    return model.double()
+
+
+def closed_form_terms(model, x):
+    """E_q ln p(x|z), E_q ln q(z|x), E_q ln p_Z(z) for the linear model, exactly."""
+    mu, log_var = model.encoder(x)
+    s = log_var.exp()                                          # diagonal of the posterior covariance
+    W, b = model.decoder.weight, model.decoder.bias
+    lu = model.prior.layers[0]
+    M, c = lu.matrix(), lu.bias                                 # phi(z) = M z + c
+    D, d, var = x.shape[1], mu.shape[1], model.sigma_min**2
+    resid = x - mu @ W.T - b
+    rec = -0.5 * (D * math.log(2 * math.pi * var) + (resid.pow(2).sum(1) + (W.pow(2) * s[:, None, :]).sum((1, 2))) / var)
+    log_q = -0.5 * (log_var + 1 + math.log(2 * math.pi)).sum(1)
+    mean_phi = mu @ M.T + c
+    log_prior = (-0.5 * (d * math.log(2 * math.pi) + mean_phi.pow(2).sum(1) + (M.pow(2) * s[:, None, :]).sum((1, 2)))
+                 + torch.linalg.slogdet(M)[1])
+    return {"rec_loglik": rec, "log_q": log_q, "log_prior": log_prior, "elbo": rec - log_q + log_prior}
+
+
+def test_monte_carlo_elbo_converges_to_closed_form():
+    model = linear_model()
+    x = torch.randn(3, 5, dtype=torch.float64)
+    exact = closed_form_terms(model, x)
+    k = 40_000
+    with torch.no_grad():
+        torch.manual_seed(1)
+        mc = model.elbo_terms(x.repeat(k, 1), n_samples=1)        # one sample each: k independent samples
+    for name in ("rec_loglik", "log_q", "log_prior", "elbo"):
+        samples = mc[name].view(k, 3)
+        se = samples.std(0) / math.sqrt(k)
+        err = (samples.mean(0) - exact[name]).abs()
+        assert (err < 5 * se + 1e-9).all(), f"{name}: MC {samples.mean(0)} vs closed form {exact[name]} (se {se})"
+    # the n_samples argument averages the same terms: a 40k-sample estimate is within 5 standard errors too
+    with torch.no_grad():
+        avg = model.elbo_terms(x, n_samples=k)
+    assert torch.allclose(avg["elbo"], exact["elbo"], atol=5 * float(mc["elbo"].view(k, 3).std(0).max()) / math.sqrt(k))
+
+
+def test_analytic_pieces_exactly():
+    """Prior density = the Gaussian N(-M^{-1}c, (M^T M)^{-1}) that a linear flow implies;
+    posterior entropy and score parts at z = mu in closed form."""
+    model = linear_model()
+    x = torch.randn(4, 5, dtype=torch.float64)
+    z = torch.randn(6, 3, dtype=torch.float64)
+    lu = model.prior.layers[0]
+    M, c = lu.matrix().detach(), lu.bias.detach()
+    implied = torch.distributions.MultivariateNormal(-torch.linalg.solve(M, c), precision_matrix=M.T @ M)
+    assert torch.allclose(model.prior_log_prob(z), implied.log_prob(z), atol=1e-10)
+    with torch.no_grad():
+        mu, log_var = model.encoder(x)
+        parts = model.score(x, "all")
+        rec = -torch.distributions.Normal(model.decoder(mu), model.sigma_min).log_prob(x).sum(1)
+        post = torch.distributions.Normal(mu, (0.5 * log_var).exp()).log_prob(mu).sum(1)
+        ent = torch.distributions.Normal(mu, (0.5 * log_var).exp()).entropy().sum(1)
+    assert torch.allclose(parts["reconstruction"], rec, atol=1e-9)
+    assert torch.allclose(parts["latent"], -implied.log_prob(mu), atol=1e-9)
+    assert torch.allclose(parts["posterior"], post, atol=1e-9)
+    assert torch.allclose(parts["combined"], rec - implied.log_prob(mu) + post, atol=1e-9)
+    assert torch.allclose(model.entropy(log_var), ent, atol=1e-10)
+    with pytest.raises(ValueError, match="part must be"):
+        model.score(x, "likelihood")
+
+
+def test_prior_log_density_is_the_usf_log_prob():
+    model = randomise(vae.tabular_vae(12, "usf", latent_dim=4, seed=0, flow_hidden=16, flow_layers=1), scale=0.2)
+    assert model.is_usf and model.latent_dim == 4
+    x = torch.randn(8, 12)
+    with torch.no_grad():
+        torch.manual_seed(3)
+        terms = model.elbo_terms(x, n_samples=1)
+        torch.manual_seed(3)
+        mu, log_var = model.encode(x)
+        z = mu + (0.5 * log_var).exp() * torch.randn(1, *mu.shape)[0]
+        phi, logdet = model.prior(z)
+        by_hand = -0.5 * phi.pow(2).sum(1) - 2 * math.log(2 * math.pi) + logdet
+    assert torch.allclose(terms["log_prior"], model.prior.log_prob(z), atol=1e-5)
+    assert torch.allclose(model.prior_log_prob(z), by_hand, atol=1e-5)
+    assert torch.allclose(terms["prior_logdet"], logdet) and float(logdet.std()) < 1e-5  # USF: one determinant
+    nonusf = randomise(vae.tabular_vae(12, "nonusf", latent_dim=4, seed=0, flow_hidden=16, flow_layers=1), scale=0.2)
+    assert not nonusf.is_usf
+    with torch.no_grad():
+        assert float(nonusf.prior(z)[1].std()) > 1e-3                                   # NonUSF: it varies
+
+
+def test_softplus_nonusf_clamp_bounds_log_scales():
+    clamp = 2.0
+    layer = AffineCoupling(channel_mask(6, 0), make_conditioner((6,), 2, 8, 1), clamp=clamp, activation="softplus")
+    x = torch.randn(50, 6)
+    y, logdet = layer(x)
+    assert torch.equal(y, x) and torch.equal(logdet, torch.zeros(50))       # zero-initialised: identity
+    randomise(layer, scale=20.0)
+    x = 10 * torch.randn(500, 6)
+    y, logdet = layer(x)
+    assert logdet.abs().max() <= 3 * clamp + 1e-5                              # 3 transformed coordinates
+    assert logdet.abs().max() > 2.5 * clamp                                    # and the bound is reached
+    assert torch.allclose(layer.inverse(y), x, atol=1e-3)
+    # the prior of VAE-NonUSFlow uses exactly this coupling, clamped at 2.0 (App. B.4)
+    prior = vae.make_prior(4, "nonusf", hidden=8, layers=1)
+    couplings = [m for m in prior.modules() if isinstance(m, AffineCoupling)]
+    assert len(couplings) == 4 and all(m.activation == "softplus" and m.clamp == 2.0 for m in couplings)
+    assert build_flow(4, "affine").layers[0].coupling.activation == "tanh"     # the default is unchanged
+    with pytest.raises(ValueError, match="activation"):
+        AffineCoupling(channel_mask(4, 0), make_conditioner((4,), 2, 8, 1), activation="relu")
+
+
+def test_image_encoder_decoder_round_trip_shapes_256():
+    model = vae.image_vae(256, "usf", latent_dim=16, pretrained=False, flow_hidden=16, flow_layers=1).eval()
+    assert model.encoder.pretrained_loaded is False
+    assert model.decoder.n_up == 6                                              # log2(256 / 4)
+    assert vae.ConvDecoder(16, 64).n_up == 4
+    x = torch.randn(1, 3, 256, 256)
+    with torch.no_grad():
+        mu, log_var = model.encode(x)
+        rec = model.decode(mu)
+        score = model.score(x)
+    assert mu.shape == log_var.shape == (1, 16)
+    assert rec.shape == x.shape and score.shape == (1,) and torch.isfinite(score).all()
+
+
+def test_auto_falls_back_to_random_weights_loudly(monkeypatch):
+    import torchvision.models as tvm
+
+    def offline(weights=None):
+        if weights is not None:
+            raise OSError("no network")
+        return tvm.resnet18()                                                   # small stand-in
+    monkeypatch.setattr(tvm, "wide_resnet50_2", offline)
+    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
+        _, loaded = vae.wide_resnet50_2_trunk("auto")
+    assert loaded is False
+    with pytest.raises(RuntimeError, match="could not load the ImageNet weights"):
+        vae.wide_resnet50_2_trunk(True)
+
+
+def test_exploding_prior_determinant_is_a_failed_run_with_a_diagnosis():
+    model = vae.tabular_vae(8, "nonusf", latent_dim=2, seed=0, flow_hidden=8, flow_layers=1)
+    with torch.no_grad():
+        model.prior.layers[-1].log_abs_u.fill_(200.0)                          # det = e^400: overflows
+    result = vae.train_vae(model, torch.randn(64, 8), lr=1e-3, max_epochs=2, batch_size=32, progress="none")
+    assert not result.ok
+    assert "determinant exploded" in result.failure and "log_prior" in result.failure
+
+
+def test_short_training_on_mvtec_bottle_embeddings():
+    path = DATA / "adbench_mvtec_resnet18" / "MVTec-AD_bottle.npz"
+    if not path.exists():
+        pytest.skip(f"{path} missing (set USFKIT_DATA)")
+    data = np.load(path)
+    x, y = torch.tensor(data["X"]), torch.tensor(data["y"])
+    normal = torch.where(y == 0)[0][torch.randperm(int((y == 0).sum()), generator=torch.Generator().manual_seed(0))]
+    n_train = int(0.7 * len(normal))
+    test = torch.cat([normal[n_train:], torch.where(y == 1)[0]])
+    model = vae.tabular_vae(512, "usf", seed=0)
+    result = vae.train_vae(model, x[normal[:n_train]], lr=1e-3, max_epochs=30, batch_size=64, progress="none")
+    assert result.ok, result.failure
+    scores = model.score(x[test], "all")
+    aucs = {k: auroc(y[test], s) for k, s in scores.items()}
+    assert aucs["combined"] > 0.8, aucs
+    assert aucs["latent"] > 0.6, aucs

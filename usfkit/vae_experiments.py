@@ -1,0 +1,217 @@
+"""Chapter 06's experiments: VAE-USFlow vs VAE-NonUSFlow on MVTec AD (paper App. B.4, F.3,
+Figure 11), with every failed run counted (App. D).
+
+* Experiment 1 (:func:`run_embeddings`): image-level anomaly detection on ADBench's
+  512-d ImageNet ResNet-18 embeddings of the 15 MVTec AD classes
+  (``data_dir()/adbench_mvtec_resnet18/MVTec-AD_<class>.npz``; train and test pooled,
+  ``y = 1`` defective).  One fixed split per class: ``train_frac`` of the normal samples,
+  drawn with ``split_seed``, for training; the other normals and all anomalies for
+  testing.  The model seed varies the initialisation only, so the spread over seeds is
+  run-to-run stability, as in Figure 11.
+* Experiment 2 (:func:`run_images`): the image model of App. B.4 (Wide-ResNet-50-2
+  encoder, transposed-convolution decoder) end to end on MVTec AD images in their
+  published layout, read with :mod:`usfkit.data.mvtec` (``data_dir()/mvtec_ad/<class>``
+  or the other folder names listed there).
+
+Every run goes through :func:`usfkit.sweep.run_sweep`: saved as it finishes under
+``results/<profile>/06_vae_usflow/runs/`` and skipped when the chapter is run again.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import metrics, vae
+from .data import data_dir
+from .sweep import run_sweep
+
+CHAPTER = "06_vae_usflow"
+PRIORS = {"usf": "VAE-USFlow", "nonusf": "VAE-NonUSFlow"}
+EMBEDDING_FOLDER = "adbench_mvtec_resnet18"
+
+
+# --------------------------------------------------------------------------
+# Experiment 1: MVTec AD embeddings
+# --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=16)
+def load_embeddings(cls: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(X [n, 512], y [n])`` of one MVTec AD class, ADBench's ResNet-18 embeddings."""
+    path = data_dir() / EMBEDDING_FOLDER / f"MVTec-AD_{cls}.npz"
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} not found. Download ADBench's CV_by_ResNet18/MVTec-AD_{cls}.npz "
+            "(github.com/Minqi824/ADBench, adbench/datasets/CV_by_ResNet18) into "
+            f"{path.parent} or set USFKIT_DATA to the folder that holds {EMBEDDING_FOLDER}/.")
+    data = np.load(path)
+    return torch.tensor(data["X"], dtype=torch.float32), torch.tensor(data["y"]).long()
+
+
+def split_indices(y: torch.Tensor, train_frac: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train: ``train_frac`` of the normals (seeded permutation); test: the rest + all anomalies."""
+    normal = torch.where(y == 0)[0]
+    perm = normal[torch.randperm(len(normal), generator=torch.Generator().manual_seed(split_seed))]
+    n_train = int(round(train_frac * len(normal)))
+    return perm[:n_train], torch.cat([perm[n_train:], torch.where(y == 1)[0]])
+
+
+def split_table(classes, train_frac: float, split_seed: int) -> pd.DataFrame:
+    """Split sizes per class."""
+    rows = []
+    for cls in classes:
+        _, y = load_embeddings(cls)
+        tr, te = split_indices(y, train_frac, split_seed)
+        rows.append({"class": cls, "train (normal)": len(tr), "test normal": int((y[te] == 0).sum()),
+                     "test anomalous": int((y[te] == 1).sum())})
+    return pd.DataFrame(rows)
+
+
+def _evaluate(model: vae.VAEFlow, fit, x_test: torch.Tensor, y_test: torch.Tensor) -> dict[str, Any]:
+    """AUROC of every score part; non-finite scores turn an 'ok' fit into a failed run."""
+    out: dict[str, Any] = {"ok": fit.ok, "failure": fit.failure, "epochs": fit.epochs,
+                           "train_time_s": round(fit.wall_time_s, 2), "best_loss": fit.best_loss,
+                           "prior_is_usf": model.is_usf,
+                           "history": [{k: float(f"{v:.5g}") for k, v in row.items()} for row in fit.history]}
+    out.update({f"auroc_{p}": None for p in vae.SCORE_PARTS})
+    if not fit.ok:
+        return out
+    if torch.cuda.is_available():  # fit() hands the model back on the CPU; score where it trained
+        model.cuda()
+    parts = model.score(x_test, "all", batch_size=64)
+    bad = {p: int((~torch.isfinite(s)).sum()) for p, s in parts.items()}
+    if any(bad.values()):
+        out.update(ok=False, failure=f"non-finite test scores {bad}: the prior's determinant or the latent "
+                                     "code exploded at test time")
+        return out
+    out.update({f"auroc_{p}": metrics.auroc(y_test, s) for p, s in parts.items()})
+    return out
+
+
+def run_embedding(spec: dict, progress: str = "auto") -> dict[str, Any]:
+    """Train and evaluate one (class, prior, seed) on the embeddings."""
+    x, y = load_embeddings(spec["class"])
+    tr, te = split_indices(y, spec["train_frac"], spec["split_seed"])
+    model = vae.tabular_vae(x.shape[1], spec["prior"], latent_dim=spec["latent_dim"], seed=spec["seed"],
+                            sigma_min=spec["sigma_min"])
+    fit = vae.train_vae(model, x[tr], lr=spec["lr"], max_epochs=spec["epochs"], batch_size=spec["batch_size"],
+                        patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"],
+                        progress=progress, desc=f"{PRIORS[spec['prior']]} · {spec['class']} · seed {spec['seed']}")
+    return {**_evaluate(model, fit, x[te], y[te]), "latent_dim": model.latent_dim, "n_train": len(tr),
+            "n_test": len(te)}
+
+
+def embedding_specs(cfg) -> list[dict]:
+    """One spec per (class, prior, seed); the training settings are part of the spec so that
+    runs with other settings are not mistaken for finished ones."""
+    common = dict(experiment="embeddings", train_frac=cfg.train_frac, split_seed=cfg.split_seed,
+                  latent_dim=cfg.latent_dim, sigma_min=cfg.sigma_min, lr=cfg.lr, epochs=cfg.epochs,
+                  batch_size=cfg.batch_size, patience=cfg.patience, min_delta=cfg.min_delta)
+    return [{"class": c, "prior": p, "seed": s, **common}
+            for c in cfg.classes for p in PRIORS for s in range(cfg.seeds)]
+
+
+def run_embeddings(cfg, progress: str = "auto") -> pd.DataFrame:
+    """Experiment 1 as a sweep; one row per run (failed runs included)."""
+    records = run_sweep(CHAPTER, cfg.profile, embedding_specs(cfg), lambda s: run_embedding(s, progress),
+                        desc="VAE runs (embeddings)")
+    return runs_frame(records)
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """The sweep's records as a table (the per-epoch ``history`` stays in a column)."""
+    df = pd.DataFrame(records).drop(columns=["provenance"], errors="ignore")
+    df["method"] = df["prior"].map(PRIORS)
+    return df
+
+
+def summarize(runs: pd.DataFrame, part: str = "combined") -> pd.DataFrame:
+    """Per class and method: mean ± std image AUROC over the valid runs, and how many runs
+    were valid / failed (Figure 11 marks the number of valid runs)."""
+    col = f"auroc_{part}"
+    rows = []
+    for (cls, method), g in runs.groupby(["class", "method"], sort=False):
+        valid = g[g["ok"]][col].astype(float)
+        rows.append({"class": cls, "method": method, "mean": valid.mean() if len(valid) else np.nan,
+                     "std": valid.std(ddof=0) if len(valid) else np.nan,
+                     "valid": len(valid), "failed": int((~g["ok"]).sum()), "runs": len(g)})
+    return pd.DataFrame(rows)
+
+
+def part_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean AUROC over valid runs and classes of each score part, per method."""
+    ok = runs[runs["ok"]]
+    return pd.DataFrame({p: ok.groupby("method")[f"auroc_{p}"].mean() for p in vae.SCORE_PARTS})
+
+
+def failure_counts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Failed runs per method, with the first failure message."""
+    rows = []
+    for method, g in runs.groupby("method"):
+        bad = g[~g["ok"]]
+        rows.append({"method": method, "runs": len(g), "failed": len(bad),
+                     "classes with a failure": ", ".join(sorted(bad["class"].unique())),
+                     "first failure": bad["failure"].iloc[0] if len(bad) else ""})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# Experiment 2: the image model on MVTec AD images
+# --------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def load_images(cls: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(x_train [n,3,S,S], x_test, y_test)`` of one MVTec AD class (ImageNet-normalised),
+    from the layout ``<root>/<class>/{train,test}/...`` that :mod:`usfkit.data.mvtec` finds."""
+    from .data.mvtec import MVTecAD
+
+    def stack(ds):
+        items = [ds[i] for i in range(len(ds))]
+        return torch.stack([it["image"] for it in items]), torch.tensor([it["label"] for it in items])
+
+    x_train, _ = stack(MVTecAD(cls, "train", image_size))
+    x_test, y_test = stack(MVTecAD(cls, "test", image_size))
+    return x_train, x_test, y_test
+
+
+def image_classes(cfg) -> list[str]:
+    """``cfg.image_classes``, or every MVTec AD class found on this machine when it is ``"available"``."""
+    if cfg.image_classes == "available":
+        from .data.mvtec import mvtec_available
+
+        found = mvtec_available()
+        if not found:
+            raise FileNotFoundError(f"no MVTec AD class found under {data_dir()}/mvtec_ad (see usfkit.data.mvtec)")
+        return found
+    return list(cfg.image_classes)
+
+
+def run_image(spec: dict, progress: str = "auto") -> dict[str, Any]:
+    """Train and evaluate the image VAE on one class."""
+    x_train, x_test, y_test = load_images(spec["class"], spec["image_size"])
+    model = vae.image_vae(spec["image_size"], spec["prior"], latent_dim=spec["latent_dim"], seed=spec["seed"],
+                          pretrained=spec["pretrained"], train_backbone=spec["train_backbone"],
+                          sigma_min=spec["sigma_min"])
+    batch = spec["batch_size"] + (len(x_train) % spec["batch_size"] == 1)  # BatchNorm needs 2+ per batch
+    fit = vae.train_vae(model, x_train, lr=spec["lr"], max_epochs=spec["epochs"], batch_size=batch,
+                        patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"], progress=progress,
+                        desc=f"{PRIORS[spec['prior']]} (images) · {spec['class']} · seed {spec['seed']}")
+    return {**_evaluate(model, fit, x_test, y_test), "pretrained_loaded": model.encoder.pretrained_loaded,
+            "n_train": len(x_train), "n_test": len(x_test)}
+
+
+def image_specs(cfg) -> list[dict]:
+    common = dict(experiment="images", image_size=cfg.image_size, latent_dim=cfg.image_latent_dim,
+                  pretrained=cfg.pretrained, train_backbone=cfg.train_backbone, sigma_min=cfg.sigma_min,
+                  lr=cfg.image_lr, epochs=cfg.image_epochs, batch_size=cfg.image_batch_size,
+                  patience=cfg.image_patience, min_delta=cfg.min_delta)
+    return [{"class": c, "prior": p, "seed": s, **common}
+            for c in image_classes(cfg) for p in PRIORS for s in range(cfg.image_seeds)]
+
+
+def run_images(cfg, progress: str = "auto") -> pd.DataFrame:
+    """Experiment 2 as a sweep; one row per run."""
+    records = run_sweep(CHAPTER, cfg.profile, image_specs(cfg), lambda s: run_image(s, progress),
+                        desc="VAE runs (images)")
+    return runs_frame(records)
