@@ -32,3 +32,18 @@ def spearman(a, b) -> float:
 def kendall(a, b) -> float:
     """Kendall's tau (tau-b)."""
     return float(stats.kendalltau(_array(a, "a"), _array(b, "b")).statistic)
+
+
+def pixel_auroc(masks, maps) -> float:
+    """Pixel-level AUROC (paper §5.2): every pixel of every test image is one sample, its
+    ground-truth mask value (0/1) the label and the anomaly map value the score.  Normal
+    test images take part with all-zero masks, as in anomalib.  ``masks`` and ``maps``
+    must have the same number of elements, e.g. ``[N, 1, H, W]`` and ``[N, H, W]``."""
+    m = _array(masks, "masks")
+    s = _array(maps, "maps")
+    if m.shape != s.shape:
+        raise ValueError(f"masks ({m.size} pixels) and maps ({s.size} pixels) differ in size: "
+                         "upsample the anomaly maps to the mask resolution first")
+    if not np.isin(m, (0.0, 1.0)).all():
+        raise ValueError("masks must be binary (0 = normal pixel, 1 = defect)")
+    return auroc(m, s)

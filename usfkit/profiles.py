@@ -100,7 +100,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
         # image_size=None: each architecture's input size (256 px, U-Flow 448 px); ablations: §5.2.3;
         # speedup_epochs: epochs of the feature-cache timing.
         "quick": dict(datasets=["mvtec"], classes=["bottle"], archs=["fastflow"],
-                      couplings=["affine", "additive", "additive_lu"], seeds=[0, 1], image_size=64, epochs=6,
+                      couplings=["affine", "additive", "additive_lu"], seeds=[0, 1], image_size=48, epochs=12,
                       patience=3, batch_size=32, pretrained=False, backbone_seed=0, backbones={"uflow": "resnet18"},
                       ablations=[], prior_sigma=1.0, speedup_epochs=2, threads=1),
         "full": dict(datasets=["mvtec", "visa"], classes=None, archs=["fastflow", "uflow", "cflow"],

@@ -23,7 +23,7 @@ import lightning as L  # noqa: E402
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
 from .flows import Flow
@@ -199,18 +199,23 @@ class FitResult:
         return f"{state}: {self.epochs} epochs, best loss {self.best_loss:.4g}, {self.wall_time_s:.1f} s"
 
 
-def loader(x: Tensor, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+def loader(x: Tensor | Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+    """Batches of a tensor (each batch a 1-tuple, as ``TensorDataset`` gives) or of any
+    ``Dataset`` (e.g. cached per-scale image features, each batch a list of tensors)."""
     gen = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(x), batch_size=batch_size, shuffle=shuffle, generator=gen)
+    data = x if isinstance(x, Dataset) else TensorDataset(x)
+    return DataLoader(data, batch_size=batch_size, shuffle=shuffle, generator=gen)
 
 
-def fit(module: _Base, x_train: Tensor, x_val: Tensor | None = None, *, max_epochs: int = 100,
+def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None = None, *, max_epochs: int = 100,
         batch_size: int = 128, patience: int = 5, min_delta: float = 1e-4, monitor: str | None = None,
         seed: int = 0, progress: str = "auto", desc: str = "training", accelerator: str = "auto",
         devices="auto", restore_best: bool = True, callbacks: list | None = None,
         **trainer_kwargs) -> FitResult:
     """Train ``module`` on ``x_train`` with early stopping; never raises on divergence.
 
+    ``x_train``/``x_val``: a tensor of inputs or a ``torch.utils.data.Dataset`` whose items
+    the module's ``training_step`` understands (chapter 07 passes cached backbone features).
     ``monitor`` defaults to ``val_loss`` when ``x_val`` is given, else ``train_loss``.
     ``progress``: ``"auto"`` (notebook bar or Lightning's terminal bar), ``"bar"``
     (Lightning's), ``"notebook"``, or ``"none"``.  ``callbacks``: extra Lightning

@@ -19,4 +19,8 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path(user_cache_dir("usfkit"))
 
 
-__all__ = ["AsymmetricGaussianMixture", "data_dir", "moons"]
+from .mvtec import MVTEC_CLASSES, AnomalyImages, MVTecAD, mvtec_available  # noqa: E402
+from .visa import VISA_CLASSES, VisA, visa_available  # noqa: E402
+
+__all__ = ["AsymmetricGaussianMixture", "data_dir", "moons", "MVTEC_CLASSES", "AnomalyImages", "MVTecAD",
+           "mvtec_available", "VISA_CLASSES", "VisA", "visa_available"]
