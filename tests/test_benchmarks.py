@@ -71,7 +71,8 @@ def test_cli_writes_json(bench_flows, tmp_path, capsys):
     assert "USFlow" in capsys.readouterr().out
 
 
-def test_time_chapters_on_a_dummy_notebook(tmp_path):
+def test_time_chapters_on_a_dummy_notebook(tmp_path, monkeypatch):
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "before"))  # main() repoints it; undone after the test
     nbformat = pytest.importorskip("nbformat")
     pytest.importorskip("papermill")
     pytest.importorskip("ipykernel")
@@ -91,7 +92,8 @@ def test_time_chapters_on_a_dummy_notebook(tmp_path):
     assert data["chapters"][0]["status"] == "ok" and data["total_seconds"] > 0
 
 
-def test_time_chapters_without_chapters(tmp_path, capsys):
+def test_time_chapters_without_chapters(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "before"))
     time_chapters = _load("time_chapters")
     assert time_chapters.main(["--chapters-dir", str(tmp_path)]) == 1
     assert "no chapter notebooks" in capsys.readouterr().err
