@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .train import FitResult, _Base, fit
+from .train import AutoencoderModule, FitResult, _Base, fit
 
 
 class OrthogonalProjection(nn.Module):
@@ -212,18 +212,6 @@ class DO2HSC(_HypersphereNet):
 # --------------------------------------------------------------------------
 # Lightning modules and training
 # --------------------------------------------------------------------------
-class DOHSCPretrainModule(_Base):
-    """Autoencoder pretraining: encoder (with the orthogonal projection) + linear decoder,
-    mean squared reconstruction error summed over features."""
-
-    def __init__(self, model: _HypersphereNet, lr: float = 1e-3, weight_decay: float = 1e-6):
-        super().__init__(lr, weight_decay)
-        self.model = model
-
-    def loss(self, x: Tensor) -> Tensor:
-        return (self.model.reconstruct(x) - x).pow(2).sum(1).mean()
-
-
 class DOHSCModule(_Base):
     """One-class stage of DOHSC / DO2HSC: minimises ``model.loss`` (or the DOHSC ball loss when
     ``objective="ball"``, DO2HSC's warm-up) over the encoder weights."""
@@ -261,7 +249,7 @@ def train_dohsc(model: DOHSC | DO2HSC, x_train: Tensor, *, lr: float = 1e-4, wei
     extra_s = 0.0
     if pretrain_epochs > 0:
         pre = {**fit_kwargs, "max_epochs": pretrain_epochs, "desc": desc + " (pretrain)"}
-        res = fit(DOHSCPretrainModule(model, pretrain_lr, weight_decay), x_train, **pre)
+        res = fit(AutoencoderModule(model, pretrain_lr, weight_decay), x_train, **pre)
         extra_s += res.wall_time_s
         if not res.ok:
             return res

@@ -81,7 +81,7 @@ class OneFlow(nn.Module):
 
     def score(self, x: Tensor) -> Tensor:
         """Anomaly score: the latent norm ``||phi(x)||`` (higher = more anomalous)."""
-        return self.flow(x)[0].flatten(1).norm(dim=1)
+        return self.flow.latent_norm(x)
 
     def log_volume(self, x: Tensor) -> Tensor:
         """``ln vol`` of the input-space region ``phi^{-1}({||z|| <= R})`` with ``R`` the Bernstein

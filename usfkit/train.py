@@ -22,7 +22,7 @@ warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
 import lightning as L  # noqa: E402
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
@@ -110,9 +110,11 @@ class SVDDModule(_Base):
 
 
 class AutoencoderModule(_Base):
-    """Pretraining of Deep SVDD's encoder as an autoencoder (mean squared reconstruction error)."""
+    """Autoencoder pretraining of a one-class encoder (Deep SVDD, DOHSC, DO2HSC): the squared
+    reconstruction error summed over features, averaged over the batch.  ``model`` needs a
+    ``reconstruct(x)`` method."""
 
-    def __init__(self, model: DeepSVDD, lr: float = 1e-3, weight_decay: float = 1e-6):
+    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-6):
         super().__init__(lr, weight_decay)
         self.model = model
 
