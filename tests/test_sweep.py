@@ -49,3 +49,18 @@ def test_spec_key_is_unique_and_readable():
 def test_run_fn_must_say_ok():
     with pytest.raises(KeyError, match="'ok'"):
         sweep.run_sweep("ch", "quick", [{"a": 1}], lambda s: {"auroc": 1.0}, progress=False)
+
+
+def test_summarize_counts_valid_and_failed_runs_per_group():
+    import pandas as pd
+
+    runs = pd.DataFrame([
+        {"dataset": "a", "method": "m", "ok": True, "auroc": 0.6},
+        {"dataset": "a", "method": "m", "ok": True, "auroc": 0.8},
+        {"dataset": "a", "method": "m", "ok": False, "auroc": None},
+        {"dataset": "b", "method": "m", "ok": False, "auroc": None},
+    ])
+    table = sweep.summarize(runs, ["dataset", "method"], "auroc").set_index("dataset")
+    assert table.loc["a", "mean"] == pytest.approx(0.7) and table.loc["a", "std"] == pytest.approx(0.1)
+    assert (table.loc["a", "valid"], table.loc["a", "failed"], table.loc["a", "runs"]) == (2, 1, 3)
+    assert table.loc["b", "valid"] == 0 and table.loc["b", "failed"] == 1 and pd.isna(table.loc["b", "mean"])

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import pandas as pd
 from tqdm.auto import tqdm
 
 from . import results
@@ -54,14 +55,14 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     """
     folder = runs_dir(chapter, profile)
     folder.mkdir(parents=True, exist_ok=True)
-    records: list[dict] = []
-    todo = [s for s in specs if force or not (folder / f"{spec_key(s)}.json").exists()]
-    bar = tqdm(total=len(specs), desc=desc, initial=len(specs) - len(todo), disable=not progress,
+    paths = [folder / f"{spec_key(s)}.json" for s in specs]
+    finished = [not force and p.exists() for p in paths]
+    bar = tqdm(total=len(specs), desc=desc, initial=sum(finished), disable=not progress,
                mininterval=1.0, dynamic_ncols=True)
+    records: list[dict] = []
     failed = 0
-    for spec in specs:
-        path = folder / f"{spec_key(spec)}.json"
-        if spec not in todo:
+    for spec, path, done in zip(specs, paths, finished):
+        if done:
             records.append(json.loads(path.read_text()))
             continue
         started = time.time()
@@ -80,3 +81,15 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
         bar.update()
     bar.close()
     return records
+
+
+def summarize(runs: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
+    """One row per group of ``runs`` (columns ``by``, in order of appearance): mean and standard
+    deviation (ddof 0) of ``value`` over the valid runs (``ok``), and how many runs were valid,
+    failed and in the group.  ``mean``/``std`` are NaN for a group without a valid run."""
+    rows = []
+    for key, g in runs.groupby(by, sort=False):
+        valid = g.loc[g["ok"].astype(bool), value].astype(float)
+        rows.append({**dict(zip(by, key)), "mean": valid.mean(), "std": valid.std(ddof=0), "valid": len(valid),
+                     "failed": len(g) - len(valid), "runs": len(g)})
+    return pd.DataFrame(rows)

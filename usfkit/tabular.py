@@ -27,7 +27,7 @@ import torch
 
 from . import metrics
 from .data import adbench
-from .sweep import load_runs, run_sweep
+from .sweep import load_runs, run_sweep, summarize
 from .train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
@@ -151,11 +151,7 @@ def saved_runs(profile: str) -> pd.DataFrame:
 # --------------------------------------------------------------------------
 def per_dataset(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and std (over seeds, valid runs only) of AUC-ROC per dataset and method, plus the run counts."""
-    ok = runs[runs["ok"]]
-    g = ok.groupby(["dataset", "method"])["auroc"]
-    table = pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=0), "valid": g.size()})
-    total = runs.groupby(["dataset", "method"]).size().rename("runs")
-    return table.join(total, how="right").reset_index()
+    return summarize(runs, ["dataset", "method"], "auroc")
 
 
 def wide(runs: pd.DataFrame, methods=None) -> pd.DataFrame:

@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics, vae
+from . import metrics, sweep, vae
 from .data import data_dir
-from .sweep import run_sweep
 
 CHAPTER = "06_vae_usflow"
 PRIORS = {"usf": "VAE-USFlow", "nonusf": "VAE-NonUSFlow"}
@@ -115,7 +114,7 @@ def embedding_specs(cfg) -> list[dict]:
 
 def run_embeddings(cfg, progress: str = "auto") -> pd.DataFrame:
     """Experiment 1 as a sweep; one row per run (failed runs included)."""
-    records = run_sweep(CHAPTER, cfg.profile, embedding_specs(cfg), lambda s: run_embedding(s, progress),
+    records = sweep.run_sweep(CHAPTER, cfg.profile, embedding_specs(cfg), lambda s: run_embedding(s, progress),
                         desc="VAE runs (embeddings)")
     return runs_frame(records)
 
@@ -130,14 +129,7 @@ def runs_frame(records: list[dict]) -> pd.DataFrame:
 def summarize(runs: pd.DataFrame, part: str = "combined") -> pd.DataFrame:
     """Per class and method: mean ± std image AUROC over the valid runs, and how many runs
     were valid / failed (Figure 11 marks the number of valid runs)."""
-    col = f"auroc_{part}"
-    rows = []
-    for (cls, method), g in runs.groupby(["class", "method"], sort=False):
-        valid = g[g["ok"]][col].astype(float)
-        rows.append({"class": cls, "method": method, "mean": valid.mean() if len(valid) else np.nan,
-                     "std": valid.std(ddof=0) if len(valid) else np.nan,
-                     "valid": len(valid), "failed": int((~g["ok"]).sum()), "runs": len(g)})
-    return pd.DataFrame(rows)
+    return sweep.summarize(runs, ["class", "method"], f"auroc_{part}")
 
 
 def part_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -212,6 +204,6 @@ def image_specs(cfg) -> list[dict]:
 
 def run_images(cfg, progress: str = "auto") -> pd.DataFrame:
     """Experiment 2 as a sweep; one row per run."""
-    records = run_sweep(CHAPTER, cfg.profile, image_specs(cfg), lambda s: run_image(s, progress),
+    records = sweep.run_sweep(CHAPTER, cfg.profile, image_specs(cfg), lambda s: run_image(s, progress),
                         desc="VAE runs (images)")
     return runs_frame(records)
