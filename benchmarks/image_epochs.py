@@ -33,10 +33,12 @@ def main() -> None:
                                  pretrained=False)
     start = time.time()
     records = benchmark.run_benchmark(specs, "quick")
-    keep = ("coupling", "ok", "image_auroc", "pixel_auroc", "epochs", "failure", "provenance")
-    rows = [{k: r.get(k) for k in keep} for r in records]
+    rows = [{"coupling": r.spec["coupling"], "ok": r.ok, "failure": r.failure, "epochs_run": r.epochs_run,
+             **{k: None if v is None else 100 * v for k, v in r.metrics.items()}, "provenance": r.provenance}
+            for r in records]  # AUROCs in %
     for r in rows:
-        print(f"{r['coupling']:12s} image {r['image_auroc']:.1f}  pixel {r['pixel_auroc']:.1f}  ({r['epochs']} epochs)")
+        print(f"{r['coupling']:12s} image {r['image_auroc']:.1f}  pixel {r['pixel_auroc']:.1f}  "
+              f"({r['epochs_run']} epochs)")
     print(f"{time.time() - start:.0f} s")
     with open(args.out, "w") as f:
         json.dump({"epochs": args.epochs, "image_size": args.image_size, "runs": rows}, f, indent=1)

@@ -37,8 +37,8 @@ def main() -> None:
     start = time.time()
     runs = tabular.run(cfg, progress="none")
     total = time.time() - start
-    runs["cost"] = runs["train_time_s"] / (runs["n_train"] * runs["epochs"])  # s per sample-epoch
-    per_method = runs.groupby("method").agg(cost=("cost", "median"), epochs=("epochs", "mean"))
+    runs["cost"] = runs["train_time_s"] / (runs["n_train"] * runs["epochs_run"])  # s per sample-epoch
+    per_method = runs.groupby("method").agg(cost=("cost", "median"), epochs=("epochs_run", "mean"))
     sizes = {}
     for name in adbench.available():
         x, y = adbench.load(name)
@@ -47,7 +47,7 @@ def main() -> None:
     per_method["expected_s_all_datasets"] = per_method["cost"] * per_method["epochs"] * n_all
     per_method["upper_s_all_datasets"] = per_method["cost"] * cfg.epochs * n_all
     pd.set_option("display.width", 160)
-    print(runs[["dataset", "method", "ok", "auroc", "epochs", "train_time_s", "n_train"]].to_string())
+    print(runs[["dataset", "method", "ok", "auroc", "epochs_run", "train_time_s", "n_train"]].to_string())
     print(per_method.round(6).to_string())
     exp_h, up_h = per_method["expected_s_all_datasets"].sum() / 3600, per_method["upper_s_all_datasets"].sum() / 3600
     print(f"measured: {len(runs)} runs in {total:.0f} s; training normals over all {len(sizes)} datasets: {n_all}")

@@ -1,6 +1,8 @@
 """The alignment experiment (chapter 4): exactness of the USF ranking, search, resume."""
 from types import SimpleNamespace
 
+import numpy as np
+
 import pytest
 
 from usfkit import alignment
@@ -46,3 +48,21 @@ def test_search_space_is_deterministic_and_first_run_uses_first_values(cfg):
     assert alignment.search_space("USFlow", cfg, 0) == {"blocks": 2, "layers": 1, "lr": 3e-3, "batch_size": 64}
     assert alignment.search_space("Deep SVDD", cfg, 0)["depth"] == 2
     assert alignment.search_space("NonUSFlow", cfg, 5) == alignment.search_space("NonUSFlow", cfg, 5)
+
+
+def test_second_mixture_component_is_2_5_to_the_d_over_4_times_as_voluminous():
+    """Chapter 04's statement: det Sigma_2 = 2.5^(d/2), and the volume of a level-set ellipsoid
+    {(x - mu)^T Sigma^-1 (x - mu) <= r^2} scales with sqrt(det Sigma), so the ratio is 2.5^(d/4).
+    Checked by Monte Carlo in d = 2 (ratio 2.5^(1/2)) and d = 4 (ratio 2.5)."""
+    from usfkit.data import AsymmetricGaussianMixture
+
+    gen = np.random.default_rng(0)
+    for dim in (2, 4):
+        gm = AsymmetricGaussianMixture(dim)
+        volumes = []
+        for var in gm.variances:
+            half = 1.5 * np.sqrt(var)  # a box around the ellipsoid of radius 1
+            u = gen.uniform(-half, half, size=(400_000, dim))
+            inside = ((u ** 2 / var).sum(1) <= 1.0).mean()
+            volumes.append(inside * np.prod(2 * half))
+        assert volumes[1] / volumes[0] == pytest.approx(2.5 ** (dim / 4), rel=0.02)

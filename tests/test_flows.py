@@ -5,8 +5,9 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from usfkit.flows import (AdditiveCoupling, AffineCoupling, LUAffine, NonUSFlow, USFlow, build_flow,
-                          channel_mask, lu_prior_sigma0, make_conditioner)
+from usfkit.flows import (AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation, ConjugateBlock, GlobalAffine,
+                          LUAffine, NonUSFlow, SplitConditioner, USFlow, build_flow, channel_mask, half_mask,
+                          lu_prior_sigma0, make_conditioner)
 from conftest import randomise
 
 SHAPES = [2, 5, 16, (4, 3, 3), (6, 2, 4)]
@@ -154,14 +155,15 @@ def test_prior_induces_lognormal_determinant(rule, factor):
     assert ld.var().item() == pytest.approx(expected_var, rel=0.05)
 
 
-def test_log_det_prior_is_normal_log_density():
+def test_log_prior_is_normal_log_density():
     flow = USFlow((4, 2, 2), blocks=2, hidden=8, prior_sigma=0.5, seed=0)
     s0 = lu_prior_sigma0(0.5, 4, 4)
     n_lu = len(flow.lu_layers())
     assert n_lu == 3
     expected = n_lu * 4 * torch.distributions.Normal(0.0, s0).log_prob(torch.tensor(0.0))
-    assert flow.log_det_prior().item() == pytest.approx(expected.item(), rel=1e-6)
-    assert USFlow(4, blocks=2, seed=0).log_det_prior().item() == 0.0
+    assert flow.log_prior().item() == pytest.approx(expected.item(), rel=1e-6)
+    assert all(lu.prior_sigma0 == s0 for lu in flow.lu_layers())
+    assert USFlow(4, blocks=2, seed=0).log_prior().item() == 0.0
 
 
 def test_bad_arguments_say_what_to_do():
@@ -171,3 +173,53 @@ def test_bad_arguments_say_what_to_do():
         USFlow(1)
     with pytest.raises(ValueError, match="feature maps"):
         USFlow((3, 4))
+
+
+def test_each_transform_owns_its_log_prior_and_chains_sum_them():
+    """One sign convention: ``log_prior()`` is a log-density (a MAP loss subtracts it).
+    LU maps and global scalings carry the App. B.2 prior on their log-diagonal; couplings
+    and permutations have none; a conjugated block counts its LU map once; chains add up."""
+    lu = randomise(LUAffine(4, prior_sigma0=0.2))
+    scaling = randomise(GlobalAffine(4, prior_sigma0=0.3))
+    coupling = AdditiveCoupling(channel_mask(4, 0), make_conditioner((4,), 1, 8, 1))
+    normal = torch.distributions.Normal
+    torch.testing.assert_close(lu.log_prior(), normal(0.0, 0.2).log_prob(lu.log_abs_u).sum())
+    torch.testing.assert_close(scaling.log_prior(), normal(0.0, 0.3).log_prob(scaling.scale().log()).sum())
+    assert coupling.log_prior().item() == ChannelPermutation(4).log_prior().item() == 0.0
+    assert LUAffine(4).log_prior().item() == 0.0  # no prior_sigma0: no prior
+    block = ConjugateBlock(lu, coupling)
+    torch.testing.assert_close(block.log_prior(), lu.log_prior())
+    chain = Chain([block, Chain([scaling, ChannelPermutation(4)])])
+    torch.testing.assert_close(chain.log_prior(), lu.log_prior() + scaling.log_prior())
+    assert LUAffine(4, prior_sigma0=0.2).log_prior().item() > 0  # at its mode, a narrow prior's density is > 1
+
+
+def test_chain_passes_the_context_to_the_couplings():
+    """A chain with a context (CFlow's condition): the couplings' conditioners see it as
+    extra channels; the other transforms pass it by; the inverse needs the same context."""
+    c, p = 5, 3
+    mask = half_mask(c)
+    assert mask.tolist() == [1, 1, 1, 0, 0]
+    subnet = torch.nn.Sequential(torch.nn.Linear(3 + p, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2 * 2))
+    coupling = AffineCoupling(mask, SplitConditioner(mask, subnet, 2), 1.5, "allinone")
+    chain = Chain([ConjugateBlock(LUAffine(c), coupling), GlobalAffine(c), ChannelPermutation(c)])
+    chain = randomise(chain).double()
+    x, ctx = _batch(c).double(), _batch(p, seed=2).double()
+    z, logdet = chain(x, ctx)
+    assert not torch.allclose(z, chain(x, 2 * ctx)[0])  # the output depends on the context
+    torch.testing.assert_close(chain.inverse(z, ctx), x)
+    jac = torch.stack([torch.linalg.slogdet(jacobian(lambda v: chain(v[None], ci[None])[0][0], xi)).logabsdet
+                       for xi, ci in zip(x, ctx)])
+    torch.testing.assert_close(logdet, jac)
+    assert not chain.constant_det
+
+
+def test_allinone_log_scale_is_clamp_tanh_of_raw():
+    """``activation="allinone"``: FrEIA AllInOneBlock's ``s = clamp * tanh(raw)``."""
+    mask = channel_mask(4, 0)
+    layer = AffineCoupling(mask, make_conditioner((4,), 2, 8, 1), clamp=1.5, activation="allinone")
+    randomise(layer, scale=3.0)
+    x = _batch(4)
+    _, raw = layer.conditioner(mask * x).chunk(2, dim=1)
+    _, log_scale = layer._shift_log_scale(x)
+    torch.testing.assert_close(log_scale, (1 - mask) * 1.5 * torch.tanh(raw))

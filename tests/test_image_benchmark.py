@@ -152,7 +152,7 @@ def test_evaluate_scores_a_perfect_map_as_100(isolated):
 
     fs = features.FeatureSet([masks.clone()], torch.tensor([0, 0, 1, 1]), masks, ["a"] * 4, ["good"] * 4, {})
     ev = benchmark.evaluate(MaskHead(), fs, 8, batch_size=3)
-    assert ev["image_auroc"] == 100.0 and ev["pixel_auroc"] == 100.0 and ev["maps"].shape == (4, 8, 8)
+    assert ev["image_auroc"] == 1.0 and ev["pixel_auroc"] == 1.0 and ev["maps"].shape == (4, 8, 8)
     fs.features = [1 - masks]
     ev = benchmark.evaluate(MaskHead(), fs, 8)
     assert ev["pixel_auroc"] == 0.0
@@ -166,19 +166,19 @@ def test_tiny_sweep_resumes_and_tables(isolated, monkeypatch):
     kw = dict(root=BOTTLE, progress="none", accelerator="cpu")
     records = benchmark.run_benchmark(specs, "quick", **kw)
     assert len(BUILT) == 5  # one reference backbone + one model per run
-    assert all(r["ok"] for r in records), [r["failure"] for r in records]
+    assert all(r.ok for r in records), [r.failure for r in records]
     for r in records:
-        assert 0 <= r["image_auroc"] <= 100 and 0 <= r["pixel_auroc"] <= 100
-        assert r["weights"].startswith("random-") and r["pretrained"] is False
-        assert 1 <= r["epochs_run"] <= 2
-    assert len({r["weights"] for r in records}) == 1  # every run saw the same backbone
+        assert 0 <= r.metrics["image_auroc"] <= 1 and 0 <= r.metrics["pixel_auroc"] <= 1  # fractions
+        assert r.info["weights"].startswith("random-") and r.info["pretrained"] is False
+        assert 1 <= r.epochs_run <= 2 and r.epochs_allowed == 2
+    assert len({r.info["weights"] for r in records}) == 1  # every run saw the same backbone
     maps = benchmark.load_maps(specs[0], "quick")
     assert maps["maps"].shape == (4, 32, 32) and maps["labels"].tolist()[:2] == [0, 1]
 
     BUILT.clear()
     again = benchmark.run_benchmark(specs, "quick", **kw)
     assert BUILT == [], "a rerun must train nothing"
-    assert [r["image_auroc"] for r in again] == [r["image_auroc"] for r in records]
+    assert [r.metrics for r in again] == [r.metrics for r in records]
 
     df = benchmark.frame(records)
     t1 = benchmark.class_averaged(df, "pixel_auroc")
@@ -191,7 +191,7 @@ def test_tiny_sweep_resumes_and_tables(isolated, monkeypatch):
     assert ab.d_mean.iloc[0] == pytest.approx(seeds.mean() - df[df.coupling == "affine"]["pixel_auroc"].mean())
     w = benchmark.wide(t1, ["dataset"])
     assert w.shape == (1, 2) and "±" in w.iloc[0, 0]
-    assert [r["features_from_cache"] for r in records] == [False, True, True, True]
+    assert [r.info["features_from_cache"] for r in records] == [False, True, True, True]
 
     import matplotlib
     matplotlib.use("Agg")
@@ -222,7 +222,7 @@ def test_failed_run_is_recorded(isolated, monkeypatch):
     spec = benchmark.make_specs({"mvtec": ["bottle"]}, ["cflow"], ["affine"], [0], image_size=8, epochs=2,
                                 pretrained=False)[0]
     rec = benchmark.run_benchmark([spec], "quick", progress="none", accelerator="cpu")[0]
-    assert rec["ok"] is False and "nan" in rec["failure"].lower() and math.isnan(float(rec["image_auroc"]))
+    assert rec.ok is False and "nan" in rec.failure.lower() and rec.metrics["image_auroc"] is None
 
 
 def test_paper_table_averages_are_class_averages():

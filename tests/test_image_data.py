@@ -67,10 +67,10 @@ def test_errors_name_the_fix(tmp_path):
     assert len(MVTEC_CLASSES) == 15 and len(VISA_CLASSES) == 12
 
 
-def _visa_fixture(root: Path, n_train=4, n_normal=2, n_anom=3, size=40):
+def _visa_fixture(root: Path, n_train=4, n_normal=2, n_anom=3, size=40, cls="pcb1"):
     """A tiny VisA class in the published layout, with the 1cls.csv split."""
     rng = np.random.default_rng(0)
-    base = root / "pcb1" / "Data"
+    base = root / cls / "Data"
     for sub in ("Images/Normal", "Images/Anomaly", "Masks/Anomaly"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     rows = ["object,split,label,image,mask"]
@@ -78,14 +78,14 @@ def _visa_fixture(root: Path, n_train=4, n_normal=2, n_anom=3, size=40):
         pixels = rng.integers(0, 255, (size, size + 10, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(base / f"Images/Normal/{i:04d}.JPG")
         split = "train" if i < n_train else "test"
-        rows.append(f"pcb1,{split},normal,pcb1/Data/Images/Normal/{i:04d}.JPG,")
+        rows.append(f"{cls},{split},normal,{cls}/Data/Images/Normal/{i:04d}.JPG,")
     for i in range(n_anom):
         pixels = rng.integers(0, 255, (size, size + 10, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(base / f"Images/Anomaly/{i:03d}.JPG")
         mask = np.zeros((size, size + 10), np.uint8)
         mask[5:15, 10:20] = i + 1  # VisA masks carry small non-zero values, not 255
         Image.fromarray(mask).save(base / f"Masks/Anomaly/{i:03d}.png")
-        rows.append(f"pcb1,test,anomaly,pcb1/Data/Images/Anomaly/{i:03d}.JPG,pcb1/Data/Masks/Anomaly/{i:03d}.png")
+        rows.append(f"{cls},test,anomaly,{cls}/Data/Images/Anomaly/{i:03d}.JPG,{cls}/Data/Masks/Anomaly/{i:03d}.png")
     rows.append("candle,train,normal,candle/Data/Images/Normal/0000.JPG,")  # another class: ignored
     (root / "split_csv").mkdir()
     (root / "split_csv/1cls.csv").write_text("\n".join(rows) + "\n")
@@ -108,6 +108,64 @@ def test_visa_loader_on_a_fixture(tmp_path):
     (tmp_path / "split_csv/1cls.csv").unlink()
     with pytest.raises(FileNotFoundError, match="1cls.csv"):
         VisA("pcb1", "train", root=tmp_path)
+
+
+def _mvtec_fixture(root: Path, cls: str, size=24) -> None:
+    """A tiny class in the MVTec AD layout: 3 train/good, 1 test/good, 2 test/scratch with masks."""
+    rng = np.random.default_rng(0)
+    for sub, n in (("train/good", 3), ("test/good", 1), ("test/scratch", 2)):
+        (root / cls / sub).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / cls / sub / f"{i:03d}.png")
+    (root / cls / "ground_truth/scratch").mkdir(parents=True)
+    for i in range(2):
+        mask = np.zeros((size, size), np.uint8)
+        mask[4:10, 4:10] = 255
+        Image.fromarray(mask).save(root / cls / f"ground_truth/scratch/{i:03d}_mask.png")
+
+
+def test_own_data_in_the_mvtec_layout_loads_under_its_own_class_name(tmp_path, monkeypatch):
+    _mvtec_fixture(tmp_path, "widget")
+    train, test = MVTecAD("widget", "train", 16, root=tmp_path), MVTecAD("widget", "test", 16, root=tmp_path)
+    assert len(train) == 3 and train.labels.sum() == 0
+    assert test.labels.tolist() == [0, 1, 1] and [s[3] for s in test.samples] == ["good", "scratch", "scratch"]
+    assert test[2]["mask"].sum() == 16  # the 6x6 defect of 24 px, resized to 16 px: 4x4
+    # a class folder that is not there: the error lists what is there
+    with pytest.raises(ValueError, match=r"no class folder 'gadget' under .*folders found there: widget"):
+        MVTecAD("gadget", root=tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"'cable' not found in .*folders found there: widget"):
+        MVTecAD("cable", root=tmp_path)
+    # without root= only MVTec AD's own classes are searched for, and the error says how to load your own
+    monkeypatch.setenv("USFKIT_DATA", str(tmp_path))
+    with pytest.raises(ValueError, match="pass root="):
+        MVTecAD("widget")
+
+
+def test_own_data_in_the_visa_layout_loads_under_its_own_class_name(tmp_path):
+    _visa_fixture(tmp_path, cls="gizmo")
+    assert len(VisA("gizmo", "train", 16, root=tmp_path)) == 4
+    assert VisA("gizmo", "test", 16, root=tmp_path).labels.tolist() == [0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match=r"folders found there: gizmo, split_csv"):
+        VisA("gadget", root=tmp_path)
+
+
+def test_feature_cache_key_follows_file_contents(tmp_path):
+    """An image or mask edited in place gives another cache key (stale features are never reused)."""
+    from usfkit.image.features import content_id
+
+    _mvtec_fixture(tmp_path, "widget")
+    test = MVTecAD("widget", "test", 16, root=tmp_path)
+    key = content_id(test)
+    assert content_id(MVTecAD("widget", "test", 16, root=tmp_path)) == key  # same files, same key
+    mask = tmp_path / "widget/ground_truth/scratch/001_mask.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 2, (24, 24), dtype=np.uint8) * 255).save(mask)
+    edited = content_id(test)
+    assert edited != key
+    image = tmp_path / "widget/test/good/000.png"
+    st = image.stat()
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # rewritten a second later, same size
+    assert content_id(test) not in (key, edited)
 
 
 def test_pixel_auroc_on_hand_made_maps():

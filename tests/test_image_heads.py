@@ -14,11 +14,11 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from usfkit.flows import LUAffine
+from usfkit.flows import AffineCoupling, GlobalAffine, LUAffine, SplitConditioner, lu_prior_sigma0
 from usfkit.image import ARCHITECTURES, COUPLINGS, build_model
 from usfkit.image.backbones import PretrainedUnavailable, build_backbone
 from usfkit.image.cflow import CflowHead
-from usfkit.image.couplings import SplitConditioner, count_parameters
+from usfkit.image.couplings import count_parameters
 from usfkit.image.fastflow import FastflowHead
 from usfkit.image.uflow import UflowHead
 from usfkit.train import _Base
@@ -27,6 +27,7 @@ torch.set_num_threads(1)
 
 # tiny feature pyramids: (C, H, W) per scale, each scale half the previous one
 SHAPES = {"fastflow": [(6, 4, 4), (8, 2, 2)], "cflow": [(6, 4, 4), (8, 2, 2)], "uflow": [(8, 4, 4), (16, 2, 2)]}
+FLOWS = {"fastflow": "flows", "cflow": "decoders", "uflow": "stages"}  # each head's per-scale flows (Chains)
 
 
 def make_head(arch: str, coupling: str, shapes=None, seed: int = 0, **kw):
@@ -191,9 +192,9 @@ def test_coupling_switch_changes_only_the_coupling(arch):
     def shapes(h, drop_lu=False):
         out = {}
         for k, p in h.named_parameters():
-            if drop_lu and (".affine." in k or ".lu." in k):  # the LU maps
+            if drop_lu and ".affine." in k:  # the LU maps of A^{-1} o C o A
                 continue
-            out[k.replace("coupling.coupling.", "coupling.")] = tuple(p.shape)
+            out[k.replace(".coupling.", ".")] = tuple(p.shape)  # the coupling inside A^{-1} o C o A
         return out
     a, b, c = shapes(heads["affine"]), shapes(heads["additive"]), shapes(heads["additive_lu"], drop_lu=True)
     assert a.keys() == b.keys() == c.keys()
@@ -256,17 +257,16 @@ def test_build_model_interface():
 def test_affine_log_scale_is_soft_clamped(arch, clamp):
     """The original clamping: every affine coupling's log-scale lies in (-clamp, clamp), and
     saturates there when the subnet's output is large."""
-    from usfkit.image.couplings import SoftClampAffineCoupling
     head = make_head(arch, "affine", clamp=clamp)
     with torch.no_grad():
         for m in head.modules():
             if isinstance(m, SplitConditioner):
                 m.subnet[-1].weight.mul_(1e3)  # drive the log-scales into saturation
-    couplings = [m for m in head.modules() if isinstance(m, SoftClampAffineCoupling)]
-    assert couplings and all(c.clamp == clamp for c in couplings)
+    couplings = [m for m in head.modules() if isinstance(m, AffineCoupling)]
+    assert couplings and all(c.clamp == clamp and c.activation == "allinone" for c in couplings)
     x = torch.randn(5, int(couplings[0].mask.numel()), *([4, 4] if arch != "cflow" else []))
-    m = couplings[0].mask.view(1, -1, *([1] * (x.dim() - 2)))
-    _, log_scale = couplings[0]._shift_log_scale(m * x, m)
+    context = torch.randn(5, 8) if arch == "cflow" else None
+    _, log_scale = couplings[0]._shift_log_scale(x, context)
     assert log_scale.abs().max() <= clamp and log_scale.abs().max() > 0.99 * clamp
 
 
@@ -278,4 +278,35 @@ def test_log_det_prior_override():
     perturb(plain, seed=2), perturb(with_prior, seed=2)
     penalty = with_prior.loss(feats) - plain.loss(feats)
     assert torch.isfinite(penalty) and penalty.abs() > 1e-3
-    assert torch.allclose(penalty, -with_prior.log_det_prior() / 10, rtol=1e-4)
+    assert torch.allclose(penalty, -with_prior.log_prior() / 10, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_constant_det_flag(arch, coupling):
+    """``constant_det`` is True exactly for the uniformly scaling couplings, on the head,
+    on each per-scale flow and on each step."""
+    head = make_head(arch, coupling)
+    usf = coupling != "affine"
+    assert head.constant_det is usf
+    for flow in getattr(head, FLOWS[arch]):
+        assert flow.constant_det is usf and all(step.constant_det is usf for step in flow.layers)
+
+
+@pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])
+def test_log_prior_is_the_global_scalings_log_normal(arch):
+    """``prior_sigma``: every step's global scaling ``ln s_i ~ N(0, sigma0^2)`` with
+    ``sigma0 = lu_prior_sigma0(sigma, C, h*w)`` of the positions it acts on (CFlow: one);
+    the head's ``log_prior`` is their sum and zero without a prior."""
+    assert make_head(arch, "additive_lu").log_prior().item() == 0.0
+    head = perturb(make_head(arch, "additive_lu", prior_sigma=0.7))
+    flows = getattr(head, FLOWS[arch])
+    # U-Flow's stages, coarsest first: 16 channels at 2x2, then 8 + 8 // 4 (pixel-shuffled) at 4x4
+    shapes = SHAPES[arch] if arch != "uflow" else [(16, 2, 2), (10, 4, 4)]
+    expected = 0.0
+    for flow, (c, h, w) in zip(flows, shapes):
+        spatial = 1 if arch == "cflow" else h * w
+        for g in (m for m in flow.modules() if isinstance(m, GlobalAffine)):
+            normal = torch.distributions.Normal(0.0, lu_prior_sigma0(0.7, c, spatial))
+            expected = expected + normal.log_prob(g.scale().log()).sum()
+    torch.testing.assert_close(head.log_prior(), expected)

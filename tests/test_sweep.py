@@ -5,6 +5,7 @@ import json
 import pytest
 
 from usfkit import sweep
+from usfkit.results import RunRecord, RunResult
 
 
 @pytest.fixture(autouse=True)
@@ -18,26 +19,60 @@ def test_sweep_saves_skips_and_records_failures(tmp_path):
     def run(spec):
         calls.append(spec)
         if spec["method"] == "bad":
-            return {"ok": False, "failure": "loss became nan", "auroc": None}
-        return {"ok": True, "auroc": 0.5 + spec["seed"] / 10}
+            return RunResult(ok=False, failure="loss became nan", metrics={"auroc": None})
+        return RunResult(ok=True, metrics={"auroc": 0.5 + spec["seed"] / 10}, epochs_allowed=spec["epochs"],
+                         epochs_run=2)
 
+    settings = {"epochs": 3}
     specs = [{"dataset": "d", "method": m, "seed": s} for m in ("good", "bad") for s in (0, 1)]
-    records = sweep.run_sweep("ch", "quick", specs, run, progress=False)
-    assert len(calls) == 4 and [r["method"] for r in records] == ["good", "good", "bad", "bad"]
-    assert [r["ok"] for r in records] == [True, True, False, False]
-    assert records[0]["failure"] is None and records[2]["failure"] == "loss became nan"
-    assert records[1]["auroc"] == pytest.approx(0.6) and records[1]["provenance"]["seeds"] == [1]
+    records = sweep.run_sweep("ch", "quick", specs, run, settings=settings, progress=False)
+    assert len(calls) == 4 and calls[0] == {"epochs": 3, "dataset": "d", "method": "good", "seed": 0}
+    assert [r.spec["method"] for r in records] == ["good", "good", "bad", "bad"]
+    assert [r.ok for r in records] == [True, True, False, False]
+    assert records[0].failure is None and records[2].failure == "loss became nan"
+    assert records[1].metrics["auroc"] == pytest.approx(0.6) and records[1].provenance["seeds"] == [1]
+    assert records[0].settings == settings and records[0].epochs_allowed == 3 and records[0].chapter == "ch"
     files = sorted((tmp_path / "quick" / "ch" / "runs").glob("*.json"))
-    assert len(files) == 4 and all(json.loads(f.read_text())["dataset"] == "d" for f in files)
+    assert len(files) == 4 and all(json.loads(f.read_text())["spec"]["dataset"] == "d" for f in files)
 
     # a rerun with one more spec runs only the new one and returns all five, in order
     more = specs + [{"dataset": "e", "method": "good", "seed": 0}]
-    again = sweep.run_sweep("ch", "quick", more, run, progress=False)
+    again = sweep.run_sweep("ch", "quick", more, run, settings=settings, progress=False)
     assert len(calls) == 5 and calls[-1]["dataset"] == "e"
-    assert [r["dataset"] for r in again] == ["d"] * 4 + ["e"]
+    assert [r.spec["dataset"] for r in again] == ["d"] * 4 + ["e"]
     assert len(sweep.load_runs("ch", "quick")) == 5
-    sweep.run_sweep("ch", "quick", specs[:1], run, force=True, progress=False)
+    sweep.run_sweep("ch", "quick", specs[:1], run, settings=settings, force=True, progress=False)
     assert len(calls) == 6
+    table = sweep.frame(again)
+    assert list(table["auroc"].iloc[:2]) == pytest.approx([0.5, 0.6]) and table["epochs"].eq(3).all()
+
+
+def test_a_changed_setting_is_a_new_run_not_a_finished_one():
+    """``--epochs 1`` and then ``--epochs 3`` on the same dataset trains twice (and keeps both records)."""
+    calls = []
+
+    def run(spec):
+        calls.append(spec["epochs"])
+        return RunResult(ok=True, metrics={"auroc": 0.5}, epochs_allowed=spec["epochs"], epochs_run=spec["epochs"])
+
+    spec = [{"dataset": "d", "method": "USFlow", "seed": 0}]
+    first = sweep.run_sweep("ch", "quick", spec, run, settings={"epochs": 1}, progress=False)
+    second = sweep.run_sweep("ch", "quick", spec, run, settings={"epochs": 3}, progress=False)
+    sweep.run_sweep("ch", "quick", spec, run, settings={"epochs": 3}, progress=False)  # finished: skipped
+    assert calls == [1, 3] and first[0].key != second[0].key and second[0].epochs_run == 3
+    with pytest.raises(ValueError, match="both in the specs and in the settings"):
+        sweep.run_sweep("ch", "quick", spec, run, settings={"seed": 1}, progress=False)
+
+
+def test_run_results_refuse_percentages_and_silent_failures(tmp_path):
+    with pytest.raises(ValueError, match="fraction"):
+        RunResult(ok=True, metrics={"auroc": 91.0})
+    with pytest.raises(ValueError, match="must say why"):
+        RunResult(ok=False)
+    bad = tmp_path / "old.json"
+    bad.write_text(json.dumps({"dataset": "d", "ok": True, "auroc": 0.5}))  # a record of the old flat format
+    with pytest.raises(ValueError, match="old.json.*delete it"):
+        RunRecord.from_file(bad)
 
 
 def test_spec_key_is_unique_and_readable():
@@ -46,9 +81,9 @@ def test_spec_key_is_unique_and_readable():
     assert a != b and a.startswith("22_magic.gamma_USFlow_0_")
 
 
-def test_run_fn_must_say_ok():
-    with pytest.raises(KeyError, match="'ok'"):
-        sweep.run_sweep("ch", "quick", [{"a": 1}], lambda s: {"auroc": 1.0}, progress=False)
+def test_run_fn_must_return_a_run_result():
+    with pytest.raises(TypeError, match="RunResult"):
+        sweep.run_sweep("ch", "quick", [{"a": 1}], lambda s: {"ok": True, "auroc": 1.0}, settings={}, progress=False)
 
 
 def test_summarize_counts_valid_and_failed_runs_per_group():
@@ -61,6 +96,6 @@ def test_summarize_counts_valid_and_failed_runs_per_group():
         {"dataset": "b", "method": "m", "ok": False, "auroc": None},
     ])
     table = sweep.summarize(runs, ["dataset", "method"], "auroc").set_index("dataset")
-    assert table.loc["a", "mean"] == pytest.approx(0.7) and table.loc["a", "std"] == pytest.approx(0.1)
+    assert table.loc["a", "mean"] == pytest.approx(0.7) and table.loc["a", "std"] == pytest.approx(0.1 * 2 ** 0.5)
     assert (table.loc["a", "valid"], table.loc["a", "failed"], table.loc["a", "runs"]) == (2, 1, 3)
     assert table.loc["b", "valid"] == 0 and table.loc["b", "failed"] == 1 and pd.isna(table.loc["b", "mean"])

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler
 
 from usfkit import profiles, tabular
 from usfkit.data import adbench
@@ -34,27 +36,67 @@ def test_missing_file_offline_says_where_to_put_it(tmp_path):
         adbench.load("breastw", root=tmp_path, download=False)
 
 
-def test_split_follows_the_papers_protocol(shared_data):
-    x, y = adbench.load("29_Pima")
-    s = adbench.split("29_Pima", seed=3)
-    n_train = len(s.x_train) + s.n_anomalies_removed
-    assert n_train == pytest.approx(0.7 * len(x), abs=1) and len(s.y_test) == len(x) - n_train
-    # stratified: the test part keeps the anomaly rate; no anomaly is left in training
-    assert s.y_test.mean() == pytest.approx(y.mean(), abs=0.01)
-    assert len(s.x_train) == n_train - s.n_anomalies_removed and s.n_anomalies_removed > 0
-    # standardisation fitted on the training normals only: they have mean 0 and std 1, the test part does not
-    assert torch.allclose(s.x_train.mean(0), torch.zeros(s.dim), atol=1e-5)
-    assert torch.allclose(s.x_train.std(0, unbiased=False), torch.ones(s.dim), atol=1e-4)
-    assert not torch.allclose(s.x_test.mean(0), torch.zeros(s.dim), atol=1e-2)
-    again, other = adbench.split("29_Pima", seed=3), adbench.split("29_Pima", seed=4)
+def _adbench_transcription(x, y, seed):
+    """ADBench's ``DataGenerator.generator`` (defaults, ``la=0.0``), its random calls in their order on
+    NumPy's *global* generator, reduced to what decides the rows: seed; resample small sets; subsample
+    large ones; split; MinMax on the training split."""
+    from sklearn.preprocessing import MinMaxScaler
+
+    np.random.seed(seed)  # utils.set_seed(seed)
+    if len(y) < 1000:
+        np.random.seed(seed)
+        idx = np.random.choice(np.arange(len(y)), 1000, replace=True)
+        x, y = x[idx], y[idx]
+    if len(y) > 10000:
+        np.random.seed(seed)
+        idx = np.random.choice(np.arange(len(y)), 10000, replace=False)
+        x, y = x[idx], y[idx]
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, shuffle=True, stratify=y)
+    scaler = MinMaxScaler().fit(x_train)
+    return scaler.transform(x_train), scaler.transform(x_test), y_train, y_test
+
+
+@pytest.mark.parametrize("n", [300, 5000, 12000])  # resampled, as is, subsampled
+def test_adbench_rows_are_the_rows_adbench_draws(n):
+    gen = np.random.default_rng(n)
+    x = gen.normal(size=(n, 3))
+    x[:, 0] = np.arange(n)  # the row number, to identify rows
+    y = (gen.random(n) < 0.1).astype(int)
+    for seed in (1, 2, 3):
+        ref_train, ref_test, ref_ytrain, ref_ytest = _adbench_transcription(x, y, seed)
+        train, test = adbench.adbench_rows(y, seed)
+        scaler = MinMaxScaler().fit(x[train])
+        np.testing.assert_array_equal(scaler.transform(x[train]), ref_train)
+        np.testing.assert_array_equal(scaler.transform(x[test]), ref_test)
+        assert np.array_equal(y[train], ref_ytrain) and np.array_equal(y[test], ref_ytest)
+        assert len(train) + len(test) == min(max(n, 1000), 10000)
+
+
+def test_split_follows_adbench_and_measures_the_resampling_leak(shared_data):
+    x, y = adbench.load("29_Pima")  # 768 rows: under ADBench's generator resampled to 1000
+    s = adbench.split("29_Pima", seed=1)
+    assert len(s.x_train) + s.n_anomalies_removed == 700 and len(s.y_test) == 300
+    n_anomalies = s.n_anomalies_removed + s.y_test.sum()  # of the 1000 resampled rows
+    assert s.y_test.mean() == pytest.approx(n_anomalies / 1000, abs=1 / 300)  # stratified
+    # MinMax on the training part (anomalies included): training normals lie in [0, 1]
+    assert s.x_train.min() >= 0 and s.x_train.max() <= 1 + 1e-6
+    # the resampling copies most test normals into training; without it nothing is copied
+    assert s.leaked_test_normals > 0.5 * (s.y_test == 0).sum()
+    clean = adbench.split("29_Pima", seed=1, protocol="adbench-noresample")
+    n_train = len(clean.x_train) + clean.n_anomalies_removed
+    assert n_train == pytest.approx(0.7 * len(x), abs=1) and clean.leaked_test_normals == 0
+    again, other = adbench.split("29_Pima", seed=1), adbench.split("29_Pima", seed=2)
     assert torch.equal(again.x_train, s.x_train) and not torch.equal(other.x_train, s.x_train)
+    with pytest.raises(ValueError, match="unknown protocol"):
+        adbench.split("29_Pima", protocol="zscore")
 
 
 def test_run_one_trains_and_scores_a_real_dataset(shared_data):
     cfg = profiles.resolve("05_tabular_benchmark", "quick", epochs=3, datasets=["42_WBC"])
     out = tabular.run_one({"dataset": "42_WBC", "method": "USFlow", "seed": 0}, cfg, progress="none")
-    assert out["ok"] and out["failure"] is None and 0.8 < out["auroc"] <= 1.0
-    assert out["epochs"] == 3 and out["n_train"] + out["n_test"] < 223 and out["dim"] == 9
+    assert out.ok and out.failure is None and 0.8 < out.metrics["auroc"] <= 1.0
+    assert out.epochs_allowed == 3 and 1 <= out.epochs_run <= 3
+    assert out.info["n_train"] + out.info["n_test"] < 223 and out.info["dim"] == 9
 
 
 def test_non_finite_scores_make_a_failed_run_not_a_crash(shared_data, monkeypatch):
@@ -64,7 +106,7 @@ def test_non_finite_scores_make_a_failed_run_not_a_crash(shared_data, monkeypatc
     monkeypatch.setattr(tabular, "build_and_train", fake)
     cfg = profiles.resolve("05_tabular_benchmark", "quick")
     out = tabular.run_one({"dataset": "42_WBC", "method": "NonUSFlow", "seed": 0}, cfg)
-    assert not out["ok"] and "not finite" in out["failure"] and out["auroc"] is None
+    assert not out.ok and "not finite" in out.failure and out.metrics["auroc"] is None
 
 
 def test_summaries_count_wins_ties_losses_and_failures():
@@ -73,7 +115,7 @@ def test_summaries_count_wins_ties_losses_and_failures():
         rows += [{"dataset": d, "method": "USFlow", "seed": 0, "ok": True, "auroc": a},
                  {"dataset": d, "method": "OneFlow", "seed": 0, "ok": True, "auroc": b}]
     rows.append({"dataset": "3_z", "method": "OneFlow", "seed": 1, "ok": False, "auroc": None, "failure": "nan"})
-    runs = tabular.runs_frame(rows)
+    runs = pd.DataFrame(rows)
     wtl = tabular.pairwise(runs, "USFlow", tie=0.005).iloc[0]
     assert (wtl["wins"], wtl["ties"], wtl["losses"]) == (1, 1, 1)
     agg = tabular.aggregate(runs)
@@ -81,4 +123,9 @@ def test_summaries_count_wins_ties_losses_and_failures():
     assert agg.loc["OneFlow", "failed runs"] == 1 and agg.loc["OneFlow", "runs"] == 4
     per = tabular.per_dataset(runs).set_index(["dataset", "method"])
     assert per.loc[("3_z", "OneFlow"), "valid"] == 1 and per.loc[("3_z", "OneFlow"), "runs"] == 2
-    assert isinstance(tabular.paper_comparison(runs, 3), pd.DataFrame)
+    usf = [100 * v for v in (0.9, 0.7, 0.6)]
+    comparison = tabular.paper_comparison(runs, 3).set_index("method").loc["USFlow"]
+    assert comparison["our mean (%)"] == pytest.approx(round(np.mean(usf), 2))
+    assert comparison["our std (%)"] == pytest.approx(round(np.std(usf, ddof=1), 2))  # results.STD_DDOF
+    assert (comparison["paper mean (%)"], comparison["paper std (%)"]) == (85.61, 13.54)
+    assert comparison["our datasets"] == 3 and comparison["paper datasets"] == 47

@@ -13,9 +13,13 @@ original; for scoring it is frozen to the value computed on the whole training s
 (``fit_projection``), so test scores do not depend on how test data are batched (the
 reference code recomputes it on every test batch).  We follow the orthonormality the
 paper states for this layer; the authors' public tabular code sets ``W = V S`` (singular
-values, not their inverses), which does not make the batch orthonormal.  Eigenvalues
-below ``1e-6`` of the largest are not inflated (training drives the features towards
-low rank; whitening those directions would only amplify rounding noise).
+values, not their inverses), which does not make the batch orthonormal.  A batch whose
+features are (numerically) rank-deficient gets a pseudo-inverse: directions whose
+eigenvalue is below ``rtol = 1e-6`` of the largest are set to zero instead of inflated
+(training drives the features towards low rank; whitening those directions would only
+amplify rounding noise), so ``Z^T Z / n`` is the identity on the batch's numerical range
+and zero on the rest.  The threshold is relative, so it does not depend on the scale of
+the features, and the moments are computed in float64.
 
 * **DOHSC** compresses the projected data into one hypersphere around ``c`` (the mean
   initial embedding after autoencoder pretraining).  The training loss is the
@@ -39,28 +43,36 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .train import AutoencoderModule, FitResult, _Base, fit
+from .train import AutoencoderModule, FitResult, _Base, adam, fit
 
 
 class OrthogonalProjection(nn.Module):
     """``Z = H W`` with ``W = V diag(lam)^{-1/2}`` from ``H^T H / n = V diag(lam) V^T``, so that
     ``Z^T Z / n = I`` on the batch ``W`` was computed from.
 
+    Eigen-directions with ``lam <= rtol * max(lam)`` (a rank-deficient batch) get weight 0, a
+    pseudo-inverse: then ``Z^T Z / n`` is the identity on the other directions and zero on these.
     In training mode ``W`` is recomputed from every batch (without gradient); in eval mode
     the stored ``weight`` is used (set it on the training set with :meth:`fit`).
     """
 
-    def __init__(self, dim: int, eps: float = 1e-6):
+    def __init__(self, dim: int, rtol: float = 1e-6):
         super().__init__()
-        self.eps = eps
+        self.rtol = rtol
         self.register_buffer("weight", torch.eye(dim))
 
     @torch.no_grad()
     def whitening(self, h: Tensor) -> Tensor:
-        second_moment = h.T @ h / len(h)
-        lam, vecs = torch.linalg.eigh(second_moment.double())
-        scale = lam.clamp_min(self.eps * lam.max().clamp_min(self.eps)).rsqrt()
+        hd = h.double()
+        lam, vecs = torch.linalg.eigh(hd.T @ hd / len(h))
+        kept = lam > self.rtol * lam.max()
+        scale = torch.where(kept, lam.clamp_min(torch.finfo(lam.dtype).tiny).rsqrt(), torch.zeros_like(lam))
         return (vecs * scale).to(h.dtype)
+
+    @torch.no_grad()
+    def rank(self, h: Tensor) -> int:
+        """How many directions of ``h`` the projection keeps (its numerical rank)."""
+        return int((self.whitening(h).abs().sum(0) > 0).sum())
 
     def forward(self, h: Tensor) -> Tensor:
         if self.training:
@@ -224,7 +236,7 @@ class DOHSCModule(_Base):
         self.model, self.objective = model, objective
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.encoder_parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        return adam(self.model.encoder_parameters(), self.lr, self.weight_decay)
 
     def loss(self, x: Tensor) -> Tensor:
         return self.model.ball_loss(x) if self.objective == "ball" else self.model.loss(x)

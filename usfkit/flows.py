@@ -1,18 +1,25 @@
-"""Uniformly scaling flows (USFlow) and their affine counterpart (NonUSFlow).
+"""The flow kernel: uniformly scaling flows (USFlow), their affine counterpart (NonUSFlow),
+and the parts the image heads (FastFlow, CFlow, U-Flow) are built from.
 
-Paper: Abu Zaid et al., "On Uniformly Scaling Flows", arXiv 2510.09452, App. B.1.
+Paper: Abu Zaid et al., "On Uniformly Scaling Flows", arXiv 2510.09452, App. B.1, B.2.
 
-Every layer maps ``x -> (y, log_abs_det)`` where ``log_abs_det`` has shape
-``(batch,)``, has an exact ``inverse`` and a class attribute
-``constant_det`` that says whether its Jacobian determinant is the same for
-every input.  Tensors are ``(batch, channels)`` for vectors or
-``(batch, channels, *spatial)`` for feature maps; the LU map acts on the
+Every part is a :class:`Transform`:
+
+* ``forward(x, context=None) -> (y, log_abs_det)`` with ``log_abs_det`` of shape ``(batch,)``;
+* ``inverse(y, context=None) -> x``, exact;
+* ``constant_det``: whether the Jacobian determinant is the same for every input;
+* ``log_prior()``: the log-density of its weights under its prior (App. B.2), a scalar;
+  zero when it has none.  One sign convention everywhere: a MAP loss *subtracts* it.
+
+``context`` is an optional conditioning input (CFlow's positional encoding); only the
+couplings read it, every other transform passes it by.  Tensors are ``(batch, channels)``
+for vectors or ``(batch, channels, *spatial)`` for feature maps; the LU map acts on the
 channel axis, so on a feature map it is a 1x1 convolution.
 
-A flow is ``phi = A_{n+1} o B_n o ... o B_1`` with blocks
-``B_i = A_i^{-1} o C_i o A_i`` (A: LU affine map, C: masked coupling).
-USFlow and NonUSFlow share every part except the coupling:
-additive (constant determinant) versus affine (input-dependent determinant).
+A USFlow is ``phi = A_{n+1} o B_n o ... o B_1`` with blocks ``B_i = A_i^{-1} o C_i o A_i``
+(A: :class:`LUAffine`, C: a masked coupling, the block: :class:`ConjugateBlock`), a
+:class:`Chain` with a Gaussian base (:class:`Flow`).  USFlow and NonUSFlow share every part
+except the coupling: additive (constant determinant) versus affine (input-dependent).
 """
 from __future__ import annotations
 
@@ -21,35 +28,65 @@ from typing import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 
 def _spatial_size(x: Tensor) -> int:
     return math.prod(x.shape[2:])
 
 
-def _to_channels_last(x: Tensor) -> Tensor:
-    return x.movedim(1, -1)
+def _per_channel(v: Tensor, x: Tensor) -> Tensor:
+    """A ``(channels,)`` vector shaped to broadcast over ``x``'s channel axis."""
+    return v.view(1, -1, *([1] * (x.dim() - 2)))
 
 
-def _to_channels_first(x: Tensor) -> Tensor:
-    return x.movedim(-1, 1)
+def lu_prior_sigma0(sigma: float, channels: int, spatial: int = 1, rule: str = "exact") -> float:
+    """Standard deviation of ``ln|u_i|`` for the bilateral log-normal prior of App. B.2.
+
+    ``ln|det J| = spatial * sum_i ln|u_i|`` over ``channels`` independent terms.
+    ``rule="exact"`` picks ``sigma0 = sigma / (spatial * sqrt(channels))`` so that
+    ``ln|det J| ~ N(0, sigma^2)`` as the appendix states; ``rule="paper"`` is the
+    appendix's literal formula ``sigma0 = sigma / (channels * spatial)``, under
+    which ``ln|det J| ~ N(0, sigma^2 / channels)`` (the two agree for one channel).
+    """
+    if rule == "exact":
+        return sigma / (spatial * math.sqrt(channels))
+    if rule == "paper":
+        return sigma / (channels * spatial)
+    raise ValueError(f"rule must be 'exact' or 'paper', got {rule!r}")
+
+
+def log_normal_prior(log_scales: Tensor, sigma0: float | None) -> Tensor:
+    """``sum_i ln N(ln|s_i|; 0, sigma0^2)``: the bilateral log-normal prior of App. B.2 on
+    scales ``s_i``, written on the log scale.  Zero when ``sigma0`` is None (no prior)."""
+    if sigma0 is None:
+        return log_scales.new_zeros(())
+    return torch.distributions.Normal(0.0, sigma0).log_prob(log_scales).sum()
+
+
+class Transform(nn.Module):
+    """Base class: a bijection with its log-determinant, inverse and log-prior (see module doc)."""
+
+    constant_det = True
+
+    def log_prior(self) -> Tensor:
+        return torch.zeros(())
 
 
 # --------------------------------------------------------------------------
-# LU-decomposed affine map (dense and 1x1-convolution in one class)
+# Volume-changing linear maps: LU map (dense and 1x1), per-channel scaling, permutation
 # --------------------------------------------------------------------------
-class LUAffine(nn.Module):
+class LUAffine(Transform):
     """Bijective affine map ``A(x) = M x + b`` with ``M = L U`` on the channel axis.
 
     ``L`` is unit lower triangular, ``U`` upper triangular with diagonal
     ``u = sign * exp(log_abs_u)``; so ``ln|det M| = sum(log_abs_u)`` and, on a
     ``c x h x w`` feature map, ``ln|det J| = h * w * sum(log_abs_u)`` for every
-    input.  ``log_abs_u`` is the parameter the bilateral log-normal prior acts on.
+    input.  ``prior_sigma0``: the App. B.2 prior ``ln|u_i| ~ N(0, sigma0^2)`` (None: no prior).
     """
 
-    constant_det = True
-
-    def __init__(self, channels: int, init_scale: float = 0.1, generator: torch.Generator | None = None):
+    def __init__(self, channels: int, init_scale: float = 0.1, generator: torch.Generator | None = None,
+                 prior_sigma0: float | None = None):
         super().__init__()
         c = channels
         self.channels = c
@@ -59,6 +96,7 @@ class LUAffine(nn.Module):
         self.bias = nn.Parameter(torch.zeros(c))
         self.register_buffer("sign", torch.ones(c))
         self.register_buffer("eye", torch.eye(c))
+        self.prior_sigma0 = prior_sigma0
 
     def factors(self) -> tuple[Tensor, Tensor]:
         lower = torch.tril(self.lower, -1) + self.eye
@@ -73,18 +111,68 @@ class LUAffine(nn.Module):
         """``ln|det M|`` of the channel matrix (a scalar)."""
         return self.log_abs_u.sum()
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
         lower, upper = self.factors()  # x M^T = (x U^T) L^T: two products, no c x c x c matrix product
-        y = _to_channels_first((_to_channels_last(x) @ upper.T) @ lower.T + self.bias)
+        y = ((x.movedim(1, -1) @ upper.T) @ lower.T + self.bias).movedim(-1, 1)
         logdet = self.log_abs_det_matrix() * _spatial_size(x)
         return y, logdet.expand(x.shape[0])
 
-    def inverse(self, y: Tensor) -> Tensor:
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
         lower, upper = self.factors()
-        rhs = (_to_channels_last(y) - self.bias).reshape(-1, self.channels).T  # (c, n)
+        y_last = y.movedim(1, -1)
+        rhs = (y_last - self.bias).reshape(-1, self.channels).T  # (c, n)
         z = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
         x = torch.linalg.solve_triangular(upper, z, upper=True)
-        return _to_channels_first(x.T.reshape(_to_channels_last(y).shape))
+        return x.T.reshape(y_last.shape).movedim(-1, 1)
+
+    def log_prior(self) -> Tensor:
+        return log_normal_prior(self.log_abs_u, self.prior_sigma0)
+
+
+class GlobalAffine(Transform):
+    """Learned per-channel scaling ``y = s * x + b`` with ``s = 0.1 * softplus_{beta=0.5}(g)``,
+    initialised to ``s = 1``: FrEIA's ``AllInOneBlock`` "global affine" (ActNorm-like) step.
+
+    ``ln|det J| = (h * w) * sum(ln s)`` for every input.  ``prior_sigma0``: the App. B.2
+    prior ``ln s_i ~ N(0, sigma0^2)`` (None: no prior)."""
+
+    def __init__(self, channels: int, prior_sigma0: float | None = None):
+        super().__init__()
+        init = 2.0 * math.log(math.exp(5.0) - 1.0)  # 0.1 * softplus_{0.5}(init) == 1
+        self.raw_scale = nn.Parameter(torch.full((channels,), init))
+        self.offset = nn.Parameter(torch.zeros(channels))
+        self.prior_sigma0 = prior_sigma0
+
+    def scale(self) -> Tensor:
+        return 0.1 * F.softplus(self.raw_scale, beta=0.5)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        s = self.scale()
+        logdet = s.log().sum() * _spatial_size(x)
+        return x * _per_channel(s, x) + _per_channel(self.offset, x), logdet.expand(x.shape[0])
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        return (y - _per_channel(self.offset, y)) / _per_channel(self.scale(), y)
+
+    def log_prior(self) -> Tensor:
+        return log_normal_prior(self.scale().log(), self.prior_sigma0)
+
+
+class ChannelPermutation(Transform):
+    """A fixed random channel permutation ``y_i = x_{perm[i]}`` (AllInOneBlock with
+    ``permute_soft=False``): ``|det J| = 1``."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        perm = torch.randperm(channels)
+        self.register_buffer("perm", perm)
+        self.register_buffer("inv", torch.argsort(perm))
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        return x.index_select(1, self.perm), x.new_zeros(x.shape[0])
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        return y.index_select(1, self.inv)
 
 
 # --------------------------------------------------------------------------
@@ -93,6 +181,13 @@ class LUAffine(nn.Module):
 def channel_mask(channels: int, parity: int) -> Tensor:
     """A {0,1} mask over channels: every other channel, starting at ``parity``."""
     return ((torch.arange(channels) + parity) % 2).float()
+
+
+def half_mask(channels: int) -> Tensor:
+    """AllInOneBlock's split: the first ``ceil(c/2)`` channels are kept (mask 1) and
+    condition the last ``floor(c/2)``."""
+    keep = channels - channels // 2
+    return torch.cat([torch.ones(keep), torch.zeros(channels // 2)])
 
 
 class MLPConditioner(nn.Module):
@@ -143,37 +238,64 @@ def make_conditioner(shape: Sequence[int], out_factor: int, hidden: int, layers:
     raise ValueError(f"inputs must be vectors (C,) or feature maps (C, H, W), got shape {tuple(shape)}")
 
 
-def _broadcast_mask(mask: Tensor, x: Tensor) -> Tensor:
-    return mask.view(1, -1, *([1] * (x.dim() - 2)))
+class SplitConditioner(nn.Module):
+    """A FrEIA-style ``subnet`` as a conditioner (the coupling network of ``AllInOneBlock``).
+
+    The subnet sees only the channels the mask keeps, followed by the context channels
+    if there are any, and predicts values only for the channels the coupling transforms;
+    they are scaled by ``out_scale`` (0.1, as AllInOneBlock) and written in place into the
+    ``out_factor * channels`` outputs a coupling expects; the rest stay zero.
+    """
+
+    def __init__(self, mask: Tensor, subnet: nn.Module, out_factor: int, out_scale: float = 0.1):
+        super().__init__()
+        channels = len(mask)
+        passive = torch.nonzero(mask == 0).squeeze(1)
+        self.register_buffer("active", torch.nonzero(mask).squeeze(1))
+        self.register_buffer("targets", torch.cat([k * channels + passive for k in range(out_factor)]))
+        self.subnet, self.out_factor, self.out_scale, self.channels = subnet, out_factor, out_scale, channels
+
+    def forward(self, h: Tensor) -> Tensor:
+        a = self.out_scale * self.subnet(torch.cat([h.index_select(1, self.active), h[:, self.channels:]], 1))
+        out = a.new_zeros(a.shape[0], self.out_factor * self.channels, *a.shape[2:])
+        return out.index_copy(1, self.targets, a)
 
 
 # --------------------------------------------------------------------------
 # Coupling layers
 # --------------------------------------------------------------------------
-class AdditiveCoupling(nn.Module):
-    """``C(x) = x + (1 - m) * f(m * x)``: volume preserving, ``ln|det J| = 0``."""
-
-    constant_det = True
+class _Coupling(Transform):
+    """A masked coupling: channels with ``mask == 1`` pass unchanged and, with the context
+    (appended as extra channels), feed the conditioner that transforms the others."""
 
     def __init__(self, mask: Tensor, conditioner: nn.Module):
         super().__init__()
         self.register_buffer("mask", mask)
         self.conditioner = conditioner
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        m = _broadcast_mask(self.mask, x)
-        y = x + (1 - m) * self.conditioner(m * x)
-        return y, x.new_zeros(x.shape[0])
-
-    def inverse(self, y: Tensor) -> Tensor:
-        m = _broadcast_mask(self.mask, y)
-        return y - (1 - m) * self.conditioner(m * y)
+    def _condition(self, x: Tensor, context: Tensor | None) -> tuple[Tensor, Tensor]:
+        m = _per_channel(self.mask, x)
+        h = m * x if context is None else torch.cat([m * x, context], 1)
+        return self.conditioner(h), m
 
 
-class AffineCoupling(nn.Module):
+class AdditiveCoupling(_Coupling):
+    """``C(x) = x + (1 - m) * f(m * x)``: volume preserving, ``ln|det J| = 0``."""
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        shift, m = self._condition(x, context)
+        return x + (1 - m) * shift, x.new_zeros(x.shape[0])
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        shift, m = self._condition(y, context)
+        return y - (1 - m) * shift
+
+
+class AffineCoupling(_Coupling):
     """``C(x) = m*x + (1-m) * (exp(s(m*x)) * x + t(m*x))``: the determinant depends on x.
 
-    ``activation`` says how the conditioner's raw output becomes the log-scale ``s``:
+    The conditioner outputs ``(t, raw)``; ``activation`` says how ``raw`` becomes the
+    log-scale ``s``:
 
     * ``"tanh"`` (default): ``s = clamp * tanh(raw / clamp)``, the "scaled tanh with
       configurable scale" of App. B.1; ``|s| < clamp``.
@@ -188,65 +310,106 @@ class AffineCoupling(nn.Module):
       App. D describes the clamping as cutting the multiplicative part to a range.
       The scale grows linearly rather than exponentially in ``raw``; beyond the clamp the
       gradient of ``s`` is zero.
+    * ``"allinone"``: ``s = clamp * tanh(raw)``, the soft clamping of FrEIA's
+      ``AllInOneBlock`` that anomalib's FastFlow, CFlow and U-Flow use (there ``raw`` is
+      the subnet's output times 0.1, see :class:`SplitConditioner`); ``|s| < clamp``.
 
     Either way a single layer cannot change a determinant by more than ``exp(clamp)``
     per transformed dimension.
     """
 
     constant_det = False
+    ACTIVATIONS = ("tanh", "softplus", "allinone")
 
     def __init__(self, mask: Tensor, conditioner: nn.Module, clamp: float = 2.0, activation: str = "tanh"):
-        super().__init__()
-        if activation not in ("tanh", "softplus"):
-            raise ValueError(f"activation must be 'tanh' or 'softplus', got {activation!r}")
-        self.register_buffer("mask", mask)
-        self.conditioner = conditioner
+        super().__init__(mask, conditioner)
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
         self.clamp = clamp
         self.activation = activation
 
-    def _shift_log_scale(self, x_masked: Tensor, m: Tensor) -> tuple[Tensor, Tensor]:
-        shift, raw = self.conditioner(x_masked).chunk(2, dim=1)
+    def _shift_log_scale(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        out, m = self._condition(x, context)
+        shift, raw = out.chunk(2, dim=1)
         if self.activation == "tanh":
             log_scale = self.clamp * torch.tanh(raw / self.clamp)
+        elif self.activation == "allinone":
+            log_scale = self.clamp * torch.tanh(raw)
         else:  # softplus scale, identity at raw = 0, log cut to [-clamp, clamp]
-            scale = nn.functional.softplus(raw + math.log(math.e - 1))
+            scale = F.softplus(raw + math.log(math.e - 1))
             log_scale = scale.clamp(math.exp(-self.clamp), math.exp(self.clamp)).log()
         return (1 - m) * shift, (1 - m) * log_scale
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        m = _broadcast_mask(self.mask, x)
-        shift, log_scale = self._shift_log_scale(m * x, m)
-        y = x * log_scale.exp() + shift
-        return y, log_scale.flatten(1).sum(1)
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        shift, log_scale = self._shift_log_scale(x, context)
+        return x * log_scale.exp() + shift, log_scale.flatten(1).sum(1)
 
-    def inverse(self, y: Tensor) -> Tensor:
-        m = _broadcast_mask(self.mask, y)
-        shift, log_scale = self._shift_log_scale(m * y, m)
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
+        shift, log_scale = self._shift_log_scale(y, context)
         return (y - shift) * torch.exp(-log_scale)
 
 
 # --------------------------------------------------------------------------
-# Blocks and flows
+# Conjugated blocks and chains
 # --------------------------------------------------------------------------
-class ConjugateBlock(nn.Module):
-    """``B = A^{-1} o C o A``: the LU map's determinant cancels inside the block."""
+class ConjugateBlock(Transform):
+    """``B = A^{-1} o C o A``: the LU map's determinant cancels inside the block, so the
+    block scales volume exactly as the coupling does.  The context goes to the coupling."""
 
-    def __init__(self, affine: LUAffine, coupling: nn.Module):
+    def __init__(self, affine: LUAffine, coupling: Transform):
         super().__init__()
         self.affine = affine
         self.coupling = coupling
-        self.constant_det = coupling.constant_det
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        h, ld_a = self.affine(x)
-        h, ld_c = self.coupling(h)
-        return self.affine.inverse(h), ld_a + ld_c - ld_a
+    @property
+    def constant_det(self) -> bool:
+        return self.coupling.constant_det
 
-    def inverse(self, y: Tensor) -> Tensor:
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        h, _ = self.affine(x)
+        h, logdet = self.coupling(h, context)
+        return self.affine.inverse(h), logdet  # ln|det A| + ln|det A^{-1}| = 0
+
+    def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
         h, _ = self.affine(y)
-        return self.affine.inverse(self.coupling.inverse(h))
+        return self.affine.inverse(self.coupling.inverse(h, context))
+
+    def log_prior(self) -> Tensor:
+        return self.affine.log_prior() + self.coupling.log_prior()
 
 
+class Chain(Transform):
+    """``z = f_n o ... o f_1 (x)`` (FrEIA's ``SequenceINN``): log-determinants and
+    log-priors add up; the context is passed to every transform."""
+
+    def __init__(self, layers: Sequence[Transform]):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    @property
+    def constant_det(self) -> bool:
+        """True when every layer has a constant determinant: the chain is uniformly scaling (Eq. 4)."""
+        return all(layer.constant_det for layer in self.layers)
+
+    def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        logdet = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, ld = layer(x, context)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, z: Tensor, context: Tensor | None = None) -> Tensor:
+        for layer in reversed(self.layers):
+            z = layer.inverse(z, context)
+        return z
+
+    def log_prior(self) -> Tensor:
+        return sum((layer.log_prior() for layer in self.layers), torch.zeros(()))
+
+
+# --------------------------------------------------------------------------
+# Flows: a chain with a Gaussian base
+# --------------------------------------------------------------------------
 class GaussianBase(nn.Module):
     """Isotropic Gaussian base distribution ``N(c, s^2 I)``.
 
@@ -277,53 +440,25 @@ class GaussianBase(nn.Module):
         return self.center + self.scale * eps
 
 
-def lu_prior_sigma0(sigma: float, channels: int, spatial: int = 1, rule: str = "exact") -> float:
-    """Standard deviation of ``ln|u_i|`` for the bilateral log-normal prior of App. B.2.
-
-    ``ln|det J| = spatial * sum_i ln|u_i|`` over ``channels`` independent terms.
-    ``rule="exact"`` picks ``sigma0 = sigma / (spatial * sqrt(channels))`` so that
-    ``ln|det J| ~ N(0, sigma^2)`` as the appendix states; ``rule="paper"`` is the
-    appendix's literal formula ``sigma0 = sigma / (channels * spatial)``, under
-    which ``ln|det J| ~ N(0, sigma^2 / channels)`` (the two agree for one channel).
-    """
-    if rule == "exact":
-        return sigma / (spatial * math.sqrt(channels))
-    if rule == "paper":
-        return sigma / (channels * spatial)
-    raise ValueError(f"rule must be 'exact' or 'paper', got {rule!r}")
-
-
-class Flow(nn.Module):
-    """A normalizing flow ``phi`` with an isotropic Gaussian base.
+class Flow(Chain):
+    """A normalizing flow ``phi`` (a :class:`Chain`) with an isotropic Gaussian base.
 
     ``forward(x)`` returns the latent ``z = phi(x)`` and ``ln|det J_phi(x)|``;
-    ``log_prob(x) = ln N(z; c, s^2 I) + ln|det J_phi(x)|`` (Eq. 3).
+    ``log_prob(x) = ln N(z; c, s^2 I) + ln|det J_phi(x)|`` (Eq. 3).  ``prior_sigma``
+    puts the App. B.2 prior on every LU map's diagonal, with ``sigma0`` from
+    :func:`lu_prior_sigma0` (``prior_rule``) for the base's spatial size.
     """
 
-    def __init__(self, layers: Sequence[nn.Module], base: GaussianBase,
+    def __init__(self, layers: Sequence[Transform], base: GaussianBase,
                  prior_sigma: float | None = None, prior_rule: str = "exact"):
-        super().__init__()
-        self.layers = nn.ModuleList(layers)
+        super().__init__(layers)
         self.base = base
         self.prior_sigma = prior_sigma
         self.prior_rule = prior_rule
-
-    @property
-    def constant_det(self) -> bool:
-        """True when every layer has a constant determinant: the flow is a USF (Eq. 4)."""
-        return all(layer.constant_det for layer in self.layers)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        logdet = x.new_zeros(x.shape[0])
-        for layer in self.layers:
-            x, ld = layer(x)
-            logdet = logdet + ld
-        return x, logdet
-
-    def inverse(self, z: Tensor) -> Tensor:
-        for layer in reversed(self.layers):
-            z = layer.inverse(z)
-        return z
+        if prior_sigma is not None:
+            spatial = math.prod(base.shape[1:])
+            for lu in self.lu_layers():
+                lu.prior_sigma0 = lu_prior_sigma0(prior_sigma, lu.channels, spatial, prior_rule)
 
     def latent(self, x: Tensor) -> Tensor:
         return self(x)[0]
@@ -341,19 +476,6 @@ class Flow(nn.Module):
 
     def lu_layers(self) -> list[LUAffine]:
         return [m for m in self.modules() if isinstance(m, LUAffine)]
-
-    def log_det_prior(self) -> Tensor:
-        """Log-density of the bilateral log-normal prior on every LU diagonal, on the
-        ``ln|u_i|`` scale: ``sum N(ln|u_i|; 0, sigma0^2)`` (App. B.2).  Zero when the
-        flow has no prior (``prior_sigma=None``)."""
-        total = self.base.center.new_zeros(())
-        if self.prior_sigma is None:
-            return total
-        spatial = math.prod(self.base.shape[1:])
-        for lu in self.lu_layers():
-            s0 = lu_prior_sigma0(self.prior_sigma, lu.channels, spatial, self.prior_rule)
-            total = total + torch.distributions.Normal(0.0, s0).log_prob(lu.log_abs_u).sum()
-        return total
 
     def log_abs_det_constant(self) -> Tensor:
         """``ln psi_det(w)`` for a USF: the log-determinant, which depends only on the weights."""
@@ -384,7 +506,7 @@ def build_flow(shape: int | Sequence[int], coupling: str = "additive", blocks: i
     if seed is not None:
         torch.manual_seed(seed)
     out_factor = 1 if coupling == "additive" else 2
-    mods: list[nn.Module] = []
+    mods: list[Transform] = []
     for i in range(blocks):
         cond = make_conditioner(shape, out_factor, hidden, layers)
         mask = channel_mask(shape[0], i % 2)

@@ -47,3 +47,36 @@ def pixel_auroc(masks, maps) -> float:
     if not np.isin(m, (0.0, 1.0)).all():
         raise ValueError("masks must be binary (0 = normal pixel, 1 = defect)")
     return auroc(m, s)
+
+
+def ranking_agreement(a, b, labels=None, rtol: float = 1e-6) -> dict:
+    """Do ``a`` and ``b`` rank the same items in the same order, up to rounding?
+
+    Floating point cannot promise more: identical inputs may come out a few ulps apart
+    depending on their place in a batch, so exact ties break differently in ``a`` and in
+    ``b`` (Spearman's rho is then a hair below 1).  A pair ``(i, j)`` is *discordant* when
+    ``a`` and ``b`` order it oppositely by more than ``rtol`` times their largest magnitude,
+    and *near-tied* when either score cannot tell ``i`` and ``j`` apart at that tolerance.
+    Two scores that rank identically up to rounding have no discordant pair, and their
+    AUROCs can differ by at most ``auroc_slack``: the share of (anomaly, normal) pairs that
+    are near-tied.  Returns ``{"pairs", "discordant", "near_ties", "auroc_slack"}``.
+    """
+    a, b = _array(a, "a"), _array(b, "b")
+    if a.shape != b.shape:
+        raise ValueError(f"a and b must score the same items, got {a.size} and {b.size} values")
+    ta, tb = rtol * max(np.abs(a).max(), 1e-300), rtol * max(np.abs(b).max(), 1e-300)
+    y = None if labels is None else _array(labels, "labels")
+    discordant = near = near_cross = 0
+    for start in range(0, len(a), 1024):  # row blocks: memory stays O(1024 n)
+        rows = slice(start, start + 1024)
+        da, db = a[rows, None] - a[None, :], b[rows, None] - b[None, :]
+        discordant += int(((da > ta) & (db < -tb)).sum())
+        tied = (np.abs(da) <= ta) | (np.abs(db) <= tb)
+        np.fill_diagonal(tied[:, start:start + 1024], False)
+        near += int(tied.sum())
+        if y is not None:
+            near_cross += int((tied & (y[rows, None] == 1) & (y[None, :] == 0)).sum())
+    n_pos = 0 if y is None else int((y == 1).sum())
+    slack = near_cross / (n_pos * (len(a) - n_pos)) if y is not None and 0 < n_pos < len(a) else None
+    return {"pairs": len(a) * (len(a) - 1) // 2, "discordant": discordant, "near_ties": near // 2,
+            "auroc_slack": slack}

@@ -1,9 +1,18 @@
-"""Saving and loading results with provenance.
+"""Saving and loading results with provenance, and the one record every training run writes.
 
 Layout: ``<results root>/<profile>/<chapter>/<name>.json``.  The root is
 ``$USFKIT_RESULTS`` or ``results/`` in the project (the folder holding
 ``_toc.yml``), found from the working directory upwards.  ``results/full`` is
 committed; ``results/quick`` is not.
+
+Conventions, stated once for every chapter and table:
+
+* metrics are stored as fractions (an AUC-ROC of 0.91, not 91); tables show percent;
+* a standard deviation over seeds (and over datasets or classes) is the sample standard
+  deviation, ``ddof = STD_DDOF = 1``, as ``pandas`` computes it (with one value it is
+  undefined and shown as NaN);
+* a run *fails* when the model fails (its loss or its scores become NaN/inf); a fault in
+  the data raises :class:`usfkit.data.checks.DataError` instead and is never a failed run.
 """
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ import os
 import platform
 import subprocess
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +30,7 @@ import numpy as np
 import torch
 
 COMPLETE = "complete.json"
+STD_DDOF = 1  # sample standard deviation, everywhere (see the module docstring)
 
 
 def project_root(start: Path | None = None) -> Path:
@@ -117,3 +128,71 @@ def mark_complete(chapter: str, profile: str, seeds=None, started=None) -> Path:
 
 def is_complete(chapter: str, profile: str) -> bool:
     return (chapter_dir(chapter, profile) / COMPLETE).exists()
+
+
+# --------------------------------------------------------------------------
+# The run record
+# --------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """What one training run returns to the sweep.
+
+    ``metrics``: the run's measurements, fractions for AUC-ROCs (``None`` when the run failed);
+    ``epochs_allowed``/``epochs_run``: the epoch budget and the epochs actually trained (early
+    stopping ends runs before the budget); ``info``: descriptive values that are not metrics
+    (sizes, dimensions, a loss history)."""
+    ok: bool
+    failure: str | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    epochs_allowed: int | None = None
+    epochs_run: int | None = None
+    train_time_s: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.ok and not self.failure:
+            raise ValueError("a failed run must say why (failure=...)")
+        for name, value in self.metrics.items():
+            if value is not None and "auroc" in name and not 0.0 <= value <= 1.0:
+                raise ValueError(f"metric {name}={value} is not a fraction in [0, 1]: store AUC-ROCs as fractions")
+
+    @classmethod
+    def from_fit(cls, fit, epochs_allowed: int, **kwargs) -> "RunResult":
+        """A result from a :class:`usfkit.train.FitResult` (ok, failure, epochs, wall time)."""
+        return cls(ok=fit.ok, failure=fit.failure, epochs_allowed=epochs_allowed, epochs_run=fit.epochs,
+                   train_time_s=round(fit.wall_time_s, 3), **kwargs)
+
+    def fail(self, reason: str) -> "RunResult":
+        """This result turned into a failed run (e.g. scores that are not finite)."""
+        self.ok, self.failure = False, reason
+        self.metrics = {k: None for k in self.metrics}
+        return self
+
+
+@dataclass
+class RunRecord(RunResult):
+    """A :class:`RunResult` with what identifies it: the chapter, the run's coordinates
+    (``spec``: dataset, method, seed, ...), every setting that changes its result
+    (``settings``), its file ``key`` (a hash of spec and settings) and its provenance."""
+    chapter: str = ""
+    key: str = ""
+    spec: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(_jsonable(asdict(self)), indent=1)
+
+    @classmethod
+    def from_file(cls, path: Path) -> "RunRecord":
+        try:
+            return cls(**json.loads(Path(path).read_text()))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{path} is not a run record of this usfkit version ({err}); "
+                             "delete it (or its folder) and rerun the sweep") from err
+
+    def row(self) -> dict[str, Any]:
+        """One flat table row: spec, outcome, metrics and info side by side."""
+        return {**self.settings, **self.spec, "ok": self.ok, "failure": self.failure, **self.metrics,
+                "epochs_allowed": self.epochs_allowed, "epochs_run": self.epochs_run,
+                "train_time_s": self.train_time_s, **self.info}

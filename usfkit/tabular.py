@@ -1,7 +1,8 @@
 """The tabular benchmark of §5.1 (Figure 3a/3b): ADBench's classical datasets ×
 methods × seeds, every run saved as it finishes.
 
-Methods (each trained on the training normals of :func:`usfkit.data.adbench.split`,
+Methods (each trained on the training normals of :func:`usfkit.data.adbench.split` under the
+profile's ``protocol``,
 scored so that higher = more anomalous, measured by AUC-ROC on the test split):
 
 * ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.flows.build_flow` with additive / affine
@@ -25,9 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics
+from . import metrics, profiles
 from .data import adbench
-from .sweep import load_runs, run_sweep, summarize
+from .results import STD_DDOF, RunResult
+from .sweep import frame, load_runs, run_sweep, summarize
 from .train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
@@ -37,9 +39,17 @@ METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOH
 PAPER = {"USFlow": {"mean": 85.61, "std": 13.54}}
 
 
+def _split(dataset: str, seed: int, protocol: str) -> adbench.Split:
+    """``adbench.split``, cached by the file's content signature (path, size, modification time):
+    a file that changes on disk is read again."""
+    file = adbench.path(dataset)
+    stat = file.stat()
+    return _cached_split(str(file), stat.st_size, stat.st_mtime_ns, dataset, seed, protocol)
+
+
 @functools.lru_cache(maxsize=8)
-def _split(dataset: str, seed: int) -> adbench.Split:
-    return adbench.split(dataset, seed=seed)
+def _cached_split(file: str, size: int, mtime_ns: int, dataset: str, seed: int, protocol: str) -> adbench.Split:
+    return adbench.split(dataset, seed=seed, protocol=protocol)
 
 
 def _fit_kwargs(cfg, desc: str, progress: str) -> dict:
@@ -90,22 +100,25 @@ def scores(score_fn, x: torch.Tensor, batch: int = 8192) -> np.ndarray:
     return torch.cat([score_fn(x[i:i + batch]).detach().float().cpu() for i in range(0, len(x), batch)]).numpy()
 
 
-def run_one(spec: dict, cfg, progress: str = "auto") -> dict:
+def run_one(spec: dict, cfg, progress: str = "auto") -> RunResult:
     """Train and evaluate one (dataset, method, seed); the sweep saves what this returns."""
-    data = _split(spec["dataset"], spec["seed"])
+    data = _split(spec["dataset"], spec["seed"], cfg.protocol)
     desc = f"{spec['method']} · {spec['dataset']} · seed {spec['seed']}"
     model, fit, score_fn = build_and_train(spec["method"], data.x_train, cfg, spec["seed"], desc, progress)
-    out = {"ok": fit.ok, "failure": fit.failure, "auroc": None, "epochs": fit.epochs,
-           "train_time_s": round(fit.wall_time_s, 3), "n_train": len(data.x_train), "n_test": len(data.y_test),
-           "dim": data.dim}
+    out = RunResult.from_fit(fit, cfg.epochs, metrics={"auroc": None},
+                             info={"n_train": len(data.x_train), "n_test": len(data.y_test), "dim": data.dim,
+                                   "leaked_test_normals": data.leaked_test_normals})
     if fit.ok:
         s = scores(score_fn, data.x_test)
         bad = int((~np.isfinite(s)).sum())
         if bad:
-            out.update(ok=False, failure=f"{bad} of {len(s)} test scores are not finite (exploding determinant)")
-        else:
-            out["auroc"] = metrics.auroc(data.y_test, s)
+            return out.fail(f"{bad} of {len(s)} test scores are not finite (exploding determinant)")
+        out.metrics["auroc"] = metrics.auroc(data.y_test, s)
     return out
+
+
+#: Settings that choose which runs exist or how they are shown, not what a run computes.
+SELECTORS = ("datasets", "methods", "seeds", "seed", "tie")
 
 
 def specs(cfg) -> list[dict]:
@@ -132,14 +145,14 @@ def run(cfg, progress: str = "auto") -> pd.DataFrame:
     if bad:
         raise KeyError(f"unknown method(s) {sorted(bad)}; methods are {', '.join(METHODS)}")
     records = run_sweep(CHAPTER, cfg.profile, specs(cfg), lambda s: run_one(s, cfg, progress),
-                        desc="tabular runs")
+                        settings=profiles.run_settings(cfg, *SELECTORS), desc="tabular runs")
     return runs_frame(records)
 
 
-def runs_frame(records: list[dict]) -> pd.DataFrame:
-    cols = ["dataset", "method", "seed", "ok", "auroc", "epochs", "train_time_s", "n_train", "n_test", "dim",
-            "failure"]
-    return pd.DataFrame([{c: r.get(c) for c in cols} for r in records], columns=cols)
+def runs_frame(records: list) -> pd.DataFrame:
+    cols = ["dataset", "method", "seed", "protocol", "ok", "auroc", "epochs_allowed", "epochs_run", "train_time_s",
+            "n_train", "n_test", "dim", "leaked_test_normals", "failure"]
+    return frame(records).reindex(columns=cols)
 
 
 def saved_runs(profile: str) -> pd.DataFrame:
@@ -166,7 +179,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     the number of datasets, and the failed runs; sorted by mean (Figure 3a's order)."""
     w = wide(runs) * 100
     failed = runs.assign(failed=~runs["ok"]).groupby("method")["failed"].sum()
-    out = pd.DataFrame({"mean": w.mean(), "std": w.std(ddof=0), "median": w.median(), "datasets": w.count(),
+    out = pd.DataFrame({"mean": w.mean(), "std": w.std(ddof=STD_DDOF), "median": w.median(), "datasets": w.count(),
                         "failed runs": failed.reindex(w.columns).fillna(0).astype(int),
                         "runs": runs.groupby("method").size().reindex(w.columns)})
     return out.sort_values("mean", ascending=False)
@@ -210,17 +223,16 @@ def main(argv=None) -> None:
     """
     import argparse
 
-    from . import profiles
-
     p = argparse.ArgumentParser(prog="usf-tabular", description=main.__doc__.split("\n")[0])
     p.add_argument("--profile", default="full", help="quick or full (default: full)")
     p.add_argument("--datasets", nargs="+", help="ADBench names or numbers (default: the profile's)")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the profile's")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default: the profile's)")
+    p.add_argument("--protocol", choices=adbench.PROTOCOLS, help="data protocol (default: the profile's)")
     args = p.parse_args(argv)
     cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seeds=args.seeds,
-                           epochs=args.epochs)
+                           epochs=args.epochs, protocol=args.protocol)
     runs = run(cfg, progress="bar")
     print(aggregate(runs).round(2).to_string())
     print(f"runs saved under {__import__('usfkit').results.chapter_dir(CHAPTER, cfg.profile) / 'runs'}")

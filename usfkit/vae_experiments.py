@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from . import metrics, sweep, vae
-from .data import data_dir
+from .results import RunResult
+from .data import adbench, data_dir
 
 CHAPTER = "06_vae_usflow"
 PRIORS = {"usf": "VAE-USFlow", "nonusf": "VAE-NonUSFlow"}
@@ -36,17 +37,26 @@ EMBEDDING_FOLDER = "adbench_mvtec_resnet18"
 # --------------------------------------------------------------------------
 # Experiment 1: MVTec AD embeddings
 # --------------------------------------------------------------------------
-@functools.lru_cache(maxsize=16)
 def load_embeddings(cls: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(X [n, 512], y [n])`` of one MVTec AD class, ADBench's ResNet-18 embeddings."""
+    """``(X [n, 512], y [n])`` of one MVTec AD class, ADBench's ResNet-18 embeddings, read and checked
+    by :func:`usfkit.data.adbench.read_npz` (the same reader as chapter 05's tabular data): a label
+    other than 0/1, a NaN, or no normal or no defective row raises :class:`~usfkit.data.checks.DataError`
+    naming the file."""
     path = data_dir() / EMBEDDING_FOLDER / f"MVTec-AD_{cls}.npz"
     if not path.exists():
         raise FileNotFoundError(
             f"{path} not found. Download ADBench's CV_by_ResNet18/MVTec-AD_{cls}.npz "
             "(github.com/Minqi824/ADBench, adbench/datasets/CV_by_ResNet18) into "
             f"{path.parent} or set USFKIT_DATA to the folder that holds {EMBEDDING_FOLDER}/.")
-    data = np.load(path)
-    return torch.tensor(data["X"], dtype=torch.float32), torch.tensor(data["y"]).long()
+    stat = path.stat()
+    return _read_embeddings(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_embeddings(path: str, size: int, mtime_ns: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached by the file's path, size and modification time: an edited or replaced file is read again."""
+    x, y = adbench.read_npz(path)
+    return torch.from_numpy(x), torch.from_numpy(y)
 
 
 def split_indices(y: torch.Tensor, train_frac: float, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,13 +78,13 @@ def split_table(classes, train_frac: float, split_seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _evaluate(model: vae.VAEFlow, fit, x_test: torch.Tensor, y_test: torch.Tensor) -> dict[str, Any]:
+def _evaluate(model: vae.VAEFlow, fit, epochs_allowed: int, x_test: torch.Tensor, y_test: torch.Tensor,
+              **info) -> RunResult:
     """AUROC of every score part; non-finite scores turn an 'ok' fit into a failed run."""
-    out: dict[str, Any] = {"ok": fit.ok, "failure": fit.failure, "epochs": fit.epochs,
-                           "train_time_s": round(fit.wall_time_s, 2), "best_loss": fit.best_loss,
-                           "prior_is_usf": model.is_usf,
-                           "history": [{k: float(f"{v:.5g}") for k, v in row.items()} for row in fit.history]}
-    out.update({f"auroc_{p}": None for p in vae.SCORE_PARTS})
+    history = [{k: float(f"{v:.5g}") for k, v in row.items()} for row in fit.history]
+    out = RunResult.from_fit(fit, epochs_allowed, metrics={f"auroc_{p}": None for p in vae.SCORE_PARTS},
+                             info={"best_loss": fit.best_loss, "prior_is_usf": model.is_usf, **info,
+                                   "history": history})
     if not fit.ok:
         return out
     if torch.cuda.is_available():  # fit() hands the model back on the CPU; score where it trained
@@ -82,14 +92,13 @@ def _evaluate(model: vae.VAEFlow, fit, x_test: torch.Tensor, y_test: torch.Tenso
     parts = model.score(x_test, "all", batch_size=64)
     bad = {p: int((~torch.isfinite(s)).sum()) for p, s in parts.items()}
     if any(bad.values()):
-        out.update(ok=False, failure=f"non-finite test scores {bad}: the prior's determinant or the latent "
-                                     "code exploded at test time")
-        return out
-    out.update({f"auroc_{p}": metrics.auroc(y_test, s) for p, s in parts.items()})
+        return out.fail(f"non-finite test scores {bad}: the prior's determinant or the latent code exploded "
+                        "at test time")
+    out.metrics.update({f"auroc_{p}": metrics.auroc(y_test, s) for p, s in parts.items()})
     return out
 
 
-def run_embedding(spec: dict, progress: str = "auto") -> dict[str, Any]:
+def run_embedding(spec: dict, progress: str = "auto") -> RunResult:
     """Train and evaluate one (class, prior, seed) on the embeddings."""
     x, y = load_embeddings(spec["class"])
     tr, te = split_indices(y, spec["train_frac"], spec["split_seed"])
@@ -98,30 +107,32 @@ def run_embedding(spec: dict, progress: str = "auto") -> dict[str, Any]:
     fit = vae.train_vae(model, x[tr], lr=spec["lr"], max_epochs=spec["epochs"], batch_size=spec["batch_size"],
                         patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"],
                         progress=progress, desc=f"{PRIORS[spec['prior']]} · {spec['class']} · seed {spec['seed']}")
-    return {**_evaluate(model, fit, x[te], y[te]), "latent_dim": model.latent_dim, "n_train": len(tr),
-            "n_test": len(te)}
+    return _evaluate(model, fit, spec["epochs"], x[te], y[te], latent_dim=model.latent_dim, n_train=len(tr),
+                     n_test=len(te))
+
+
+def embedding_settings(cfg) -> dict:
+    """Every setting that changes an embedding run's result (the sweep keys runs by them)."""
+    return dict(experiment="embeddings", train_frac=cfg.train_frac, split_seed=cfg.split_seed,
+                latent_dim=cfg.latent_dim, sigma_min=cfg.sigma_min, lr=cfg.lr, epochs=cfg.epochs,
+                batch_size=cfg.batch_size, patience=cfg.patience, min_delta=cfg.min_delta)
 
 
 def embedding_specs(cfg) -> list[dict]:
-    """One spec per (class, prior, seed); the training settings are part of the spec so that
-    runs with other settings are not mistaken for finished ones."""
-    common = dict(experiment="embeddings", train_frac=cfg.train_frac, split_seed=cfg.split_seed,
-                  latent_dim=cfg.latent_dim, sigma_min=cfg.sigma_min, lr=cfg.lr, epochs=cfg.epochs,
-                  batch_size=cfg.batch_size, patience=cfg.patience, min_delta=cfg.min_delta)
-    return [{"class": c, "prior": p, "seed": s, **common}
-            for c in cfg.classes for p in PRIORS for s in range(cfg.seeds)]
+    """One spec per (class, prior, seed)."""
+    return [{"class": c, "prior": p, "seed": s} for c in cfg.classes for p in PRIORS for s in range(cfg.seeds)]
 
 
 def run_embeddings(cfg, progress: str = "auto") -> pd.DataFrame:
     """Experiment 1 as a sweep; one row per run (failed runs included)."""
     records = sweep.run_sweep(CHAPTER, cfg.profile, embedding_specs(cfg), lambda s: run_embedding(s, progress),
-                        desc="VAE runs (embeddings)")
+                              settings=embedding_settings(cfg), desc="VAE runs (embeddings)")
     return runs_frame(records)
 
 
-def runs_frame(records: list[dict]) -> pd.DataFrame:
+def runs_frame(records: list) -> pd.DataFrame:
     """The sweep's records as a table (the per-epoch ``history`` stays in a column)."""
-    df = pd.DataFrame(records).drop(columns=["provenance"], errors="ignore")
+    df = sweep.frame(records)
     df["method"] = df["prior"].map(PRIORS)
     return df
 
@@ -179,7 +190,7 @@ def image_classes(cfg) -> list[str]:
     return list(cfg.image_classes)
 
 
-def run_image(spec: dict, progress: str = "auto") -> dict[str, Any]:
+def run_image(spec: dict, progress: str = "auto") -> RunResult:
     """Train and evaluate the image VAE on one class."""
     x_train, x_test, y_test = load_images(spec["class"], spec["image_size"])
     model = vae.image_vae(spec["image_size"], spec["prior"], latent_dim=spec["latent_dim"], seed=spec["seed"],
@@ -189,21 +200,25 @@ def run_image(spec: dict, progress: str = "auto") -> dict[str, Any]:
     fit = vae.train_vae(model, x_train, lr=spec["lr"], max_epochs=spec["epochs"], batch_size=batch,
                         patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"], progress=progress,
                         desc=f"{PRIORS[spec['prior']]} (images) · {spec['class']} · seed {spec['seed']}")
-    return {**_evaluate(model, fit, x_test, y_test), "pretrained_loaded": model.encoder.pretrained_loaded,
-            "n_train": len(x_train), "n_test": len(x_test)}
+    return _evaluate(model, fit, spec["epochs"], x_test, y_test, pretrained_loaded=model.encoder.pretrained_loaded,
+                     n_train=len(x_train), n_test=len(x_test))
+
+
+def image_settings(cfg) -> dict:
+    """Every setting that changes an image run's result."""
+    return dict(experiment="images", image_size=cfg.image_size, latent_dim=cfg.image_latent_dim,
+                pretrained=cfg.pretrained, train_backbone=cfg.train_backbone, sigma_min=cfg.sigma_min,
+                lr=cfg.image_lr, epochs=cfg.image_epochs, batch_size=cfg.image_batch_size,
+                patience=cfg.image_patience, min_delta=cfg.min_delta)
 
 
 def image_specs(cfg) -> list[dict]:
-    common = dict(experiment="images", image_size=cfg.image_size, latent_dim=cfg.image_latent_dim,
-                  pretrained=cfg.pretrained, train_backbone=cfg.train_backbone, sigma_min=cfg.sigma_min,
-                  lr=cfg.image_lr, epochs=cfg.image_epochs, batch_size=cfg.image_batch_size,
-                  patience=cfg.image_patience, min_delta=cfg.min_delta)
-    return [{"class": c, "prior": p, "seed": s, **common}
-            for c in image_classes(cfg) for p in PRIORS for s in range(cfg.image_seeds)]
+    return [{"class": c, "prior": p, "seed": s} for c in image_classes(cfg) for p in PRIORS
+            for s in range(cfg.image_seeds)]
 
 
 def run_images(cfg, progress: str = "auto") -> pd.DataFrame:
     """Experiment 2 as a sweep; one row per run."""
     records = sweep.run_sweep(CHAPTER, cfg.profile, image_specs(cfg), lambda s: run_image(s, progress),
-                        desc="VAE runs (images)")
+                              settings=image_settings(cfg), desc="VAE runs (images)")
     return runs_frame(records)

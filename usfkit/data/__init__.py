@@ -1,5 +1,6 @@
 """Data: synthetic sets with exact densities (:mod:`.synthetic`) and real datasets in
-their published layouts (:mod:`.adbench`, :mod:`.mvtec`, :mod:`.visa`).
+their published layouts (:mod:`.adbench`, :mod:`.mvtec`, :mod:`.visa`).  :mod:`.checks`
+turns bad input into a :class:`DataError` that names the file and the rows at fault.
 
 ``data_dir()`` is where real datasets live: ``$USFKIT_DATA``, else the user cache dir.
 """
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from .checks import DataError, check_finite_input, validate_xy
 from .synthetic import AsymmetricGaussianMixture, moons
 
 
@@ -22,5 +24,5 @@ def data_dir() -> Path:
 from .mvtec import MVTEC_CLASSES, AnomalyImages, MVTecAD, mvtec_available  # noqa: E402
 from .visa import VISA_CLASSES, VisA, visa_available  # noqa: E402
 
-__all__ = ["AsymmetricGaussianMixture", "data_dir", "moons", "MVTEC_CLASSES", "AnomalyImages", "MVTecAD",
-           "mvtec_available", "VISA_CLASSES", "VisA", "visa_available"]
+__all__ = ["AsymmetricGaussianMixture", "data_dir", "moons", "DataError", "check_finite_input", "validate_xy",
+           "MVTEC_CLASSES", "AnomalyImages", "MVTecAD", "mvtec_available", "VISA_CLASSES", "VisA", "visa_available"]

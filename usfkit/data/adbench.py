@@ -5,8 +5,11 @@ publishes it in ``adbench/datasets/Classical/``.  :data:`SHA256` lists every fil
 its checksum; :func:`load` finds a file under ``data_dir()/adbench_classical``, and
 when it is missing downloads it from ADBench's repository (verifying the checksum
 with pooch) or, offline, says which file to put where.  :func:`split` applies the
-paper's protocol (§5.1.1): a 70/30 train/test split, anomalies removed from the
-training set, standardisation fitted on the training normals only, fixed seeds.
+paper's protocol (§5.1.1: a 70/30 train/test split, anomalies removed from the training
+set) the way ADBench's own data generator does it (see :func:`adbench_rows`), with or
+without its resampling of small datasets.
+:func:`read_npz` reads and checks any file in ADBench's format (chapter 06's ResNet-18
+embeddings too): a bad file raises :class:`~usfkit.data.checks.DataError` naming it.
 """
 from __future__ import annotations
 
@@ -17,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler
 
 from . import data_dir
+from .checks import DataError, validate_xy
 
 FOLDER = "adbench_classical"
 URL = "https://github.com/Minqi824/ADBench/raw/main/adbench/datasets/Classical/{name}.npz"
@@ -123,47 +128,111 @@ def path(name: str | int, root: Path | None = None, download: bool = True) -> Pa
     return Path(got)
 
 
+def read_npz(file: str | Path, need_both_classes: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """``(X float32 [n, d], y int64 [n])`` of an ADBench-format ``.npz`` (arrays ``X`` and ``y``,
+    1 = anomaly), checked by :func:`~usfkit.data.checks.validate_xy`: a bad file raises
+    :class:`~usfkit.data.checks.DataError` naming the file and the rows at fault."""
+    try:
+        with np.load(file, allow_pickle=False) as archive:
+            absent = [k for k in ("X", "y") if k not in archive.files]
+            x, y = (None, None) if absent else (archive["X"], archive["y"])
+    except (OSError, ValueError, TypeError) as err:  # not an .npz archive, or it holds Python objects
+        raise DataError(f"{file}: not an .npz archive of numeric arrays X and y (numpy says: {err})") from err
+    if absent:
+        raise DataError(f"{file}: has no array {' or '.join(absent)} (it holds {', '.join(archive.files) or 'none'}); "
+                        "ADBench's format is X [n, d] (features) and y [n] (1 = anomaly)")
+    return validate_xy(x, y, str(file), need_both_classes)
+
+
 def load(name: str | int, root: Path | None = None, download: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """``(X float32 [n, d], y int64 [n])`` of dataset ``name``."""
-    with np.load(path(name, root, download), allow_pickle=False) as f:
-        x, y = f["X"].astype(np.float32), f["y"].astype(np.int64).ravel()
-    if len(x) != len(y) or not np.isin(y, (0, 1)).all():
-        raise ValueError(f"{name}: expected X [n, d] and y in {{0, 1}} of the same length; "
-                         f"got X {x.shape}, y values {np.unique(y)[:5]}")
-    return x, y
+    """``(X float32 [n, d], y int64 [n])`` of dataset ``name``, with both classes present."""
+    return read_npz(path(name, root, download))
+
+
+#: ``"adbench"``: ADBench's generator exactly (the closest match to the paper, which used ADBench's
+#: datasets); ``"adbench-noresample"``: the same without resampling small datasets up to 1000 rows, which
+#: copies test normals into the training set (a leak; see :func:`adbench_rows`).
+PROTOCOLS = ("adbench", "adbench-noresample")
+
+
+def adbench_rows(y: np.ndarray, seed: int, resample: bool = True, test_size: float = 0.3,
+                 min_rows: int = 1000, max_rows: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices ``(train, test)`` into the original file, as ADBench's ``DataGenerator.generator``
+    draws them for ``seed`` with its defaults (``test_size=0.3, generate_duplicates=True,
+    n_samples_threshold=1000``):
+
+    1. a dataset with fewer than ``min_rows`` rows is resampled *with replacement* to ``min_rows``
+       rows (``resample=False`` skips this step);
+    2. one with more than ``max_rows`` rows is subsampled to ``max_rows`` without replacement;
+    3. a stratified split with ``test_size``.
+
+    ADBench seeds NumPy's global generator before step 1, reseeds it before each of steps 1
+    and 2, and lets ``train_test_split`` draw from it; a ``RandomState(seed)`` that is re-created
+    at the same places and handed to the split draws the same rows (``tests/test_tabular.py``
+    checks this against a transcription of ADBench's calls).  Resampling puts copies of the same
+    row on both sides of the split: most test normals of a small dataset then have a copy among the
+    training normals.
+    """
+    rng = np.random.RandomState(seed)
+    rows = np.arange(len(y))
+    if resample and len(rows) < min_rows:
+        rng = np.random.RandomState(seed)
+        rows = rows[rng.choice(len(rows), min_rows, replace=True)]
+    if len(rows) > max_rows:
+        rng = np.random.RandomState(seed)
+        rows = rows[rng.choice(len(rows), max_rows, replace=False)]
+    train, test = train_test_split(rows, test_size=test_size, shuffle=True, stratify=y[rows], random_state=rng)
+    return train, test
 
 
 @dataclass
 class Split:
-    """One seeded split: ``x_train`` holds standardised training normals only."""
+    """One seeded split: ``x_train`` holds the (MinMax-scaled) training normals only."""
     name: str
+    protocol: str
     x_train: torch.Tensor
     x_test: torch.Tensor
     y_test: np.ndarray
     n_anomalies_removed: int
     constant_features: int
+    leaked_test_normals: int  # test normals whose source row also sits among the training normals
 
     @property
     def dim(self) -> int:
         return self.x_train.shape[1]
 
     def sizes(self) -> dict:
-        return {"dataset": self.name, "dim": self.dim, "train normals": len(self.x_train),
+        normals = int((self.y_test == 0).sum())
+        return {"dataset": self.name, "protocol": self.protocol, "dim": self.dim, "train normals": len(self.x_train),
                 "train anomalies removed": self.n_anomalies_removed, "test": len(self.y_test),
-                "test anomalies": int(self.y_test.sum()), "constant features": self.constant_features}
+                "test anomalies": int(self.y_test.sum()), "test normals copied in training": self.leaked_test_normals,
+                "copied (%)": round(100 * self.leaked_test_normals / max(normals, 1), 1),
+                "constant features": self.constant_features}
 
 
-def split(name: str | int, seed: int = 0, train_fraction: float = 0.7, root: Path | None = None,
+def split(name: str | int, seed: int = 1, protocol: str = "adbench", root: Path | None = None,
           download: bool = True) -> Split:
-    """The paper's protocol (§5.1.1): a stratified 70/30 split, anomalies dropped from the
-    training part, z-scores with mean and std of the training normals.  Features that are
-    constant on the training normals are centred but not scaled (their std is 0)."""
+    """ADBench's protocol for ``seed`` (rows from :func:`adbench_rows`; ``protocol`` in :data:`PROTOCOLS`),
+    then MinMax scaling fitted on the whole training part (anomalies included, as ADBench does),
+    and the anomalies removed from the training part (the paper's one-class setting, §5.1.1).
+    Features constant on the training part are shifted, not scaled (scikit-learn's rule)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; protocols are {', '.join(PROTOCOLS)}")
     name = resolve_name(name)
-    x, y = load(name, root, download)
-    x_tr, x_te, y_tr, y_te = train_test_split(x, y, train_size=train_fraction, stratify=y, random_state=seed)
-    normals = x_tr[y_tr == 0]
-    mean, std = normals.mean(0), normals.std(0)
-    constant = std < 1e-8
-    std[constant] = 1.0
-    norm = lambda a: torch.from_numpy(((a - mean) / std).astype(np.float32))  # noqa: E731
-    return Split(name, norm(normals), norm(x_te), y_te, int(y_tr.sum()), int(constant.sum()))
+    file = path(name, root, download)
+    x, y = read_npz(file)
+    counts = np.bincount(y, minlength=2)
+    if counts.min() < 2:
+        raise DataError(f"{file}: {counts[0]} normal and {counts[1]} anomalous rows; a stratified split "
+                        "needs at least 2 of each")
+    train, test = adbench_rows(y, seed, resample=protocol == "adbench")
+    scaler = MinMaxScaler().fit(x[train].astype(np.float64))
+    scale = lambda rows: torch.from_numpy(scaler.transform(x[rows].astype(np.float64)).astype(np.float32))  # noqa: E731
+    normal_train = train[y[train] == 0]
+    if len(normal_train) == 0:
+        raise DataError(f"{file}: no normal rows in the training part ({len(train)} rows); "
+                        "the flows train on normals only")
+    leaked = int(np.isin(test[y[test] == 0], normal_train).sum())
+    constant = int((scaler.data_range_ == 0).sum())
+    return Split(name, protocol, scale(normal_train), scale(test), y[test], int((y[train] == 1).sum()), constant,
+                 leaked)

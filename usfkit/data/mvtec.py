@@ -9,7 +9,8 @@
 
 MVTec AD needs a manual download (licence CC BY-NC-SA 4.0) from
 https://www.mvtec.com/company/research/datasets/mvtec-ad ; unpack it so that the
-class folders sit in ``data_dir()/"mvtec_ad"`` (or pass ``root=``).
+class folders sit in ``data_dir()/"mvtec_ad"`` (or pass ``root=``).  Your own data in this
+layout loads too: pass ``root=`` (the folder holding ``<class>/``) and any class folder name.
 """
 from __future__ import annotations
 
@@ -75,23 +76,42 @@ class AnomalyImages(Dataset):
         return f"{self.name}: {len(self)} images ({n_anom} anomalous), {self.image_size} px"
 
 
-def _check_class(name: str, classes: tuple[str, ...], dataset: str) -> None:
-    if name not in classes:
-        raise ValueError(f"unknown {dataset} class {name!r}; valid classes: {', '.join(classes)}")
+def class_folders(root: Path) -> list[str]:
+    """The sub-folders of ``root`` (candidate class folders), sorted."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
 
 
 def find_root(folders: tuple[str, ...], cls: str, root: str | Path | None, dataset: str, url: str,
-              layout: str) -> Path:
-    """The dataset folder holding ``cls``: ``root`` if given, else the first of ``data_dir()/folder``."""
-    candidates = [Path(root).expanduser()] if root is not None else [data_dir() / f for f in folders]
+              layout: str, classes: tuple[str, ...]) -> Path:
+    """The dataset folder holding class ``cls``.
+
+    With ``root`` given: ``root``, for any class folder there, so your own data in the same
+    layout loads under its own class names; a missing folder is an error listing the folders
+    found.  Without: the first of ``data_dir()/folder`` holding ``cls``, one of ``classes``."""
+    def download(where) -> str:
+        return (f"{dataset} needs a manual download from {url}; unpack it into {where}, "
+                f"set USFKIT_DATA to the folder that contains it, or pass root=...")
+
+    if root is not None:
+        root = Path(root).expanduser()
+        if (root / cls).is_dir():
+            return root
+        found = f"folders found there: {', '.join(class_folders(root)) or 'none'}"
+        if cls not in classes:
+            raise ValueError(f"no class folder {cls!r} under {root} ({found}), nor is {cls!r} one of {dataset}'s "
+                             f"valid classes: {', '.join(classes)}")
+        raise FileNotFoundError(f"{dataset} class {cls!r} not found in {root} ({found}). Expected layout:\n"
+                                f"{layout}\n{download(root)}")
+    if cls not in classes:
+        raise ValueError(f"unknown {dataset} class {cls!r}; valid classes: {', '.join(classes)}. "
+                         f"For your own data in the {dataset} layout, pass root=<the folder holding {cls}/>")
+    candidates = [data_dir() / f for f in folders]
     for cand in candidates:
         if (cand / cls).is_dir():
             return cand
     tried = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"{dataset} class {cls!r} not found (looked in: {tried}). Expected layout:\n{layout}\n"
-        f"{dataset} needs a manual download from {url}; unpack it into one of those folders, "
-        f"set USFKIT_DATA to the folder that contains it, or pass root=...")
+    raise FileNotFoundError(f"{dataset} class {cls!r} not found (looked in: {tried}). Expected layout:\n"
+                            f"{layout}\n{download('one of those folders')}")
 
 
 _LAYOUT = ("  <root>/<class>/train/good/*.png\n  <root>/<class>/test/{good,<defect>}/*.png\n"
@@ -99,8 +119,8 @@ _LAYOUT = ("  <root>/<class>/train/good/*.png\n  <root>/<class>/test/{good,<defe
 
 
 def mvtec_root(cls: str = "bottle", root: str | Path | None = None) -> Path:
-    _check_class(cls, MVTEC_CLASSES, "MVTec AD")
-    return find_root(MVTEC_FOLDERS, cls, root, "MVTec AD", MVTEC_URL, _LAYOUT)
+    """The folder holding ``<cls>/``: ``root`` (any class name), else a searched folder (MVTec AD's classes)."""
+    return find_root(MVTEC_FOLDERS, cls, root, "MVTec AD", MVTEC_URL, _LAYOUT, MVTEC_CLASSES)
 
 
 def mvtec_samples(cls: str, split: str, root: str | Path | None = None) -> list[tuple[Path, int, Path | None, str]]:

@@ -10,14 +10,14 @@ one-class split of the ``spot-diff`` repository::
 are paths relative to ``<root>`` (``mask`` is empty for normal images).  Download the
 archive from https://github.com/amazon-science/spot-diff (``VisA_20220922.tar``) and
 unpack it into ``data_dir()/"visa"`` (or pass ``root=``); ``split_csv/1cls.csv`` comes
-from the same repository.
+from the same repository.  With ``root=``, any class folder listed in the csv loads (your own data).
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
-from .mvtec import AnomalyImages, _check_class, available_classes, find_root
+from .mvtec import AnomalyImages, available_classes, find_root
 
 VISA_CLASSES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2",
                 "pcb3", "pcb4", "pipe_fryum")
@@ -29,8 +29,8 @@ _LAYOUT = ("  <root>/split_csv/1cls.csv  (object,split,label,image,mask)\n"
 
 
 def visa_root(cls: str = "candle", root: str | Path | None = None) -> Path:
-    _check_class(cls, VISA_CLASSES, "VisA")
-    return find_root(VISA_FOLDERS, cls, root, "VisA", VISA_URL, _LAYOUT)
+    """The folder holding ``<cls>/``: ``root`` (any class name), else a searched folder (VisA's classes)."""
+    return find_root(VISA_FOLDERS, cls, root, "VisA", VISA_URL, _LAYOUT, VISA_CLASSES)
 
 
 def visa_samples(cls: str, split: str, root: str | Path | None = None) -> list[tuple[Path, int, Path | None, str]]:

@@ -1,7 +1,11 @@
 """Image anomaly detection with flow heads on frozen backbones (paper §5.2, App. E).
 
 FastFlow, CFlow and U-Flow as anomalib v2.0.0 builds them (the code the paper ran),
-each with a ``coupling=`` switch -- the only thing that changes between variants:
+built from :mod:`usfkit.flows`, each with a ``coupling=`` switch -- the only thing that
+changes between variants: ``"affine"`` (the non-USF baseline, as anomalib), ``"additive"``
+(additive coupling only: USF, coupling determinant 1) or ``"additive_lu"`` (additive
+coupling conjugated by LU maps, ``A^{-1} o C o A``: the paper's full USF); see
+:mod:`usfkit.image.couplings`:
 
 ::
 

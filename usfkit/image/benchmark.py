@@ -34,7 +34,7 @@ import pandas as pd
 import torch
 
 from .. import metrics, results, sweep
-from ..data import MVTEC_CLASSES, VISA_CLASSES, MVTecAD, VisA, mvtec_available, visa_available
+from ..data import DataError, MVTEC_CLASSES, VISA_CLASSES, MVTecAD, VisA, mvtec_available, visa_available
 from ..train import fit
 from .features import FeatureSet, cached_features
 
@@ -142,7 +142,7 @@ def features_for(spec: dict, backbone, split: str, root=None, device="cpu", cach
 @torch.no_grad()
 def evaluate(head, test: FeatureSet, image_size: int, batch_size: int = 32, device="cpu") -> dict:
     """Anomaly maps on the test split; image AUROC from ``head.image_score`` and pixel AUROC
-    from the maps against the ground-truth masks (§5.2.2).  Returns the AUROCs (in %),
+    from the maps against the ground-truth masks (§5.2.2).  Returns the AUROCs (fractions),
     the maps ``[N, S, S]`` and the image scores ``[N]``."""
     head = head.to(device).eval()
     maps = []
@@ -150,8 +150,8 @@ def evaluate(head, test: FeatureSet, image_size: int, batch_size: int = 32, devi
         maps.append(head.anomaly_map([f.to(device) for f in feats], (image_size, image_size)).float().cpu())
     maps = torch.cat(maps)
     scores = head.image_score(maps.to(device)).float().cpu()
-    return {"image_auroc": 100 * metrics.auroc(test.labels, scores),
-            "pixel_auroc": 100 * metrics.pixel_auroc(test.masks[:, 0], maps), "maps": maps, "scores": scores}
+    return {"image_auroc": metrics.auroc(test.labels, scores),
+            "pixel_auroc": metrics.pixel_auroc(test.masks[:, 0], maps), "maps": maps, "scores": scores}
 
 
 def _pick_examples(test: FeatureSet, n: int) -> list[int]:
@@ -171,7 +171,8 @@ def maps_path(chapter: str, profile: str, spec: dict) -> Path:
 
 
 def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, strategy: str = "auto",
-            progress: str = "auto", cache_folder=None, maps_to: Path | None = None, n_maps: int = 4) -> dict:
+            progress: str = "auto", cache_folder=None, maps_to: Path | None = None,
+            n_maps: int = 4) -> results.RunResult:
     """Train and evaluate one spec (see :func:`make_specs`); returns the sweep record's results.
 
     Divergence (NaN/inf loss, non-finite maps) gives ``ok=False`` with the reason in ``failure``.
@@ -183,7 +184,7 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
     except TypeError as err:  # e.g. an ablation option the heads do not support
         if spec.get("prior_sigma") is None and not spec.get("overrides"):
             raise
-        return {"ok": False, "failure": f"could not build the model: {err}"}
+        return results.RunResult(ok=False, failure=f"could not build the model: {err}")
     device = "cuda" if torch.cuda.is_available() and accelerator in ("auto", "gpu", "cuda") else "cpu"
     train = features_for(spec, backbone, "train", root, device, cache_folder)
     test = features_for(spec, backbone, "test", root, device, cache_folder)
@@ -192,20 +193,21 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
     result = fit(module, train, None, max_epochs=spec["epochs"], batch_size=spec["batch_size"],
                  patience=spec["patience"], min_delta=0.0, monitor="train_loss", seed=spec["seed"], progress=progress,
                  desc=desc, accelerator=accelerator, devices=devices, strategy=strategy)
-    record = {"ok": result.ok, "failure": result.failure, "epochs_run": result.epochs,
-              "train_s": round(result.wall_time_s, 2), "best_loss": result.best_loss,
-              "loss_history": [row.get("train_loss") for row in result.history],
+    record = results.RunResult.from_fit(
+        result, spec["epochs"], metrics={"image_auroc": None, "pixel_auroc": None},
+        info={"best_loss": result.best_loss, "loss_history": [row.get("train_loss") for row in result.history],
               "weights": train.info["weights"], "pretrained": train.info["weights"] == "imagenet",
               "backbone_desc": train.info["backbone"], "n_train": len(train), "n_test": len(test),
-              "features_from_cache": bool(train.info.get("from_cache") and test.info.get("from_cache")),
-              "image_auroc": math.nan, "pixel_auroc": math.nan}
+              "features_from_cache": bool(train.info.get("from_cache") and test.info.get("from_cache"))})
     if not result.ok:
         return record
     try:
         ev = evaluate(model.head, test, spec["image_size"], spec["batch_size"], device)
+    except DataError:
+        raise
     except ValueError as err:  # non-finite maps: the run diverged at evaluation time
-        return {**record, "ok": False, "failure": f"evaluation failed: {err}"}
-    record.update(image_auroc=ev["image_auroc"], pixel_auroc=ev["pixel_auroc"])
+        return record.fail(f"evaluation failed: {err}")
+    record.metrics.update(image_auroc=ev["image_auroc"], pixel_auroc=ev["pixel_auroc"])
     if spec.get("save_maps") and maps_to is not None:
         idx = _pick_examples(test, n_maps)
         maps_to.parent.mkdir(parents=True, exist_ok=True)
@@ -219,11 +221,12 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
 
 
 def run_benchmark(specs: list[dict], profile: str, chapter: str = CHAPTER, desc: str = "image runs",
-                  **run_kw) -> list[dict]:
-    """Run every spec not finished yet (resumable, see :func:`usfkit.sweep.run_sweep`); return all records."""
+                  **run_kw) -> list[results.RunRecord]:
+    """Run every spec not finished yet (resumable, see :func:`usfkit.sweep.run_sweep`); return all records.
+    An image spec carries every setting that changes its result itself (see :func:`make_specs`)."""
     def run_fn(spec):
         return run_one(spec, maps_to=maps_path(chapter, profile, spec), **run_kw)
-    return sweep.run_sweep(chapter, profile, specs, run_fn, desc=desc)
+    return sweep.run_sweep(chapter, profile, specs, run_fn, settings={}, desc=desc)
 
 
 def load_maps(spec: dict, profile: str, chapter: str = CHAPTER) -> dict | None:
@@ -234,13 +237,13 @@ def load_maps(spec: dict, profile: str, chapter: str = CHAPTER) -> dict | None:
 # --------------------------------------------------------------------------
 # tables
 # --------------------------------------------------------------------------
-def frame(records: list[dict]) -> pd.DataFrame:
-    """One row per run: the spec, ok, and the two AUROCs (%)."""
+def frame(records: list[results.RunRecord]) -> pd.DataFrame:
+    """One row per run: the spec, ok, and the two AUROCs in % (the records hold fractions)."""
     cols = ["experiment", "dataset", "cls", "arch", "backbone", "coupling", "seed", "ok", "image_auroc",
-            "pixel_auroc", "epochs_run", "train_s", "weights", "failure"]
-    df = pd.DataFrame([{c: r.get(c) for c in cols} for r in records])
+            "pixel_auroc", "epochs_run", "train_time_s", "weights", "failure"]
+    df = sweep.frame(records).reindex(columns=cols)
     for m in ("image_auroc", "pixel_auroc"):
-        df[m] = pd.to_numeric(df[m], errors="coerce")
+        df[m] = 100 * pd.to_numeric(df[m], errors="coerce")
     return df
 
 
@@ -249,7 +252,7 @@ def per_class(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     (dataset, class, architecture, coupling): the content of Tables 2–5."""
     ok = df[df["ok"].astype(bool)]
     g = ok.groupby(["dataset", "cls", "arch", "coupling"])[metric]
-    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=1).fillna(0.0), "n": g.size()}).reset_index()
+    return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=results.STD_DDOF), "n": g.size()}).reset_index()
 
 
 def class_averaged(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -304,13 +307,13 @@ def per_class_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     return out
 
 
-def compare_table1(df: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
+def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.DataFrame:
     """Table 1, ours beside the paper's (arXiv 2510.09452, Table 1), with the conditions of our
     runs in the table itself: backbone weights, classes used, input size, epochs.  When only some
     classes ran, the paper column averages the paper's Tables 2–5 over the same classes."""
     from . import paper_numbers
     main = df[df["experiment"] == "main"]
-    rec = [r for r in records if r.get("experiment", "main") == "main"]
+    rec = [row for row in (r.row() for r in records) if row.get("experiment", "main") == "main"]
     rows = []
     for dataset in main["dataset"].unique():
         sub = main[main["dataset"] == dataset]

@@ -5,7 +5,8 @@ and train only the flow head.  The backbone output of an image therefore never c
 we compute it once per image (``no_grad``, batched) and reuse it for every epoch, every
 seed and every coupling variant.  The cache key names everything the features depend on:
 dataset, class, split, backbone name and the layers read from it, its weights (ImageNet, or
-random + a fingerprint of the random weights), the image size and a hash of the image file list.
+random + a fingerprint of the random weights), the image size and a hash of the image and mask
+files (paths, sizes, modification times; see :func:`content_id`).
 
 The cache lives in ``$USFKIT_FEATURE_CACHE``, else ``<user cache dir>/usfkit/features``.
 """
@@ -23,6 +24,8 @@ import torch
 from platformdirs import user_cache_dir
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
+
+from ..train import adam
 
 
 def cache_dir() -> Path:
@@ -45,10 +48,27 @@ def weights_id(backbone: nn.Module) -> str:
 
 
 def content_id(images: Dataset) -> str:
-    """A short hash of the image files of ``images`` (their paths, in order), so that a changed
-    data folder never reuses stale features."""
+    """A short hash of what ``images`` reads: per sample its image file and mask file (path, size
+    and ``mtime_ns``), label and defect type, in order.  So features are recomputed when a file is
+    added, removed, replaced or edited in place, a mask included (the cache stores the masks too).
+
+    Why size + modification time and not a hash of the bytes: a ``stat`` per file costs nothing,
+    while hashing would read every image (gigabytes for all of MVTec AD) each time cached features
+    are loaded.  A file written after its features were cached has a new ``mtime_ns``; a needless
+    recompute (e.g. after a copy that did not keep timestamps) is the safe side of the trade.
+    Not seen: a change that keeps both size and ``mtime_ns`` (e.g. a copy with preserved
+    timestamps); then delete the cache file."""
     samples = getattr(images, "samples", None)
-    text = "\n".join(str(s[0]) for s in samples) if samples is not None else str(len(images))
+    if samples is None:
+        return hashlib.sha1(str(len(images)).encode()).hexdigest()[:8]
+
+    def stamp(file) -> str:
+        if file is None:
+            return "-"
+        st = os.stat(file)
+        return f"{file}:{st.st_size}:{st.st_mtime_ns}"
+
+    text = "\n".join(f"{stamp(image)}|{label}|{stamp(mask)}|{defect}" for image, label, mask, defect in samples)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -154,7 +174,7 @@ class Speedup:
 
 def _train_epochs(head: nn.Module, batches, epochs: int, lr: float, seed: int) -> float:
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(head.parameters(), lr=lr)
+    opt = adam(head.parameters(), lr)
     head.train()
     loss_sum = 0.0
     for _ in range(epochs):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..train import _Base
+from ..train import _Base, adam
 
 
 class HeadModule(_Base):
@@ -21,7 +21,7 @@ class HeadModule(_Base):
 
     def configure_optimizers(self):
         params = [p for p in self.head.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        return adam(params, self.lr, self.weight_decay)
 
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)

@@ -83,18 +83,19 @@ def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None):
     return fig
 
 
-def loss_curves(records: list[dict]):
-    """Training loss per epoch of every run (``loss_history`` of the sweep records), one panel per
-    architecture, colour = coupling, one line per seed.  Shows whether a run had converged when it stopped."""
-    archs = [a for a in ARCH_NAMES if any(r["arch"] == a for r in records)]
+def loss_curves(records: list):
+    """Training loss per epoch of every run (``info["loss_history"]`` of the sweep's run records), one panel
+    per architecture, colour = coupling, one line per seed.  Shows whether a run had converged when it stopped."""
+    archs = [a for a in ARCH_NAMES if any(r.spec["arch"] == a for r in records)]
     fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 3.3), squeeze=False)
     for ax, arch in zip(axes[0], archs):
         labelled = set()
         for r in records:
-            if r["arch"] != arch or not r.get("loss_history"):
+            history = r.info.get("loss_history")
+            if r.spec["arch"] != arch or not history:
                 continue
-            c = r["coupling"]
-            ax.plot(range(1, len(r["loss_history"]) + 1), r["loss_history"], color=COUPLING_COLORS[c], marker=".",
+            c = r.spec["coupling"]
+            ax.plot(range(1, len(history) + 1), history, color=COUPLING_COLORS[c], marker=".",
                     label=None if c in labelled else COUPLING_NAMES[c])
             labelled.add(c)
         ax.set(title=ARCH_NAMES[arch], xlabel="epoch", ylabel="training loss (NLL)")

@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..results import STD_DDOF
+
 USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
 
 
@@ -28,7 +30,7 @@ def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None):
         ax.scatter(np.full(len(d), i) + np.random.default_rng(i).uniform(-0.12, 0.12, len(d)), d, s=8,
                    color="black", alpha=0.35, zorder=2)
     ax.set_xticks(range(1, len(order) + 1))
-    ax.set_xticklabels([f"{m}\n{w[m].mean():.2f} ± {w[m].std(ddof=0):.2f}\n(n={w[m].count()})" for m in order],
+    ax.set_xticklabels([f"{m}\n{w[m].mean():.2f} ± {w[m].std(ddof=STD_DDOF):.2f}\n(n={w[m].count()})" for m in order],
                        fontsize=8.5)
     ax.set_ylabel("AUC-ROC (%)")
     ax.set_title(title or "AUC-ROC over datasets, sorted by mean (square = mean)")

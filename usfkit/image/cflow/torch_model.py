@@ -3,9 +3,9 @@
 One conditional flow per backbone layer acts on single feature vectors ("fibers"):
 8 steps, each conditioned on a 128-d 2-D sin/cos positional encoding of the fiber's
 location (anomalib's fixed encoding), subnets ``Linear(n, 2n) -> ReLU -> Linear``,
-log-scales soft-clipped at 1.9.  The condition enters the coupling as extra channels
-that the mask always keeps: the coupling of :mod:`usfkit.flows` sees
-``[x, c]``, transforms half of ``x`` and leaves ``c`` untouched.
+log-scales soft-clipped at 1.9.  Each decoder is a :class:`usfkit.flows.Chain` of
+:func:`usfkit.image.couplings.flow_step` steps; the encoding is the chain's ``context``, which
+the couplings' subnets see next to the kept half of the fiber.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..couplings import (ChannelPermutation, GlobalAffine, StepSequence, check_coupling, make_coupling, make_lu,
-                         scale_log_prior)
+from ...flows import Chain
+from ..couplings import check_coupling, flow_step
 from .anomaly_map import cflow_anomaly_map
 from .loss import cflow_loss, log_prob_per_dim
 
@@ -41,34 +41,6 @@ def positional_encoding_2d(dim: int, height: int, width: int) -> Tensor:
     return pe
 
 
-class ConditionalFlowStep(nn.Module):
-    """AllInOneBlock with a condition: ``x -> P(s * C([x, c]) + b)``, with
-    ``C`` replaced by ``A^{-1} o C(. | c) o A`` for ``"additive_lu"`` (A acts on x only)."""
-
-    def __init__(self, coupling: str, channels: int, cond_dim: int, clamp: float, lu_fixed_diag: bool = True):
-        super().__init__()
-        self.channels = channels
-        self.coupling = make_coupling(coupling, channels, fc_subnet, clamp, cond_channels=cond_dim)
-        self.lu = make_lu(coupling, channels, lu_fixed_diag)
-        self.scale = GlobalAffine(channels)
-        self.permute = ChannelPermutation(channels)
-        self.constant_det = self.coupling.constant_det
-
-    def forward(self, x: Tensor, cond: Tensor) -> tuple[Tensor, Tensor]:
-        h = x if self.lu is None else self.lu(x)[0]
-        h, ld_c = self.coupling(torch.cat([h, cond], 1))
-        h = h[:, :self.channels]
-        h = h if self.lu is None else self.lu.inverse(h)  # ln|det A| cancels with ln|det A^{-1}|
-        h, ld_s = self.scale(h)
-        return self.permute(h)[0], ld_c + ld_s
-
-    def inverse(self, y: Tensor, cond: Tensor) -> Tensor:
-        h = self.scale.inverse(self.permute.inverse(y))
-        h = h if self.lu is None else self.lu(h)[0]
-        h = self.coupling.inverse(torch.cat([h, cond], 1))[:, :self.channels]
-        return h if self.lu is None else self.lu.inverse(h)
-
-
 class CflowHead(nn.Module):
     """``feature_shapes``: ``[(C, H, W), ...]`` of the backbone layers."""
 
@@ -80,7 +52,8 @@ class CflowHead(nn.Module):
         self.feature_shapes = [tuple(s) for s in feature_shapes]
         self.condition_dim, self.prior_sigma, self.n_train = condition_dim, prior_sigma, n_train
         self.decoders = nn.ModuleList(
-            StepSequence([ConditionalFlowStep(coupling, c, condition_dim, clamp, lu_fixed_diag) for _ in range(blocks)])
+            Chain([flow_step(coupling, c, fc_subnet, clamp, context_channels=condition_dim,
+                             lu_fixed_diag=lu_fixed_diag, prior_sigma=prior_sigma) for _ in range(blocks)])
             for c, _, _ in self.feature_shapes)
 
     @property
@@ -114,16 +87,14 @@ class CflowHead(nn.Module):
         """``ln p(x) / C`` of fibers ``x`` of one layer."""
         return log_prob_per_dim(*self.decoders[layer](x, cond))
 
-    def penalty(self) -> Tensor:
-        """``-ln prior / n_train`` (zero unless ``prior_sigma`` is set)."""
-        if self.prior_sigma is None:
-            return torch.zeros(())
-        return -sum(scale_log_prior(d, self.prior_sigma, 1) for d in self.decoders) / self.n_train
+    def log_prior(self) -> Tensor:
+        """The App. B.2 log-prior of all decoders (zero unless ``prior_sigma`` is set)."""
+        return sum(d.log_prior() for d in self.decoders)
 
     def loss(self, features: list[Tensor]) -> Tensor:
-        """Sum over layers of the mean fiber loss ``-log sigmoid(ln p / C)``."""
+        """Sum over layers of the mean fiber loss ``-log sigmoid(ln p / C)``, minus the log-prior / ``n_train``."""
         loss = sum(cflow_loss(self.fiber_log_prob(k, *self.fibers(f))).mean() for k, f in enumerate(features))
-        return loss + self.penalty().to(loss)
+        return loss - self.log_prior().to(loss) / self.n_train
 
     def log_prob_maps(self, features: list[Tensor], chunk: int = 16) -> list[Tensor]:
         """Per layer ``ln p / C`` as ``[B, h, w]`` (computed ``chunk`` images at a time)."""

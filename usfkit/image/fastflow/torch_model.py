@@ -1,15 +1,18 @@
 """FastFlow head (Yu et al. 2021) with a ``coupling=`` switch (paper §5.2, App. E).
 
-Per backbone scale: a learned LayerNorm over ``[C, H, W]`` (as anomalib), then
-``blocks`` flow steps alternating 3x3 and 1x1 convolutional subnets (step 0: 3x3)
-whose hidden width is ``hidden_ratio`` times their input width (App. E: as wide as
-their inputs).  Latents of all scales are independent ``N(0, I)``.
+Per backbone scale: a learned LayerNorm over ``[C, H, W]`` (as anomalib), then a
+:class:`usfkit.flows.Chain` of ``blocks`` flow steps (:func:`usfkit.image.couplings.flow_step`)
+alternating 3x3 and 1x1 convolutional subnets (step 0: 3x3) whose hidden width is
+``hidden_ratio`` times their input width (App. E: as wide as their inputs).  Latents of
+all scales are independent ``N(0, I)``.  ``prior_sigma`` puts the App. B.2 prior on the
+steps' global scalings; the loss subtracts it divided by ``n_train``.
 """
 from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..couplings import FlowStep, StepSequence, check_coupling, scale_log_prior
+from ...flows import Chain
+from ..couplings import check_coupling, flow_step
 from .anomaly_map import fastflow_anomaly_map, max_score
 from .loss import fastflow_loss
 
@@ -37,9 +40,10 @@ class FastflowHead(nn.Module):
         self.prior_sigma, self.n_train = prior_sigma, n_train
         self.norms = nn.ModuleList(nn.LayerNorm(list(shape)) for shape in self.feature_shapes)
         self.flows = nn.ModuleList(
-            StepSequence([FlowStep(coupling, c, conv_subnet(1 if i % 2 and not conv3x3_only else 3, hidden_ratio),
-                                   clamp, lu_fixed_diag) for i in range(blocks)])
-            for c, _, _ in self.feature_shapes)
+            Chain([flow_step(coupling, c, conv_subnet(1 if i % 2 and not conv3x3_only else 3, hidden_ratio), clamp,
+                             lu_fixed_diag=lu_fixed_diag, prior_sigma=prior_sigma, spatial=h * w)
+                   for i in range(blocks)])
+            for c, h, w in self.feature_shapes)
 
     @property
     def constant_det(self) -> bool:
@@ -57,15 +61,13 @@ class FastflowHead(nn.Module):
     def inverse(self, latents: list[Tensor]) -> list[Tensor]:
         return [flow.inverse(z) for flow, z in zip(self.flows, latents)]
 
-    def log_det_prior(self) -> Tensor:
-        return sum(scale_log_prior(flow, self.prior_sigma, h * w)
-                   for flow, (_, h, w) in zip(self.flows, self.feature_shapes))
+    def log_prior(self) -> Tensor:
+        """The App. B.2 log-prior of all flows (zero unless ``prior_sigma`` is set)."""
+        return sum(flow.log_prior() for flow in self.flows)
 
     def loss(self, features: list[Tensor]) -> Tensor:
         loss = fastflow_loss(*self(features))
-        if self.prior_sigma is not None:
-            loss = loss - self.log_det_prior().to(loss) / self.n_train
-        return loss
+        return loss - self.log_prior().to(loss) / self.n_train
 
     def anomaly_map(self, features: list[Tensor], image_size) -> Tensor:
         return fastflow_anomaly_map(self(features)[0], _pair(image_size))

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..couplings import FlowStep, StepSequence, check_coupling, scale_log_prior
+from ...flows import Chain
+from ..couplings import check_coupling, flow_step
 from .anomaly_map import uflow_anomaly_map
 from .loss import uflow_loss
 
@@ -46,15 +47,16 @@ class UflowHead(nn.Module):
                 raise ValueError(f"U-Flow needs each scale half the previous one, got {self.feature_shapes}")
         self.norms = nn.ModuleList(nn.LayerNorm(list(s)) for s in self.feature_shapes) if layer_norm else None
 
-        def stage(channels: int) -> StepSequence:
-            return StepSequence([FlowStep(coupling, channels, conv_subnet(3 if i % 2 == 0 else 1, hidden_ratio),
-                                          clamp, lu_fixed_diag) for i in range(blocks)])
+        def stage(channels: int, spatial: int) -> Chain:
+            return Chain([flow_step(coupling, channels, conv_subnet(3 if i % 2 == 0 else 1, hidden_ratio), clamp,
+                                    lu_fixed_diag=lu_fixed_diag, prior_sigma=prior_sigma, spatial=spatial)
+                          for i in range(blocks)])
 
-        stages, self.up_channels, self.stage_shapes = [], [], []
+        stages, self.up_channels = [], []
         c = self.feature_shapes[-1][0]
         for i in reversed(range(len(self.feature_shapes))):  # coarsest to finest
-            stages.append(stage(c))
-            self.stage_shapes.append((c, *self.feature_shapes[i][1:]))
+            _, h, w = self.feature_shapes[i]
+            stages.append(stage(c, h * w))
             if i > 0:
                 up = c // 8 * 4
                 self.up_channels.append(up)
@@ -92,14 +94,13 @@ class UflowHead(nn.Module):
         inputs[n - 1] = x
         return inputs
 
-    def log_det_prior(self) -> Tensor:
-        return sum(scale_log_prior(s, self.prior_sigma, h * w) for s, (_, h, w) in zip(self.stages, self.stage_shapes))
+    def log_prior(self) -> Tensor:
+        """The App. B.2 log-prior of all stages (zero unless ``prior_sigma`` is set)."""
+        return sum(s.log_prior() for s in self.stages)
 
     def loss(self, features: list[Tensor]) -> Tensor:
         loss = uflow_loss(*self(features))
-        if self.prior_sigma is not None:
-            loss = loss - self.log_det_prior().to(loss) / self.n_train
-        return loss
+        return loss - self.log_prior().to(loss) / self.n_train
 
     def anomaly_map(self, features: list[Tensor], image_size) -> Tensor:
         size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)

@@ -1,0 +1,152 @@
+"""Bad input gets the truth: a broken data file raises DataError naming the file, the rows
+at fault and what to do, not a model failure (NaN "determinant exploded") or a raw error."""
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from usfkit import vae_experiments
+from usfkit.data import DataError, adbench, check_finite_input, validate_xy
+
+
+def _data(n=50, d=4, n_anomalies=5, seed=0):
+    x = np.random.default_rng(seed).normal(size=(n, d))
+    y = np.zeros(n, dtype=np.int64)
+    y[-n_anomalies:] = 1
+    return x, y
+
+
+def _nan_rows(x, y):
+    x[5, 1] = x[17, 0] = x[40, 3] = np.nan
+    return {"X": x, "y": y}
+
+
+def _inf_row(x, y):
+    x[7, 2] = -np.inf
+    return {"X": x, "y": y}
+
+
+def _beyond_float32(x, y):
+    x[12, 0] = 1e39  # finite as float64, inf as the float32 the models train on
+    return {"X": x, "y": y}
+
+
+def _many_nan_rows(x, y):
+    x[:20, 0] = np.nan
+    return {"X": x, "y": y}
+
+
+def _bad_label(x, y):
+    y[3] = y[9] = 2
+    return {"X": x, "y": y}
+
+
+def _nan_label(x, y):
+    return {"X": x, "y": np.where(np.arange(len(y)) == 4, np.nan, y)}
+
+
+BAD_FILES = {  # case: (what the file holds, what the message must say)
+    "nan in X": (_nan_rows, r"X has 3 non-finite values .* in 0-based rows 5, 17, 40; clean or drop these rows"),
+    "inf in X": (_inf_row, r"X has 1 non-finite value .* in 0-based row 7; clean or drop"),
+    "beyond float32": (_beyond_float32, r"non-finite .* in 0-based row 12;"),
+    "many bad rows": (_many_nan_rows, r"rows 0, 1, 2, 3, 4, 5, 6, 7, 8, 9 \(first 10 of 20 shown\);"),
+    "1-D X": (lambda x, y: {"X": x[:, 0], "y": y}, r"X has shape \(50,\); expected 2-D .*reshape it to \[n, 1\]"),
+    "label 2": (_bad_label, r"y must be 0 \(normal\) or 1 \(anomaly\); found 2 in 0-based rows 3, 9; relabel or drop"),
+    "NaN label": (_nan_label, r"found nan in 0-based row 4;"),
+    "no normals": (lambda x, y: {"X": x, "y": np.ones_like(y)}, r"no normal rows \(y == 0\) among its 50 rows"),
+    "no anomalies": (lambda x, y: {"X": x, "y": np.zeros_like(y)}, r"no anomalous rows \(y == 1\)"),
+    "no rows": (lambda x, y: {"X": x[:0], "y": y[:0]}, r"no normal rows \(y == 0\) among its 0 rows"),
+    "length mismatch": (lambda x, y: {"X": x, "y": y[:-1]}, r"X has 50 rows but y has shape \(49,\)"),
+    "missing y": (lambda x, y: {"X": x, "labels": y}, r"has no array y \(it holds X, labels\)"),
+    "text X": (lambda x, y: {"X": x.astype(str), "y": y}, r"X has dtype <U\d+; expected numbers"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_bad_file_raises_data_error_naming_file_and_fix(tmp_path, case):
+    make, expected = BAD_FILES[case]
+    file = tmp_path / "7_bad.npz"
+    np.savez(file, **make(*_data()))
+    with pytest.raises(DataError) as err:
+        adbench.read_npz(file)
+    assert str(file) in str(err.value)
+    assert re.search(expected, str(err.value)), str(err.value)
+
+
+def test_not_an_npz_archive(tmp_path):
+    file = tmp_path / "broken.npz"
+    file.write_text("not a zip")
+    with pytest.raises(DataError, match=re.escape(str(file))):
+        adbench.read_npz(file)
+
+
+def test_the_good_file_passes_and_is_cast(tmp_path):
+    x, y = _data()
+    file = tmp_path / "good.npz"
+    np.savez(file, X=x, y=y[:, None].astype(np.int32))  # a column of labels is fine
+    x2, y2 = adbench.read_npz(file)
+    assert x2.dtype == np.float32 and y2.dtype == np.int64 and y2.shape == (50,)
+    np.testing.assert_allclose(x2, x, rtol=1e-6)
+    assert validate_xy(x, np.zeros(50), "normals only", need_both_classes=False)[1].sum() == 0
+
+
+def test_adbench_load_and_split_name_the_file(tmp_path):
+    x, y = _data()
+    file = tmp_path / "4_breastw.npz"
+    np.savez(file, **_nan_rows(x, y))
+    with pytest.raises(DataError, match=re.escape(str(file)) + ".*rows 5, 17, 40"):
+        adbench.load("breastw", root=tmp_path, download=False)
+    with pytest.raises(DataError, match=re.escape(str(file))):
+        adbench.split("breastw", root=tmp_path, download=False)
+    # one normal row: no stratified split
+    x, y = _data(n_anomalies=49)
+    np.savez(file, X=x, y=y)
+    with pytest.raises(DataError, match=re.escape(str(file)) + ": 1 normal and 49 anomalous rows"):
+        adbench.split("breastw", root=tmp_path, download=False)
+    # two normals among 200 rows: the stratified split puts one on each side
+    x, y = _data(n=200, n_anomalies=198)
+    np.savez(file, X=x, y=y)
+    assert len(adbench.split("breastw", root=tmp_path, download=False, protocol="adbench-noresample").x_train) == 1
+
+
+def test_embeddings_loader_rejects_a_bad_label(tmp_path, monkeypatch):
+    monkeypatch.setenv("USFKIT_DATA", str(tmp_path))
+    folder = tmp_path / vae_experiments.EMBEDDING_FOLDER
+    folder.mkdir()
+    file = folder / "MVTec-AD_widget.npz"
+    x, y = _data(n=40, d=8)
+    np.savez(file, X=x.astype(np.float32), y=y)
+    xs, ys = vae_experiments.load_embeddings("widget")
+    assert xs.shape == (40, 8) and ys.tolist() == y.tolist()
+    # rewritten in place (another size): read again, not served from the cache, and the 2 is an error
+    y[[3, 30]] = 2
+    np.savez(file, X=x[:39].astype(np.float32), y=y[:39])
+    with pytest.raises(DataError, match=re.escape(str(file)) + r".*found 2 in 0-based rows 3, 30;"):
+        vae_experiments.load_embeddings("widget")
+
+
+def test_check_finite_input_names_the_rows():
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    check_finite_input(x, "x_train")  # finite: passes
+    x[2, 1] = float("nan")
+    x[6, 0] = float("inf")
+    with pytest.raises(DataError, match=r"x_train: 2 non-finite values \(NaN or inf\) in 0-based rows 2, 6; clean"):
+        check_finite_input(x, "x_train")
+    with pytest.raises(DataError, match=r"x_val: 1 non-finite value \(NaN or inf\) in 0-based row 2;"):
+        check_finite_input(x.numpy()[:4], "x_val")
+    images = torch.zeros(2, 3, 4, 4)
+    images[1, 2, 3, 3] = float("nan")
+    with pytest.raises(DataError, match="in 0-based row 1;"):
+        check_finite_input(images, "images")
+
+
+def test_training_on_non_finite_input_is_a_data_error_not_a_failed_run():
+    """NaN in the training data must not be reported as "the flow's determinant exploded"."""
+    from usfkit.flows import build_flow
+    from usfkit.train import train_flow
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    x[[3, 50], 1] = float("nan")
+    with pytest.raises(DataError, match=r"x_train: 2 non-finite values .*rows 3, 50"):
+        train_flow(build_flow(4, blocks=1, hidden=8, layers=1, seed=0), x, max_epochs=1, progress="none")
