@@ -24,31 +24,21 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from usfkit import results
+from usfkit.data import AsymmetricGaussianMixture
 from usfkit.flows import MLPConditioner, NonUSFlow, USFlow
 
 
 # --------------------------------------------------------------------------
 # Data and models
 # --------------------------------------------------------------------------
-def gaussian_mixture(n: int, dim: int, seed: int = 0) -> Tensor:
-    """``n`` samples of ``0.5 N(+1, I) + 0.5 N(-1, diag(5.0 x d/2, 0.5 x d/2))``."""
-    g = torch.Generator().manual_seed(seed)
-    half = dim // 2
-    std2 = torch.cat([torch.full((half,), 5.0), torch.full((dim - half,), 0.5)]).sqrt()
-    eps = torch.randn(n, dim, generator=g)
-    first = torch.rand(n, generator=g) < 0.5
-    return torch.where(first[:, None], 1.0 + eps, -1.0 + std2 * eps)
-
-
 class FrEIAFlow(nn.Module):
     """A ``FrEIA.framework.SequenceINN`` of ``AllInOneBlock``s with a standard normal base.
 
@@ -138,7 +128,7 @@ def benchmark(dim: int = 32, blocks: int = 4, hidden: int = 256, layers: int = 4
               seed: int = 0) -> list[dict]:
     """Time all three models; one row per model with the medians and every repeat."""
     device = torch.device(device)
-    data = gaussian_mixture(max(8192, infer_batch), dim, seed).to(device)
+    data = AsymmetricGaussianMixture(dim).sample(max(8192, infer_batch), seed=seed)[0].float().to(device)
     g = torch.Generator().manual_seed(seed + 1)
     batches = data[torch.randint(len(data), (warmup + steps, batch), generator=g)]  # same for every model
     infer_x = data[:infer_batch]
@@ -159,31 +149,8 @@ def benchmark(dim: int = 32, blocks: int = 4, hidden: int = 256, layers: int = 4
 
 
 # --------------------------------------------------------------------------
-# Provenance and command line
+# Command line
 # --------------------------------------------------------------------------
-def git_commit() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 else "unknown (no commit)"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda: {torch.cuda.get_device_name(device)}"
-    cpu = platform.processor() or platform.machine()
-    try:  # the model name is more telling than "x86_64"
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu: {cpu}, {os.cpu_count()} logical cores"
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -207,13 +174,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = time.time()
     load_before = os.getloadavg()[0]
     rows = benchmark(args.dim, args.blocks, args.hidden, args.layers, args.batch, args.steps, args.warmup,
                      args.infer_batch, args.infer_iters, args.repeats, device=device, seed=args.seed)
 
     print(f"d={args.dim} blocks={args.blocks} hidden={args.hidden} layers={args.layers} "
-          f"batch={args.batch} infer_batch={args.infer_batch} | {device_name(device)} | "
+          f"batch={args.batch} infer_batch={args.infer_batch} | {results.device_description()} | "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads | median of {args.repeats}")
     print(f"{'model':<16}{'params':>10}  {'train steps/s (min-max)':>24}  {'infer samples/s (min-max)':>30}")
     for r in rows:
@@ -225,10 +192,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     if args.json is not None:
         from importlib.metadata import version
-        prov = {"torch": torch.__version__, "freia": version("FrEIA"),
-                "python": platform.python_version(), "device": device_name(device),
-                "threads": torch.get_num_threads(), "date": started.isoformat(timespec="seconds"),
-                "git_commit": git_commit(),
+        prov = {**results.provenance("benchmark", seeds=args.seed, started=started), "freia": version("FrEIA"),
+                "threads": torch.get_num_threads(), "date": dt.datetime.fromtimestamp(started).isoformat(),
                 "load_avg_1min_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"config": {k: (str(v) if isinstance(v, Path) else v)

@@ -1,6 +1,6 @@
-"""Does the quick profile's gap between affine and USF coupling in chapter 07 close with
-more training?  FastFlow on MVTec AD bottle at 48 px (random frozen ResNet-18, as the quick
-profile), all three couplings, one seed, a fixed number of epochs (no early stopping).
+"""Does the quick profile's gap between the ``"affine"`` coupling and the uniformly scaling
+``"additive"`` / ``"additive_lu"`` in chapter 07 close with more training?  FastFlow on MVTec
+AD bottle at 48 px (random frozen ResNet-18, as the quick profile), those three couplings, one seed, a fixed number of epochs (no early stopping).
 
     USFKIT_DATA=../shared/data python benchmarks/image_epochs.py --epochs 80
 

@@ -23,7 +23,8 @@ def test_run_search_selects_by_validation_and_usf_ranks_exactly(cfg, tmp_path):
         assert ev["ok"] and -1 <= ev["rho"] <= 1
         same = [t for t in out["trials"] if t["dim"] == dim and t["method"] == method]
         assert ev["val_loss"] == min(t["val_loss"] for t in same)
-        if method == "USFlow":
+        assert getattr(ev["model"], "constant_det", False) is (method == "USFlow")
+        if method != "Deep SVDD" and ev["model"].constant_det:
             assert ev["rho_est_norm"] == pytest.approx(1.0, abs=1e-9)
     assert alignment.summary_table(out).shape[0] == len(cfg.dims) * 3
     trials = list((tmp_path / "quick" / "04_alignment" / "trials").glob("*.json"))

@@ -149,4 +149,4 @@ def test_training_on_non_finite_input_is_a_data_error_not_a_failed_run():
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
     x[[3, 50], 1] = float("nan")
     with pytest.raises(DataError, match=r"x_train: 2 non-finite values .*rows 3, 50"):
-        train_flow(build_flow(4, blocks=1, hidden=8, layers=1, seed=0), x, max_epochs=1, progress="none")
+        train_flow(build_flow(4, "additive_lu", blocks=1, hidden=8, layers=1, seed=0), x, max_epochs=1, progress="none")

@@ -167,6 +167,7 @@ def breastw():
 @pytest.fixture(scope="module")
 def trained_dohsc(breastw):
     x_train, _, _ = breastw
+    torch.manual_seed(0)  # a module fixture is built when a test first asks for it: seed it itself
     model = DOHSC(x_train.shape[1], nu=0.05)
     result = train_dohsc(model, x_train, pretrain_epochs=3, max_epochs=5, batch_size=64, **QUIET)
     return model, result
@@ -175,6 +176,7 @@ def trained_dohsc(breastw):
 @pytest.fixture(scope="module")
 def trained_do2hsc(breastw):
     x_train, _, _ = breastw
+    torch.manual_seed(0)
     model = DO2HSC(x_train.shape[1], nu=0.05)
     result = train_dohsc(model, x_train, pretrain_epochs=3, warmup_epochs=3, max_epochs=5, batch_size=64, **QUIET)
     return model, result

@@ -8,7 +8,7 @@ import torch
 
 from usfkit import collapse
 from usfkit.data import AsymmetricGaussianMixture
-from usfkit.flows import LUAffine, NonUSFlow, USFlow
+from usfkit.flows import LUAffine, NonUSFlow, USFlow, build_flow
 from usfkit.oneclass import DeepSVDD
 from usfkit.train import FitResult, FlowModule, fit, train_flow, train_svdd
 
@@ -160,14 +160,20 @@ def test_run_status():
     assert collapse.run_status(failed, traj_ok) == "failed"
 
 
-def test_run_flow_returns_trajectory_and_rejects_unknown_kind():
+def test_run_flow_returns_trajectory_and_rejects_unknown_coupling():
     data = collapse.anomaly_data(4, 256, 64, 8, seed=0)
-    run = collapse.run_flow("USF", data["x_train"], data["x_test"], epochs=2, blocks=1, hidden=8,
+    run = collapse.run_flow("additive_lu", data["x_train"], data["x_test"], epochs=2, blocks=1, hidden=8,
                             prior_sigma=1.0, seed=0)
     assert len(run["trajectory"]) == 3 and run["fit"].ok
-    assert run["flow"].prior_sigma == 1.0
-    with pytest.raises(ValueError):
-        collapse.run_flow("RealNVP", data["x_train"], data["x_test"], epochs=1)
+    assert run["flow"].prior_sigma == 1.0 and run["flow"].constant_det
+    for old in ("USF", "NonUSF", "RealNVP"):
+        with pytest.raises(ValueError, match="'affine_lu': affine coupling in LU-conjugated blocks"):
+            collapse.run_flow(old, data["x_train"], data["x_test"], epochs=1)
+
+
+def test_lu_condition_number_of_a_flow_without_lu_maps_is_one():
+    assert collapse.lu_condition_number(build_flow(4, "affine", blocks=2, hidden=8, seed=0)) == 1.0
+    assert collapse.lu_condition_number(build_flow(4, "affine_lu", blocks=2, hidden=8, seed=0)) >= 1.0
 
 
 def test_fit_without_callbacks_still_works():

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from usfkit.flows import (AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation, ConjugateBlock, GlobalAffine,
-                          LUAffine, NonUSFlow, SplitConditioner, USFlow, build_flow, channel_mask, half_mask,
-                          lu_prior_sigma0, make_conditioner)
+from usfkit.flows import (COUPLINGS, PAPER_FLOWS, AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation,
+                          ConjugateBlock, GlobalAffine, LUAffine, NonUSFlow, SplitConditioner, USFlow, build_flow,
+                          channel_mask, half_mask, lu_prior_sigma0, make_conditioner)
 from conftest import randomise
 
 SHAPES = [2, 5, 16, (4, 3, 3), (6, 2, 4)]
@@ -52,7 +52,7 @@ def test_nonusflow_logdet_varies_and_matches_autograd(shape):
         flow.log_abs_det_constant()
 
 
-@pytest.mark.parametrize("coupling", ["additive", "affine"])
+@pytest.mark.parametrize("coupling", list(COUPLINGS))
 @pytest.mark.parametrize("shape", SHAPES)
 def test_inverse_is_exact(shape, coupling):
     flow = randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0)).eval()
@@ -64,6 +64,41 @@ def test_inverse_is_exact(shape, coupling):
     flow = randomise(build_flow(shape, coupling=coupling, blocks=4, hidden=16, seed=0), scale=0.05).eval()
     with torch.no_grad():  # float32 through 9 layers: rounding (eps 1.2e-7) adds up to ~1e-6
         assert (flow.inverse(flow(x)[0]) - x).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("coupling", list(COUPLINGS))
+@pytest.mark.parametrize("shape", [5, (4, 3, 2)])
+def test_coupling_vocabulary(coupling, shape):
+    """One meaning per word: ``constant_det`` is True exactly for the additive couplings, the
+    suffix ``_lu`` adds LU maps (one per block plus the last one) and nothing else does, and
+    the log-determinant is the autograd Jacobian's for every variant."""
+    blocks = 3
+    flow = randomise(build_flow(shape, coupling, blocks=blocks, hidden=8, seed=0)).double()
+    additive, lu = coupling.startswith("additive"), coupling.endswith("_lu")
+    assert flow.constant_det is additive
+    assert len(flow.lu_layers()) == (blocks + 1 if lu else 0)
+    assert all(isinstance(layer, ConjugateBlock) is lu for layer in flow.layers[:blocks])
+    couplings = [m for m in flow.modules() if isinstance(m, (AdditiveCoupling, AffineCoupling))]
+    assert len(couplings) == blocks and all(isinstance(c, AdditiveCoupling) is additive for c in couplings)
+    x = _batch(shape).double() * 2
+    _, logdet = flow(x)
+    torch.testing.assert_close(_autograd_logdet(flow, x), logdet, atol=1e-8, rtol=1e-8)
+    if coupling == "additive":  # no LU map at all: volume preserving
+        assert logdet.abs().max().item() < 1e-12
+    elif additive:  # the last LU map sets one volume change for every input
+        assert logdet.std().item() < 1e-10 and abs(logdet[0].item()) > 1e-3
+    else:
+        assert logdet.std().item() > 1e-3
+
+
+def test_paper_flows_are_the_lu_variants():
+    assert PAPER_FLOWS == {"USFlow": "additive_lu", "NonUSFlow": "affine_lu"}
+    for name, coupling in PAPER_FLOWS.items():
+        named = {"USFlow": USFlow, "NonUSFlow": NonUSFlow}[name](4, blocks=2, hidden=8, seed=0)
+        built = build_flow(4, coupling, blocks=2, hidden=8, seed=0)
+        assert [type(m) for m in named.modules()] == [type(m) for m in built.modules()]
+        for a, b in zip(named.parameters(), built.parameters()):
+            assert torch.equal(a, b)
 
 
 def test_flows_differ_only_in_coupling():
@@ -166,9 +201,17 @@ def test_log_prior_is_normal_log_density():
     assert USFlow(4, blocks=2, seed=0).log_prior().item() == 0.0
 
 
+@pytest.mark.parametrize("old", ["spline", "usf", "nonusf", "USF", "NonUSF", "USFlow", "additive+lu", None])
+def test_unknown_coupling_lists_the_four_values_and_their_meaning(old):
+    with pytest.raises(ValueError) as err:
+        build_flow(4, coupling=old)
+    text = str(err.value)
+    assert all(repr(c) in text for c in COUPLINGS) and "LU-conjugated blocks" in text and "USFlow" in text
+
+
 def test_bad_arguments_say_what_to_do():
-    with pytest.raises(ValueError, match="additive"):
-        build_flow(4, coupling="spline")
+    with pytest.raises(TypeError, match="coupling"):  # no default: the variant is always named
+        build_flow(4)
     with pytest.raises(ValueError, match="at least 2 channels"):
         USFlow(1)
     with pytest.raises(ValueError, match="feature maps"):

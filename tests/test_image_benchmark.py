@@ -5,6 +5,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -134,6 +135,7 @@ def test_speedup_runs_the_same_training(isolated):
     bb = TinyBackbone()
     sp = features.measure_speedup(bb, GaussHead(), images, epochs=2, batch_size=32, lr=1e-2)
     assert bb.images_seen == 3 * len(images)  # 2 epochs recomputing + 1 extraction
+    assert sp.backbone_images == {"recompute": 2 * len(images), "cached": len(images)}
     assert sp.losses["recompute"] == pytest.approx(sp.losses["cached"], rel=1e-5)
     assert sp.recompute_s > 0 and sp.cached_s > 0 and "faster" in sp.summary()
 
@@ -238,3 +240,20 @@ def test_paper_table_averages_are_class_averages():
     bottle = paper_numbers.PER_CLASS[("mvtec", "image_auroc")]["bottle"]
     assert paper_numbers.class_averaged("mvtec", "image_auroc", ["bottle"]) == bottle
     assert paper_numbers.class_averaged("visa", "pixel_auroc") == paper_numbers.TABLE1[("visa", "pixel_auroc")]
+
+
+def test_per_class_tables_put_the_papers_values_beside_ours():
+    from usfkit.image import paper_numbers
+
+    rows = [{"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow", "coupling": c,
+             "seed": s, "ok": True, "image_auroc": 90.0 + s, "pixel_auroc": 95.0 + s}
+            for c in ("affine", "additive_lu") for s in (0, 1, 2)]
+    tables = benchmark.per_class_tables(pd.DataFrame(rows))
+    t = tables[("mvtec", "image_auroc")]
+    usf = [col for col in t.columns if col[2] == "paper" and "fastflow" in col[1].lower()]
+    assert len(usf) == 2 and list(t.index) == ["bottle", "Average"]
+    paper = paper_numbers.PER_CLASS[("mvtec", "image_auroc")]["bottle"]
+    assert set(t.loc["bottle", usf]) == {benchmark.fmt(*paper[("affine", "fastflow")]),
+                                          benchmark.fmt(*paper[("additive_lu", "fastflow")])}
+    ours = [col for col in t.columns if col[2] == "ours"]
+    assert set(t.loc["bottle", ours]) == {"91.0 ± 1.0"}

@@ -246,8 +246,11 @@ def test_build_model_interface():
     assert model.config["blocks"] == 2 and model.config["lr"] == 1e-3 and model.backbone.name == "resnet18"
     amap, score = model.predict(torch.randn(2, 3, 64, 64))
     assert amap.shape == (2, 64, 64) and score.shape == (2,)
+    assert model.constant_det and model.constant_det is model.head.constant_det
     with pytest.raises(ValueError, match="coupling"):
         build_model("fastflow", "volume_preserving", pretrained=False)
+    with pytest.raises(ValueError, match="App. D"):
+        build_model("fastflow", "affine_lu", pretrained=False)
     with pytest.raises(TypeError, match="unknown override"):
         build_model("fastflow", pretrained=False, image_size=64, flow_stepz=3)
     assert set(ARCHITECTURES) == {"fastflow", "cflow", "uflow"} and COUPLINGS == ("affine", "additive", "additive_lu")
@@ -284,13 +287,24 @@ def test_log_det_prior_override():
 @pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])
 @pytest.mark.parametrize("coupling", COUPLINGS)
 def test_constant_det_flag(arch, coupling):
-    """``constant_det`` is True exactly for the uniformly scaling couplings, on the head,
-    on each per-scale flow and on each step."""
+    """The words of :data:`usfkit.flows.COUPLINGS` mean the same here: ``constant_det`` is True
+    exactly for the additive couplings (on the head, each per-scale flow and each step), and
+    only ``"additive_lu"`` has LU maps."""
     head = make_head(arch, coupling)
-    usf = coupling != "affine"
+    usf = coupling.startswith("additive")
     assert head.constant_det is usf
     for flow in getattr(head, FLOWS[arch]):
         assert flow.constant_det is usf and all(step.constant_det is usf for step in flow.layers)
+    assert any(isinstance(m, LUAffine) for m in head.modules()) is coupling.endswith("_lu")
+
+
+@pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])
+@pytest.mark.parametrize("coupling", ["affine_lu", "usf", "USF", "NonUSF", "nonusf"])
+def test_unsupported_couplings_are_rejected_saying_why(arch, coupling):
+    """``"affine_lu"`` is a valid word but App. D left it out of the image ablation; old names are not words."""
+    match = "App. D excluded it" if coupling == "affine_lu" else "'additive_lu': additive coupling in LU-conjugated"
+    with pytest.raises(ValueError, match=match):
+        make_head(arch, coupling)
 
 
 @pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])

@@ -99,6 +99,19 @@ def test_run_one_trains_and_scores_a_real_dataset(shared_data):
     assert out.info["n_train"] + out.info["n_test"] < 223 and out.info["dim"] == 9
 
 
+@pytest.mark.parametrize("method,constant_det", [("USFlow", True), ("NonUSFlow", False), ("VAE-USFlow", True),
+                                                  ("VAE-NonUSFlow", False), ("OneFlow", True)])
+def test_flow_methods_build_the_papers_lu_conjugated_flows(method, constant_det):
+    """USFlow and its relatives are ``coupling="additive_lu"``, NonUSFlow ``"affine_lu"``
+    (:data:`usfkit.flows.PAPER_FLOWS`): LU maps, and ``constant_det`` exactly for the additive ones."""
+    cfg = profiles.resolve("05_tabular_benchmark", "quick", epochs=1, blocks=2, hidden=8, layers=1,
+                           accelerator="cpu")
+    x = torch.rand(32, 4, generator=torch.Generator().manual_seed(0))
+    model, fit, _ = tabular.build_and_train(method, x, cfg, seed=0, progress="none")
+    flow = model.prior if method.startswith("VAE") else model.flow if method == "OneFlow" else model
+    assert fit.ok and flow.constant_det is constant_det and len(flow.lu_layers()) == cfg.blocks + 1
+
+
 def test_non_finite_scores_make_a_failed_run_not_a_crash(shared_data, monkeypatch):
     def fake(method, x, cfg, seed, desc="", progress="auto"):
         return None, FitResult(True, 1, 0.1, 0.0), lambda x: torch.full((len(x),), float("nan"))
@@ -129,3 +142,32 @@ def test_summaries_count_wins_ties_losses_and_failures():
     assert comparison["our std (%)"] == pytest.approx(round(np.std(usf, ddof=1), 2))  # results.STD_DDOF
     assert (comparison["paper mean (%)"], comparison["paper std (%)"]) == (85.61, 13.54)
     assert comparison["our datasets"] == 3 and comparison["paper datasets"] == 47
+
+
+def test_protocol_comparison_changes_and_ranks():
+    rows = []
+    for proto, shift in (("adbench", 0.10), ("adbench-noresample", 0.0)):
+        for d, (u, n) in {"1_a": (0.7, 0.6), "2_b": (0.8, 0.75)}.items():
+            for seed in (1, 2):
+                rows += [{"dataset": d, "method": "USFlow", "seed": seed, "protocol": proto, "ok": True,
+                          "auroc": u + shift},
+                         {"dataset": d, "method": "NonUSFlow", "seed": seed, "protocol": proto, "ok": True,
+                          "auroc": n + shift / 2}]
+    rows.append({"dataset": "3_c", "method": "USFlow", "seed": 1, "protocol": "adbench", "ok": True, "auroc": 0.9})
+    out = tabular.protocol_comparison(pd.DataFrame(rows))
+    assert out["datasets"] == ["1_a", "2_b"]  # 3_c has no leak-free run: left out
+    per = out["per_method"]
+    assert per.loc["USFlow", "change (pp)"] == pytest.approx(10.0)
+    assert per.loc["NonUSFlow", "change (pp)"] == pytest.approx(5.0)
+    assert per.loc["USFlow", "rank (adbench)"] == 1
+    lead = out["usf_lead"].loc["USFlow − NonUSFlow"]
+    assert lead["adbench-noresample"] == pytest.approx(7.5) and lead["adbench"] == pytest.approx(12.5)
+    with pytest.raises(ValueError, match="both protocols"):
+        tabular.protocol_comparison(pd.DataFrame(rows[:4]))
+
+
+def test_leak_table_counts_copied_test_normals(shared_data):
+    table = tabular.leak_table(["15_Hepatitis", "29_Pima"])
+    assert table.loc["15_Hepatitis", "copied (%)"] == pytest.approx(100.0)  # every test normal has a copy
+    assert 50 < table.loc["29_Pima", "copied (%)"] < 100
+    assert (table["copied without resampling"] == 0).all()

@@ -89,7 +89,7 @@ def test_fused_adam_computes_the_same_training_run(mixture):
     _, x, x_test = mixture
     runs = []
     for fused in (False, True):
-        flow = build_flow(4, coupling="additive", blocks=2, hidden=64, layers=2, prior_sigma=1.0, seed=0)
+        flow = build_flow(4, coupling="additive_lu", blocks=2, hidden=64, layers=2, prior_sigma=1.0, seed=0)
         opt = torch.optim.Adam(flow.parameters(), lr=1e-3, fused=fused)
         losses = []
         for i in range(60):
@@ -108,3 +108,27 @@ def test_fused_adam_computes_the_same_training_run(mixture):
     assert metrics.ranking_agreement(s_plain, s_fused, labels, rtol=1e-4)["discordant"] == 0
     import usfkit.train as train
     assert train.adam(flow.parameters(), 1e-3).defaults["fused"] is True
+
+
+def test_importing_usfkit_changes_no_global_warning_filter_or_logger():
+    import subprocess
+    import sys
+
+    code = ("import logging, warnings; import torch, lightning, sklearn, timm, torchvision, matplotlib; "
+            "before, level = list(warnings.filters), logging.getLogger('lightning.pytorch').level; "
+            "import usfkit.train, usfkit.tabular, usfkit.image, usfkit.vae; "
+            "assert warnings.filters == before, 'warning filters changed'; "
+            "assert logging.getLogger('lightning.pytorch').level == level, 'logger level changed'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_fit_hands_the_model_back_on_its_device_and_restores_the_logger(mixture):
+    import logging
+
+    _, x, _ = mixture
+    flow = USFlow(4, blocks=1, hidden=8, layers=1, seed=0)
+    level = logging.getLogger("lightning.pytorch").level
+    result = train_flow(flow, x[:128], max_epochs=1, batch_size=64, progress="none")
+    assert result.ok and next(flow.parameters()).device.type == "cpu"
+    assert logging.getLogger("lightning.pytorch").level == level

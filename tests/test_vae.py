@@ -101,8 +101,8 @@ def test_analytic_pieces_exactly():
 
 
 def test_prior_log_density_is_the_usf_log_prob():
-    model = randomise(vae.tabular_vae(12, "usf", latent_dim=4, seed=0, flow_hidden=16, flow_layers=1), scale=0.2)
-    assert model.is_usf and model.latent_dim == 4
+    model = randomise(vae.tabular_vae(12, "additive_lu", latent_dim=4, seed=0, flow_hidden=16, flow_layers=1), scale=0.2)
+    assert model.constant_det and model.latent_dim == 4
     x = torch.randn(8, 12)
     with torch.no_grad():
         torch.manual_seed(3)
@@ -115,10 +115,28 @@ def test_prior_log_density_is_the_usf_log_prob():
     assert torch.allclose(terms["log_prior"], model.prior.log_prob(z), atol=1e-5)
     assert torch.allclose(model.prior_log_prob(z), by_hand, atol=1e-5)
     assert torch.allclose(terms["prior_logdet"], logdet) and float(logdet.std()) < 1e-5  # USF: one determinant
-    nonusf = randomise(vae.tabular_vae(12, "nonusf", latent_dim=4, seed=0, flow_hidden=16, flow_layers=1), scale=0.2)
-    assert not nonusf.is_usf
+    nonusf = randomise(vae.tabular_vae(12, "affine_lu", latent_dim=4, seed=0, flow_hidden=16, flow_layers=1),
+                       scale=0.2)
+    assert not nonusf.constant_det
     with torch.no_grad():
         assert float(nonusf.prior(z)[1].std()) > 1e-3                                   # NonUSF: it varies
+
+
+@pytest.mark.parametrize("coupling", ["additive", "affine", "additive_lu", "affine_lu"])
+def test_prior_coupling_is_the_flow_vocabulary(coupling):
+    """The prior takes the ``coupling`` words of :func:`usfkit.flows.build_flow`; ``constant_det``
+    (VAE-USFlow or not) is the prior's, True exactly for the additive couplings."""
+    model = vae.tabular_vae(6, coupling, latent_dim=4, seed=0, blocks=2, flow_hidden=8, flow_layers=1)
+    assert model.constant_det is coupling.startswith("additive") is model.prior.constant_det
+    assert bool(model.prior.lu_layers()) is coupling.endswith("_lu")
+
+
+@pytest.mark.parametrize("old", ["usf", "nonusf", "USF", "NonUSF"])
+def test_old_prior_names_are_rejected(old):
+    with pytest.raises(ValueError, match="'additive_lu': additive coupling in LU-conjugated blocks"):
+        vae.tabular_vae(6, old, latent_dim=2)
+    with pytest.raises(TypeError):
+        vae.tabular_vae(6, prior="usf")
 
 
 def test_softplus_nonusf_clamp_bounds_log_scales():
@@ -134,16 +152,16 @@ def test_softplus_nonusf_clamp_bounds_log_scales():
     assert logdet.abs().max() > 2.5 * clamp                                    # and the bound is reached
     assert torch.allclose(layer.inverse(y), x, atol=1e-3)
     # the prior of VAE-NonUSFlow uses exactly this coupling, clamped at 2.0 (App. B.4)
-    prior = vae.make_prior(4, "nonusf", hidden=8, layers=1)
+    prior = vae.make_prior(4, "affine_lu", hidden=8, layers=1)
     couplings = [m for m in prior.modules() if isinstance(m, AffineCoupling)]
     assert len(couplings) == 4 and all(m.activation == "softplus" and m.clamp == 2.0 for m in couplings)
-    assert build_flow(4, "affine").layers[0].coupling.activation == "tanh"     # the default is unchanged
+    assert build_flow(4, "affine_lu").layers[0].coupling.activation == "tanh"  # the default is unchanged
     with pytest.raises(ValueError, match="activation"):
         AffineCoupling(channel_mask(4, 0), make_conditioner((4,), 2, 8, 1), activation="relu")
 
 
 def test_image_encoder_decoder_round_trip_shapes_256():
-    model = vae.image_vae(256, "usf", latent_dim=16, pretrained=False, flow_hidden=16, flow_layers=1).eval()
+    model = vae.image_vae(256, "additive_lu", latent_dim=16, pretrained=False, flow_hidden=16, flow_layers=1).eval()
     assert model.encoder.pretrained_loaded is False
     assert model.decoder.n_up == 6                                              # log2(256 / 4)
     assert vae.ConvDecoder(16, 64).n_up == 4
@@ -172,7 +190,7 @@ def test_auto_falls_back_to_random_weights_loudly(monkeypatch):
 
 
 def test_exploding_prior_determinant_is_a_failed_run_with_a_diagnosis():
-    model = vae.tabular_vae(8, "nonusf", latent_dim=2, seed=0, flow_hidden=8, flow_layers=1)
+    model = vae.tabular_vae(8, "affine_lu", latent_dim=2, seed=0, flow_hidden=8, flow_layers=1)
     with torch.no_grad():
         model.prior.layers[-1].log_abs_u.fill_(200.0)                          # det = e^400: overflows
     result = vae.train_vae(model, torch.randn(64, 8), lr=1e-3, max_epochs=2, batch_size=32, progress="none")
@@ -189,10 +207,35 @@ def test_short_training_on_mvtec_bottle_embeddings():
     normal = torch.where(y == 0)[0][torch.randperm(int((y == 0).sum()), generator=torch.Generator().manual_seed(0))]
     n_train = int(0.7 * len(normal))
     test = torch.cat([normal[n_train:], torch.where(y == 1)[0]])
-    model = vae.tabular_vae(512, "usf", seed=0)
+    model = vae.tabular_vae(512, "additive_lu", seed=0)
     result = vae.train_vae(model, x[normal[:n_train]], lr=1e-3, max_epochs=30, batch_size=64, progress="none")
     assert result.ok, result.failure
     scores = model.score(x[test], "all")
     aucs = {k: auroc(y[test], s) for k, s in scores.items()}
     assert aucs["combined"] > 0.8, aucs
     assert aucs["latent"] > 0.6, aucs
+
+
+def test_balanced_score_standardises_both_parts_on_the_training_normals():
+    """The "balanced" score: NaN before training sets its scale; on the training normals each
+    standardised part has mean 0 and std 1; and unlike the ELBO sum it does not change when
+    sigma_min rescales the reconstruction term (the reconstruction part is affine in 1/sigma_min^2)."""
+    gen = torch.Generator().manual_seed(0)
+    x_train, x_test = torch.randn(300, 8, generator=gen), 2 * torch.randn(100, 8, generator=gen)
+    model = randomise(vae.tabular_vae(8, "additive_lu", latent_dim=4, seed=0, blocks=2, flow_hidden=16,
+                                      flow_layers=1), scale=0.1)
+    model.set_standardization(x_train)
+    assert torch.isnan(model.score(x_test, "balanced")).all()
+    model.set_part_scale(x_train)
+    parts = model.score(x_train, "all")
+    z = torch.stack([(parts[p] - m) / s for p, m, s in zip(("reconstruction", "latent"), model.part_mean,
+                                                           model.part_std)], 1).double()
+    assert torch.allclose(z.mean(0), torch.zeros(2, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(z.std(0), torch.ones(2, dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(parts["balanced"].double(), z.sum(1), atol=1e-5)
+    before = model.score(x_test, "all")
+    model.sigma_min = 1.0  # ten times the noise level: the reconstruction term shrinks a hundredfold
+    model.set_part_scale(x_train)
+    after = model.score(x_test, "all")
+    assert torch.allclose(after["balanced"], before["balanced"], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(after["combined"], before["combined"], rtol=1e-2)

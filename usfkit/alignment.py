@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import metrics, results
 from .data import AsymmetricGaussianMixture
-from .flows import build_flow
+from .flows import PAPER_FLOWS, build_flow
 from .oneclass import DeepSVDD, svdd_widths
 from .train import FitResult, in_notebook, train_flow, train_svdd
 
@@ -64,9 +64,8 @@ class Data:
 def build_model(method: str, dim: int, conf: dict, cfg):
     if method == "Deep SVDD":
         return DeepSVDD(dim, svdd_widths(dim, conf["depth"]))
-    coupling = "additive" if method == "USFlow" else "affine"
-    return build_flow(dim, coupling=coupling, blocks=conf["blocks"], hidden=cfg.hidden, layers=conf["layers"],
-                      seed=cfg.seed)
+    return build_flow(dim, coupling=PAPER_FLOWS[method], blocks=conf["blocks"], hidden=cfg.hidden,
+                      layers=conf["layers"], seed=cfg.seed)
 
 
 def train_model(method: str, model, data: Data, conf: dict, cfg, desc: str) -> FitResult:

@@ -34,7 +34,7 @@ from scipy import integrate, stats
 from torch import Tensor
 
 from .data import AsymmetricGaussianMixture
-from .flows import Flow, NonUSFlow, USFlow, lu_prior_sigma0
+from .flows import Flow, build_flow, lu_prior_sigma0
 from .metrics import auroc, spearman
 from .oneclass import DeepSVDD, svdd_widths
 from .train import FitResult, train_flow, train_svdd
@@ -182,11 +182,12 @@ def lu_condition_number(flow: Flow) -> float:
     In a block ``A^{-1} C A`` the LU determinant cancels, but an ill-conditioned ``A``
     turns the coupling's bounded, coordinate-wise scaling into a strongly input-dependent
     stretch: App. D's observation that LU layers amplify the instability of affine coupling.
+    A flow without LU maps (``coupling="additive"`` or ``"affine"``) gives 1.
     """
     matrices = [lu.matrix() for lu in flow.lu_layers()]
     if not all(torch.isfinite(m).all() for m in matrices):
         return math.inf
-    return max(torch.linalg.cond(m).item() for m in matrices)
+    return max((torch.linalg.cond(m).item() for m in matrices), default=1.0)
 
 
 def flow_stats(flow: Flow, x: Tensor) -> dict[str, float]:
@@ -207,26 +208,24 @@ def flow_stats(flow: Flow, x: Tensor) -> dict[str, float]:
             "lu_cond": lu_condition_number(flow)}
 
 
-def run_flow(kind: str, x_train: Tensor, x_test: Tensor, *, lr: float = 1e-3, epochs: int = 30,
+def run_flow(coupling: str, x_train: Tensor, x_test: Tensor, *, lr: float = 1e-3, epochs: int = 30,
              prior_sigma: float | None = None, prior_rule: str = "exact", blocks: int = 4, hidden: int = 64,
              layers: int = 2, clamp: float = 2.0, scale: float = math.sqrt(0.5), batch_size: int = 128,
              patience: int | None = None, seed: int = 0, desc: str | None = None) -> dict:
-    """Train one USFlow (``kind="USF"``) or NonUSFlow (``kind="NonUSF"``) by maximum
-    likelihood (MAP with the log-det prior when ``prior_sigma`` is set) and probe it on
-    ``x_test`` after every epoch with :func:`flow_stats`.
+    """Train one flow of :func:`usfkit.flows.build_flow` with ``coupling`` (``"additive_lu"``: a
+    USFlow, ``"affine_lu"``: a NonUSFlow; :data:`usfkit.flows.COUPLINGS`) by maximum likelihood
+    (MAP with the log-det prior when ``prior_sigma`` is set) and probe it on ``x_test`` after
+    every epoch with :func:`flow_stats`.
 
     The base is ``N(0, scale^2 I)``, by default ``scale^2 = 1/2`` as in Eq. 5.  Early
     stopping is off unless ``patience`` is given.  A NaN/inf loss does not raise: the run
     comes back with ``fit.ok == False`` and the message in ``fit.failure``.
     """
-    builders = {"USF": USFlow, "NonUSF": NonUSFlow}
-    if kind not in builders:
-        raise ValueError(f"kind must be 'USF' or 'NonUSF', got {kind!r}")
-    flow = builders[kind](x_train.shape[1], blocks=blocks, hidden=hidden, layers=layers, clamp=clamp,
-                          scale=scale, prior_sigma=prior_sigma, prior_rule=prior_rule, seed=seed)
+    flow = build_flow(x_train.shape[1], coupling, blocks=blocks, hidden=hidden, layers=layers, clamp=clamp,
+                      scale=scale, prior_sigma=prior_sigma, prior_rule=prior_rule, seed=seed)
     probe = EpochProbe(lambda: flow_stats(flow, x_test))
     result = train_flow(flow, x_train, lr=lr, max_epochs=epochs, patience=patience or epochs,
-                        batch_size=batch_size, seed=seed, desc=desc or f"{kind} seed {seed}", callbacks=[probe])
+                        batch_size=batch_size, seed=seed, desc=desc or f"{coupling} seed {seed}", callbacks=[probe])
     with torch.no_grad():
         final = flow_stats(flow, x_test)
     return {"flow": flow, "fit": result, "trajectory": probe.rows, "final": final}

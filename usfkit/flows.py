@@ -20,6 +20,11 @@ A USFlow is ``phi = A_{n+1} o B_n o ... o B_1`` with blocks ``B_i = A_i^{-1} o C
 (A: :class:`LUAffine`, C: a masked coupling, the block: :class:`ConjugateBlock`), a
 :class:`Chain` with a Gaussian base (:class:`Flow`).  USFlow and NonUSFlow share every part
 except the coupling: additive (constant determinant) versus affine (input-dependent).
+
+One vocabulary names the variants in every chapter, the ``coupling`` argument
+(:data:`COUPLINGS`); the suffix ``_lu`` means "each coupling conjugated by LU maps,
+blocks ``A^{-1} o C o A`` (App. B.1)".  Whether a model is a USF is its ``constant_det``,
+never its name.
 """
 from __future__ import annotations
 
@@ -485,42 +490,72 @@ class Flow(Chain):
         return self(probe)[1][0]
 
 
-def build_flow(shape: int | Sequence[int], coupling: str = "additive", blocks: int = 4,
+#: The four flow variants, by the value of the ``coupling`` argument.
+COUPLINGS = {
+    "affine": "affine coupling, no LU maps (not uniformly scaling; the image heads' anomalib baseline)",
+    "additive": "additive coupling, no LU maps (uniformly scaling; the image ablation)",
+    "additive_lu": "additive coupling in LU-conjugated blocks A^-1 o C o A (uniformly scaling; "
+                   "the paper's USFlow and the image heads' full USF)",
+    "affine_lu": "affine coupling in LU-conjugated blocks A^-1 o C o A (not uniformly scaling; "
+                 "the paper's NonUSFlow)",
+}
+
+#: The paper's flow names and their coupling.
+PAPER_FLOWS = {"USFlow": "additive_lu", "NonUSFlow": "affine_lu"}
+
+
+def check_coupling(coupling: str, allowed=tuple(COUPLINGS)) -> str:
+    """``coupling`` if it is one of ``allowed``; otherwise a ValueError that lists what each value means."""
+    if coupling not in allowed:
+        meanings = "; ".join(f"{c!r}: {COUPLINGS[c]}" for c in allowed)
+        raise ValueError(f"coupling must be one of {', '.join(map(repr, allowed))}, got {coupling!r}. {meanings}.")
+    return coupling
+
+
+def build_flow(shape: int | Sequence[int], coupling: str, blocks: int = 4,
                hidden: int = 64, layers: int = 2, clamp: float = 2.0,
                center: float | Tensor = 0.0, scale: float = 1.0,
                prior_sigma: float | None = None, prior_rule: str = "exact",
                lu_init_scale: float = 0.1, seed: int | None = None, affine_activation: str = "tanh") -> Flow:
-    """Build ``phi = A_{n+1} o B_n o ... o B_1`` of App. B.1.
+    """A flow of ``blocks`` masked couplings with alternating masks, the variant named by
+    ``coupling`` (:data:`COUPLINGS`):
 
-    ``coupling="additive"`` gives a USFlow, ``"affine"`` a NonUSFlow; nothing else
-    differs (the affine conditioner's last layer is twice as wide, for shift and
-    log-scale).  ``shape`` is ``d`` for vectors or ``(C, H, W)`` for feature maps.
+    * ``"additive_lu"`` / ``"affine_lu"``: ``phi = A_{n+1} o B_n o ... o B_1`` of App. B.1,
+      blocks ``B_i = A_i^{-1} o C_i o A_i``; the last LU map ``A_{n+1}`` sets the volume
+      change.  ``"additive_lu"`` is the paper's USFlow, ``"affine_lu"`` its NonUSFlow;
+      nothing else differs (the affine conditioner's last layer is twice as wide, for
+      shift and log-scale).
+    * ``"additive"`` / ``"affine"``: the couplings alone, ``phi = C_n o ... o C_1``, with no
+      LU map at all (not even ``A_{n+1}``); an ``"additive"`` flow therefore preserves volume,
+      ``ln|det J| = 0``.
+
+    ``shape`` is ``d`` for vectors or ``(C, H, W)`` for feature maps.
     ``affine_activation`` (``"tanh"`` or ``"softplus"``) picks the affine coupling's
     log-scale bound, see :class:`AffineCoupling`; additive couplings ignore it.
     """
-    if coupling not in ("additive", "affine"):
-        raise ValueError(f"coupling must be 'additive' (USFlow) or 'affine' (NonUSFlow), got {coupling!r}")
+    check_coupling(coupling)
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if shape[0] < 2:
         raise ValueError(f"coupling layers need at least 2 channels, got shape {shape}")
     if seed is not None:
         torch.manual_seed(seed)
-    out_factor = 1 if coupling == "additive" else 2
+    additive, lu = coupling.startswith("additive"), coupling.endswith("_lu")
     mods: list[Transform] = []
     for i in range(blocks):
-        cond = make_conditioner(shape, out_factor, hidden, layers)
+        cond = make_conditioner(shape, 1 if additive else 2, hidden, layers)
         mask = channel_mask(shape[0], i % 2)
-        coup = AdditiveCoupling(mask, cond) if coupling == "additive" else AffineCoupling(mask, cond, clamp, affine_activation)
-        mods.append(ConjugateBlock(LUAffine(shape[0], lu_init_scale), coup))
-    mods.append(LUAffine(shape[0], lu_init_scale))
+        coup = AdditiveCoupling(mask, cond) if additive else AffineCoupling(mask, cond, clamp, affine_activation)
+        mods.append(ConjugateBlock(LUAffine(shape[0], lu_init_scale), coup) if lu else coup)
+    if lu:
+        mods.append(LUAffine(shape[0], lu_init_scale))
     return Flow(mods, GaussianBase(shape, center, scale), prior_sigma, prior_rule)
 
 
 def USFlow(shape: int | Sequence[int], **kwargs) -> Flow:
-    """A uniformly scaling flow: additive coupling + LU maps (App. B.1)."""
-    return build_flow(shape, coupling="additive", **kwargs)
+    """The paper's uniformly scaling flow: ``build_flow(shape, "additive_lu")`` (App. B.1)."""
+    return build_flow(shape, coupling="additive_lu", **kwargs)
 
 
 def NonUSFlow(shape: int | Sequence[int], **kwargs) -> Flow:
-    """The same architecture with affine coupling: not uniformly scaling."""
-    return build_flow(shape, coupling="affine", **kwargs)
+    """The same architecture with affine coupling, not uniformly scaling: ``build_flow(shape, "affine_lu")``."""
+    return build_flow(shape, coupling="affine_lu", **kwargs)

@@ -15,7 +15,7 @@ flows only through points near the decision boundary (like support vectors).  Th
 anomaly score is the latent norm ``||phi(x)||`` (higher = more anomalous).
 
 The flow is our uniformly scaling flow from :mod:`usfkit.flows`
-(``build_flow(..., coupling="additive")``: additive couplings conjugated by LU maps),
+(``build_flow(..., coupling="additive_lu")``: additive couplings conjugated by LU maps),
 with the shared settings of §5.1.1 (4 blocks, conditioners of 4 hidden layers of width
 256), so OneFlow and USFlow differ only in the objective.  The original uses
 volume-preserving NICE couplings (``ln|det J| = 0``); our final LU map makes the
@@ -71,7 +71,7 @@ class OneFlow(nn.Module):
         if not 0.0 < nu < 1.0:
             raise ValueError(f"nu (fraction of training data outside the ball) must be in (0, 1), got {nu}")
         self.dim, self.nu = dim, nu
-        self.flow: Flow = build_flow(dim, coupling="additive", blocks=blocks, hidden=hidden, layers=layers,
+        self.flow: Flow = build_flow(dim, coupling="additive_lu", blocks=blocks, hidden=hidden, layers=layers,
                                      center=0.0, scale=1.0, seed=seed)
         self.register_buffer("radius", torch.tensor(float("nan")))
 

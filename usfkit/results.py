@@ -66,9 +66,16 @@ def git_commit() -> str:
 
 
 def device_description() -> str:
+    """``cuda: <GPU name>``, or ``cpu: <model name>, <n> logical cores``."""
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}"
-    return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
+    cpu = platform.processor() or platform.machine()
+    try:  # the model name says more than "x86_64"
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"cpu: {cpu}, {os.cpu_count()} logical cores"
 
 
 def provenance(profile: str, seeds: list[int] | int | None = None, started: float | None = None) -> dict[str, Any]:

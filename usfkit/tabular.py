@@ -5,10 +5,11 @@ Methods (each trained on the training normals of :func:`usfkit.data.adbench.spli
 profile's ``protocol``,
 scored so that higher = more anomalous, measured by AUC-ROC on the test split):
 
-* ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.flows.build_flow` with additive / affine
-  coupling, the shared configuration of §5.1.1 (4 blocks, conditioners of 4 hidden
-  layers × 256, Adam 1e-4, batch 64, up to 200 epochs, early stopping after 5 epochs
-  without a training-loss improvement > 1e-4) and the log-det prior; score ``-ln p(x)``.
+* ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.flows.build_flow` with ``coupling="additive_lu"`` /
+  ``"affine_lu"`` (:data:`usfkit.flows.PAPER_FLOWS`), the shared configuration of §5.1.1
+  (4 blocks, conditioners of 4 hidden layers × 256, Adam 1e-4, batch 64, up to 200 epochs,
+  early stopping after 5 epochs without a training-loss improvement > 1e-4) and the log-det
+  prior; score ``-ln p(x)``.
 * ``VAE-USFlow`` / ``VAE-NonUSFlow`` — :mod:`usfkit.vae` (App. B.4).
 * ``OneFlow`` — :mod:`usfkit.oneflow` (Maziarka et al., 2022), same flow configuration.
 * ``DOHSC`` / ``DO2HSC`` — :mod:`usfkit.dohsc` (Zhang et al., 2024), encoder 500-30-30,
@@ -28,12 +29,17 @@ import torch
 
 from . import metrics, profiles
 from .data import adbench
+from .flows import PAPER_FLOWS, build_flow
 from .results import STD_DDOF, RunResult
 from .sweep import frame, load_runs, run_sweep, summarize
 from .train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
 METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
+#: The flow inside each flow-based method, in the book's coupling vocabulary (usfkit.flows.COUPLINGS).
+FLOW_COUPLING = {**PAPER_FLOWS, "VAE-USFlow": "additive_lu", "VAE-NonUSFlow": "affine_lu", "OneFlow": "additive_lu"}
+#: Methods whose flow is uniformly scaling (additive couplings: constant determinant).
+USF_METHODS = tuple(m for m, c in FLOW_COUPLING.items() if c.startswith("additive"))
 
 #: Aggregates the paper states in the text of §5.1.2 (AUC-ROC in %, over all 47 datasets).
 PAPER = {"USFlow": {"mean": 85.61, "std": 13.54}}
@@ -64,18 +70,15 @@ def build_and_train(method: str, x_train: torch.Tensor, cfg, seed: int, desc: st
     dim, fit = x_train.shape[1], _fit_kwargs(cfg, desc or method, progress)
     fit["seed"] = seed
     torch.manual_seed(seed)
-    if method in ("USFlow", "NonUSFlow"):
-        from .flows import build_flow
-
-        model = build_flow(dim, coupling="additive" if method == "USFlow" else "affine", blocks=cfg.blocks,
-                           hidden=cfg.hidden, layers=cfg.layers, clamp=cfg.clamp, prior_sigma=cfg.prior_sigma,
-                           seed=seed)
+    if method in PAPER_FLOWS:
+        model = build_flow(dim, coupling=PAPER_FLOWS[method], blocks=cfg.blocks, hidden=cfg.hidden,
+                           layers=cfg.layers, clamp=cfg.clamp, prior_sigma=cfg.prior_sigma, seed=seed)
         result = train_flow(model, x_train, lr=cfg.lr, **fit)
         return model, result, lambda x: -model.log_prob(x)
     if method in ("VAE-USFlow", "VAE-NonUSFlow"):
         from . import vae
 
-        model = vae.tabular_vae(dim, prior="usf" if method == "VAE-USFlow" else "nonusf", seed=seed,
+        model = vae.tabular_vae(dim, FLOW_COUPLING[method], seed=seed,
                                 blocks=cfg.blocks, flow_hidden=cfg.hidden, flow_layers=cfg.layers)
         result = vae.train_vae(model, x_train, lr=cfg.lr, **fit)
         return model, result, model.score
@@ -213,6 +216,50 @@ def paper_comparison(runs: pd.DataFrame, n_datasets: int) -> pd.DataFrame:
                      "our std (%)": None if ours is None else round(ours["std"], 2),
                      "our datasets": n_datasets})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# The two protocols: ADBench's resampling and what it does to the numbers
+# --------------------------------------------------------------------------
+def leak_table(datasets: list[str], seed: int = 1) -> pd.DataFrame:
+    """Per dataset, under ADBench's generator (``protocol="adbench"``): how many test normals have a
+    copy of their row among the training normals (resampling small sets with replacement puts
+    copies of one row on both sides of the split), next to the leak-free protocol's count (0)."""
+    rows = []
+    for name in datasets:
+        leaky, clean = (adbench.split(name, seed=seed, protocol=p) for p in adbench.PROTOCOLS)
+        normals = int((leaky.y_test == 0).sum())
+        rows.append({"dataset": name, "rows in file": len(adbench.load(name)[1]), "test normals": normals,
+                     "copied into training": leaky.leaked_test_normals,
+                     "copied (%)": 100 * leaky.leaked_test_normals / normals,
+                     "copied without resampling": clean.leaked_test_normals})
+    return pd.DataFrame(rows).set_index("dataset")
+
+
+def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Runs under both protocols, on the datasets (and methods) that have valid runs under each:
+
+    * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol, and the change;
+    * ``per_method``: the mean over those datasets per protocol, the change, and each method's rank;
+    * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol.
+    """
+    both = [p for p in adbench.PROTOCOLS if p in set(runs["protocol"])]
+    if len(both) < 2:
+        raise ValueError(f"runs under both protocols are needed; these runs have {sorted(set(runs['protocol']))}")
+    tables = {p: wide(runs[runs["protocol"] == p]) * 100 for p in both}
+    common_d = tables[both[0]].index.intersection(tables[both[1]].index)
+    common_m = [m for m in METHODS if m in tables[both[0]].columns and m in tables[both[1]].columns]
+    tables = {p: t.loc[common_d, common_m] for p, t in tables.items()}
+    per_dataset = pd.concat(tables, axis=1, names=["protocol", "method"])
+    means = pd.DataFrame({p: t.mean() for p, t in tables.items()})
+    means["change (pp)"] = means[both[0]] - means[both[1]]
+    for p in both:
+        means[f"rank ({p})"] = means[p].rank(ascending=False).astype(int)
+    pairs = {"USFlow": "NonUSFlow", "VAE-USFlow": "VAE-NonUSFlow"}
+    lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in pairs.items()
+                             if a in t.columns and b in t.columns} for p, t in tables.items()})
+    return {"per_dataset": per_dataset, "per_method": means.sort_values(both[0], ascending=False),
+            "usf_lead": lead, "datasets": list(common_d)}
 
 
 def main(argv=None) -> None:

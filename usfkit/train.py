@@ -12,6 +12,7 @@ pretraining, and :func:`fit`, which wraps the trainer the way every chapter need
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -19,10 +20,12 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
-import lightning as L  # noqa: E402
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
+
+with warnings.catch_warnings():  # some torch/lightning pairs warn about LeafSpec on import: silenced here only
+    warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")
+    import lightning as L
+    from lightning.pytorch.callbacks import Callback, EarlyStopping, TQDMProgressBar
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
@@ -32,12 +35,27 @@ from .flows import Flow
 from .oneclass import DeepSVDD
 from .progress import in_notebook, run_display
 
-for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*GPU available but not used.*")
-warnings.filterwarnings("ignore", message=".*is smaller than the logging interval.*")
-warnings.filterwarnings("ignore", message=".*but have no `val_dataloader`.*")
+#: Lightning's messages that say nothing about a run of this book (small in-memory data sets, CPU runs).
+_NOISE = (".*treespec, LeafSpec.*", ".*does not have many workers.*", ".*GPU available but not used.*",
+          ".*is smaller than the logging interval.*", ".*but have no `val_dataloader`.*")
+
+
+@contextlib.contextmanager
+def _quiet_lightning():
+    """Lightning's info logs and the warnings in :data:`_NOISE`, silenced for one ``fit`` only:
+    importing usfkit changes no global warning filter or logger."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            for message in _NOISE:
+                warnings.filterwarnings("ignore", message=message)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class Diverged(RuntimeError):
@@ -230,6 +248,7 @@ def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None
     extra_callbacks = list(callbacks or [])
     check_finite_input(x_train, "x_train")  # bad data is a DataError naming the rows, never a "diverged" run
     check_finite_input(x_val, "x_val")
+    device = next(module.parameters(), torch.empty(0)).device  # handed back where it came from
     L.seed_everything(seed, verbose=False)
     monitor = monitor or ("val_loss" if x_val is not None else "train_loss")
     if progress == "auto":
@@ -243,23 +262,24 @@ def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None
     elif progress == "bar":
         callbacks.append(TQDMProgressBar(refresh_rate=10))
     callbacks += extra_callbacks
-    trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, logger=False,
-                        enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=progress == "bar", num_sanity_val_steps=0,
-                        callbacks=callbacks, **trainer_kwargs)
     val = loader(x_val, 4 * batch_size, False) if x_val is not None else None
     start, failure = time.time(), None
     module.train()
-    try:
-        trainer.fit(module, loader(x_train, batch_size, True, seed), val)
-    except Diverged as err:
-        failure = str(err)
+    with _quiet_lightning():
+        trainer = L.Trainer(max_epochs=max_epochs, accelerator=accelerator, devices=devices, logger=False,
+                            enable_checkpointing=False, enable_model_summary=False,
+                            enable_progress_bar=progress == "bar", num_sanity_val_steps=0,
+                            callbacks=callbacks, **trainer_kwargs)
+        try:
+            trainer.fit(module, loader(x_train, batch_size, True, seed), val)
+        except Diverged as err:
+            failure = str(err)
     bad = [row["epoch"] for row in history.rows if not math.isfinite(row.get(monitor, math.inf))]
     if failure is None and bad:
         failure = f"{monitor} became non-finite at epoch {bad[0]}.{module.diagnosis()}"
     if restore_best and history.best_state is not None:
         module.load_state_dict(history.best_state)
-    module.to("cpu").eval()
+    module.to(device).eval()
     return FitResult(ok=failure is None, epochs=len(history.rows), wall_time_s=time.time() - start,
                      best_loss=history.best, history=history.rows, failure=failure)
 

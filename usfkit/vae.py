@@ -8,7 +8,8 @@ compresses first and applies the flow in the compressed space.  The generative p
 
     B ~ N(0, I),    Z = phi^{-1}(B),    X | Z ~ N(dec(Z), sigma_min^2 I),
 
-with a trainable flow ``phi`` (USFlow, or NonUSFlow for the baseline) and a small
+with a trainable flow ``phi`` (USFlow, ``coupling="additive_lu"``, or NonUSFlow, ``"affine_lu"``,
+for the baseline; see :data:`usfkit.flows.COUPLINGS`) and a small
 ``sigma_min``.  The encoder is the Gaussian posterior ``q(z|x) = N(mu(x), diag sigma^2(x))``.
 Everything is trained end to end on the ELBO of Eq. 7 with the reparameterisation
 trick ``z = mu + sigma * eps``:
@@ -30,8 +31,14 @@ paper does not say how).  We evaluate the ELBO's integrand once, at the posterio
 The sum ("combined") is the negative one-sample ELBO at the posterior mode, i.e. a
 single-point estimate of ``-ln p_X(x)``, the model's own negative log-density: the
 same density-level-set score as for a plain flow (Eq. 1).  It weights reconstruction
-and latent likelihood by the model's own noise levels instead of a hand-set factor.
-Higher = more anomalous for every part.
+and latent likelihood by the model's own noise levels.  With a small ``sigma_min`` that
+weighting is lopsided: the reconstruction term carries a factor ``1 / sigma_min^2`` over
+every input dimension and swamps the latent term, so the sum ranks inputs by
+reconstruction error alone and the prior (USF or not) cannot show in it.  Part
+"balanced" therefore standardises the reconstruction and the latent part on the training
+normals (mean and standard deviation of each, set by :func:`train_vae`) and adds them:
+each part counts in units of its own spread on normal data.  Higher = more anomalous for
+every part.
 
 Inputs are standardised inside the model (per feature for vectors, per channel for
 images) with statistics of the training set, which :func:`train_vae` sets; so
@@ -50,7 +57,7 @@ from .flows import Flow, build_flow
 from .train import FitResult, _Base, fit
 
 LOG_2PI = math.log(2 * math.pi)
-SCORE_PARTS = ("combined", "latent", "reconstruction", "posterior")
+SCORE_PARTS = ("combined", "latent", "reconstruction", "posterior", "balanced")
 
 
 def gaussian_log_prob(x: Tensor, mean: Tensor, log_var: Tensor | float) -> Tensor:
@@ -189,7 +196,7 @@ class VAEFlow(nn.Module):
     """VAE with a flow prior (App. B.4): ``encoder(x) -> (mu, log_var)``, ``decoder(z) -> mean
     of x``, ``prior``: a :class:`usfkit.flows.Flow` on the latent space with base N(0, I).
 
-    ``prior.constant_det`` tells whether this is VAE-USFlow (True) or VAE-NonUSFlow.
+    ``constant_det`` (the prior's) tells whether this is VAE-USFlow (True) or VAE-NonUSFlow.
     """
 
     def __init__(self, encoder: nn.Module, decoder: nn.Module, prior: Flow, sigma_min: float = 0.1,
@@ -201,13 +208,17 @@ class VAEFlow(nn.Module):
         self.sigma_min, self.n_samples = float(sigma_min), int(n_samples)
         self.register_buffer("x_mean", torch.zeros(()))
         self.register_buffer("x_scale", torch.ones(()))
+        # mean and std of the (reconstruction, latent) parts on the training normals: the "balanced" score
+        self.register_buffer("part_mean", torch.full((2,), float("nan")))
+        self.register_buffer("part_std", torch.full((2,), float("nan")))
 
     @property
     def latent_dim(self) -> int:
         return self.prior.base.dim
 
     @property
-    def is_usf(self) -> bool:
+    def constant_det(self) -> bool:
+        """Whether the prior is uniformly scaling: one log-determinant for every code."""
         return self.prior.constant_det
 
     # -- input standardisation ------------------------------------------------
@@ -282,7 +293,18 @@ class VAEFlow(nn.Module):
                  "latent": -self.prior_log_prob(mu),
                  "posterior": gaussian_log_prob(mu, mu, log_var)}
         parts["combined"] = parts["reconstruction"] + parts["latent"] + parts["posterior"]
+        z = (torch.stack([parts["reconstruction"], parts["latent"]], 1) - self.part_mean) / self.part_std
+        parts["balanced"] = z.sum(1)  # NaN until set_part_scale has run
         return parts
+
+    @torch.no_grad()
+    def set_part_scale(self, x_train: Tensor, batch_size: int = 256) -> None:
+        """Mean and standard deviation of the reconstruction and latent parts on ``x_train`` (the
+        training normals), which the "balanced" score standardises both parts with."""
+        parts = self.score(x_train, "all", batch_size)
+        both = torch.stack([parts["reconstruction"], parts["latent"]], 1).double()
+        self.part_mean.copy_(both.mean(0))
+        self.part_std.copy_(both.std(0).clamp_min(1e-12))
 
     @torch.no_grad()
     def score(self, x: Tensor, part: str = "combined", batch_size: int = 256) -> Tensor:
@@ -302,14 +324,12 @@ class VAEFlow(nn.Module):
 # --------------------------------------------------------------------------
 # Factories
 # --------------------------------------------------------------------------
-def make_prior(latent_dim: int, prior: str = "usf", blocks: int = 4, hidden: int = 256, layers: int = 4,
+def make_prior(latent_dim: int, coupling: str, blocks: int = 4, hidden: int = 256, layers: int = 4,
                clamp: float = 2.0, seed: int | None = None) -> Flow:
-    """The latent prior: ``"usf"`` = USFlow (additive coupling + LU), ``"nonusf"`` = NonUSFlow
-    with softplus affine activation clamped at ``clamp`` (App. B.4).  Defaults: the shared
-    configuration of §5.1.1 (4 blocks, conditioners with 4 hidden layers of width 256)."""
-    if prior not in ("usf", "nonusf"):
-        raise ValueError(f"prior must be 'usf' (USFlow) or 'nonusf' (NonUSFlow), got {prior!r}")
-    coupling = "additive" if prior == "usf" else "affine"
+    """The latent prior, :func:`usfkit.flows.build_flow` with ``coupling``: ``"additive_lu"`` =
+    USFlow (VAE-USFlow), ``"affine_lu"`` = NonUSFlow (VAE-NonUSFlow), its affine couplings with
+    softplus activation clamped at ``clamp`` (App. B.4).  Defaults: the shared configuration of
+    §5.1.1 (4 blocks, conditioners with 4 hidden layers of width 256)."""
     return build_flow(latent_dim, coupling=coupling, blocks=blocks, hidden=hidden, layers=layers, clamp=clamp,
                       affine_activation="softplus", seed=seed)
 
@@ -320,32 +340,32 @@ def default_latent_dim(dim: int) -> int:
     return max(2, min(32, dim // 4))
 
 
-def tabular_vae(dim: int, prior: str = "usf", latent_dim: int | None = None, seed: int = 0, *,
+def tabular_vae(dim: int, coupling: str, latent_dim: int | None = None, seed: int = 0, *,
                 sigma_min: float = 0.1, hidden: Sequence[int] = (256, 256), blocks: int = 4,
                 flow_hidden: int = 256, flow_layers: int = 4, clamp: float = 2.0, n_samples: int = 1) -> VAEFlow:
-    """VAE-USFlow (``prior="usf"``) or VAE-NonUSFlow (``"nonusf"``) for ``dim``-dimensional
+    """VAE-USFlow (``coupling="additive_lu"``) or VAE-NonUSFlow (``"affine_lu"``) for ``dim``-dimensional
     vectors: MLP encoder/decoder (``dim -> 256 -> 256 -> latent``), flow prior as in §5.1.1,
     ``latent_dim`` by :func:`default_latent_dim` unless given.  Train with :func:`train_vae`,
     then ``model.score(x)``."""
     latent_dim = latent_dim or default_latent_dim(dim)
     torch.manual_seed(seed)
     encoder, decoder = MLPEncoder(dim, latent_dim, hidden), MLPDecoder(latent_dim, dim, hidden)
-    flow = make_prior(latent_dim, prior, blocks, flow_hidden, flow_layers, clamp, seed=seed)
+    flow = make_prior(latent_dim, coupling, blocks, flow_hidden, flow_layers, clamp, seed=seed)
     return VAEFlow(encoder, decoder, flow, sigma_min, n_samples)
 
 
-def image_vae(image_size: int = 256, prior: str = "usf", latent_dim: int = 128, seed: int = 0, *,
+def image_vae(image_size: int, coupling: str, latent_dim: int = 128, seed: int = 0, *,
               pretrained: bool | str = "auto", train_backbone: bool = True, sigma_min: float = 0.1,
               start_size: int = 4, blocks: int = 4, flow_hidden: int = 256, flow_layers: int = 4,
               clamp: float = 2.0, n_samples: int = 1) -> VAEFlow:
     """App. B.4's image model: Wide-ResNet-50-2 encoder + linear projection to ``latent_dim``,
     transposed-convolution decoder with ``log2(image_size / start_size)`` upsampling layers,
-    USFlow or NonUSFlow prior.  ``model.encoder.pretrained_loaded`` says whether ImageNet
+    flow prior with ``coupling`` (as :func:`make_prior`).  ``model.encoder.pretrained_loaded`` says whether ImageNet
     weights were loaded."""
     torch.manual_seed(seed)
     encoder = ImageEncoder(latent_dim, pretrained, train_backbone)
     decoder = ConvDecoder(latent_dim, image_size, 3, start_size)
-    flow = make_prior(latent_dim, prior, blocks, flow_hidden, flow_layers, clamp, seed=seed)
+    flow = make_prior(latent_dim, coupling, blocks, flow_hidden, flow_layers, clamp, seed=seed)
     return VAEFlow(encoder, decoder, flow, sigma_min, n_samples)
 
 
@@ -380,7 +400,8 @@ class VAEModule(_Base):
         text = f" Non-finite ELBO terms in the last batch: {', '.join(bad) or 'none'}; largest |ln det J_phi(z)|: {biggest}."
         if "prior_logdet" in bad or "log_prior" in bad:
             text += (" The flow prior's determinant exploded (App. D: exploding determinants of affine "
-                     "coupling + LU layers): lower the learning rate, tighten the clamp, or use the USF prior.")
+                     "coupling + LU layers): lower the learning rate, tighten the clamp, or use a uniformly scaling "
+                     "prior (coupling='additive_lu').")
         else:
             text += " Lower the learning rate or raise sigma_min."
         return text
@@ -390,7 +411,11 @@ def train_vae(model: VAEFlow, x_train: Tensor, x_val: Tensor | None = None, *, l
               weight_decay: float = 0.0, standardize: bool = True, **fit_kwargs) -> FitResult:
     """Train ``model`` end to end on the negative ELBO (App. B.4) with :func:`usfkit.train.fit`
     (early stopping, one progress display, NaN/inf -> failed :class:`FitResult`).
-    ``standardize`` first sets the model's input statistics from ``x_train``."""
+    ``standardize`` first sets the model's input statistics from ``x_train``; a successful run
+    then sets the scale of the "balanced" score on ``x_train`` (:meth:`VAEFlow.set_part_scale`)."""
     if standardize:
         model.set_standardization(x_train)
-    return fit(VAEModule(model, lr, weight_decay), x_train, x_val, **fit_kwargs)
+    result = fit(VAEModule(model, lr, weight_decay), x_train, x_val, **fit_kwargs)
+    if result.ok:
+        model.set_part_scale(x_train)
+    return result

@@ -30,7 +30,8 @@ from .results import RunResult
 from .data import adbench, data_dir
 
 CHAPTER = "06_vae_usflow"
-PRIORS = {"usf": "VAE-USFlow", "nonusf": "VAE-NonUSFlow"}
+#: The flow prior of each method, by its ``coupling`` (:data:`usfkit.flows.COUPLINGS`).
+PRIORS = {"additive_lu": "VAE-USFlow", "affine_lu": "VAE-NonUSFlow"}
 EMBEDDING_FOLDER = "adbench_mvtec_resnet18"
 
 
@@ -83,7 +84,7 @@ def _evaluate(model: vae.VAEFlow, fit, epochs_allowed: int, x_test: torch.Tensor
     """AUROC of every score part; non-finite scores turn an 'ok' fit into a failed run."""
     history = [{k: float(f"{v:.5g}") for k, v in row.items()} for row in fit.history]
     out = RunResult.from_fit(fit, epochs_allowed, metrics={f"auroc_{p}": None for p in vae.SCORE_PARTS},
-                             info={"best_loss": fit.best_loss, "prior_is_usf": model.is_usf, **info,
+                             info={"best_loss": fit.best_loss, "prior_constant_det": model.constant_det, **info,
                                    "history": history})
     if not fit.ok:
         return out
@@ -99,14 +100,14 @@ def _evaluate(model: vae.VAEFlow, fit, epochs_allowed: int, x_test: torch.Tensor
 
 
 def run_embedding(spec: dict, progress: str = "auto") -> RunResult:
-    """Train and evaluate one (class, prior, seed) on the embeddings."""
+    """Train and evaluate one (class, coupling, seed) on the embeddings."""
     x, y = load_embeddings(spec["class"])
     tr, te = split_indices(y, spec["train_frac"], spec["split_seed"])
-    model = vae.tabular_vae(x.shape[1], spec["prior"], latent_dim=spec["latent_dim"], seed=spec["seed"],
+    model = vae.tabular_vae(x.shape[1], spec["coupling"], latent_dim=spec["latent_dim"], seed=spec["seed"],
                             sigma_min=spec["sigma_min"])
     fit = vae.train_vae(model, x[tr], lr=spec["lr"], max_epochs=spec["epochs"], batch_size=spec["batch_size"],
                         patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"],
-                        progress=progress, desc=f"{PRIORS[spec['prior']]} · {spec['class']} · seed {spec['seed']}")
+                        progress=progress, desc=f"{PRIORS[spec['coupling']]} · {spec['class']} · seed {spec['seed']}")
     return _evaluate(model, fit, spec["epochs"], x[te], y[te], latent_dim=model.latent_dim, n_train=len(tr),
                      n_test=len(te))
 
@@ -119,8 +120,8 @@ def embedding_settings(cfg) -> dict:
 
 
 def embedding_specs(cfg) -> list[dict]:
-    """One spec per (class, prior, seed)."""
-    return [{"class": c, "prior": p, "seed": s} for c in cfg.classes for p in PRIORS for s in range(cfg.seeds)]
+    """One spec per (class, prior coupling, seed)."""
+    return [{"class": c, "coupling": p, "seed": s} for c in cfg.classes for p in PRIORS for s in range(cfg.seeds)]
 
 
 def run_embeddings(cfg, progress: str = "auto") -> pd.DataFrame:
@@ -133,11 +134,11 @@ def run_embeddings(cfg, progress: str = "auto") -> pd.DataFrame:
 def runs_frame(records: list) -> pd.DataFrame:
     """The sweep's records as a table (the per-epoch ``history`` stays in a column)."""
     df = sweep.frame(records)
-    df["method"] = df["prior"].map(PRIORS)
+    df["method"] = df["coupling"].map(PRIORS)
     return df
 
 
-def summarize(runs: pd.DataFrame, part: str = "combined") -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, part: str = "balanced") -> pd.DataFrame:
     """Per class and method: mean ± std image AUROC over the valid runs, and how many runs
     were valid / failed (Figure 11 marks the number of valid runs)."""
     return sweep.summarize(runs, ["class", "method"], f"auroc_{part}")
@@ -147,6 +148,17 @@ def part_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean AUROC over valid runs and classes of each score part, per method."""
     ok = runs[runs["ok"]]
     return pd.DataFrame({p: ok.groupby("method")[f"auroc_{p}"].mean() for p in vae.SCORE_PARTS})
+
+
+def prior_comparison(runs: pd.DataFrame, parts=("balanced", "latent", "reconstruction", "combined")) -> pd.DataFrame:
+    """VAE-USFlow minus VAE-NonUSFlow: per class (and the mean over classes), the difference of the mean
+    AUC-ROC over valid runs for each score part.  Classes where one prior has no valid run are NaN."""
+    ok = runs[runs["ok"].astype(bool)]
+    usf, non = (ok[ok["method"] == m].groupby("class")[[f"auroc_{p}" for p in parts]].mean()
+                for m in PRIORS.values())
+    diff = (usf - non).rename(columns=lambda c: c.removeprefix("auroc_"))
+    diff.loc["mean over classes"] = diff.mean()
+    return diff
 
 
 def failure_counts(runs: pd.DataFrame) -> pd.DataFrame:
@@ -193,13 +205,13 @@ def image_classes(cfg) -> list[str]:
 def run_image(spec: dict, progress: str = "auto") -> RunResult:
     """Train and evaluate the image VAE on one class."""
     x_train, x_test, y_test = load_images(spec["class"], spec["image_size"])
-    model = vae.image_vae(spec["image_size"], spec["prior"], latent_dim=spec["latent_dim"], seed=spec["seed"],
+    model = vae.image_vae(spec["image_size"], spec["coupling"], latent_dim=spec["latent_dim"], seed=spec["seed"],
                           pretrained=spec["pretrained"], train_backbone=spec["train_backbone"],
                           sigma_min=spec["sigma_min"])
     batch = spec["batch_size"] + (len(x_train) % spec["batch_size"] == 1)  # BatchNorm needs 2+ per batch
     fit = vae.train_vae(model, x_train, lr=spec["lr"], max_epochs=spec["epochs"], batch_size=batch,
                         patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"], progress=progress,
-                        desc=f"{PRIORS[spec['prior']]} (images) · {spec['class']} · seed {spec['seed']}")
+                        desc=f"{PRIORS[spec['coupling']]} (images) · {spec['class']} · seed {spec['seed']}")
     return _evaluate(model, fit, spec["epochs"], x_test, y_test, pretrained_loaded=model.encoder.pretrained_loaded,
                      n_train=len(x_train), n_test=len(x_test))
 
@@ -213,7 +225,7 @@ def image_settings(cfg) -> dict:
 
 
 def image_specs(cfg) -> list[dict]:
-    return [{"class": c, "prior": p, "seed": s} for c in image_classes(cfg) for p in PRIORS
+    return [{"class": c, "coupling": p, "seed": s} for c in image_classes(cfg) for p in PRIORS
             for s in range(cfg.image_seeds)]
 
 

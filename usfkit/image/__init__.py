@@ -4,7 +4,9 @@ FastFlow, CFlow and U-Flow as anomalib v2.0.0 builds them (the code the paper ra
 built from :mod:`usfkit.flows`, each with a ``coupling=`` switch -- the only thing that
 changes between variants: ``"affine"`` (the non-USF baseline, as anomalib), ``"additive"``
 (additive coupling only: USF, coupling determinant 1) or ``"additive_lu"`` (additive
-coupling conjugated by LU maps, ``A^{-1} o C o A``: the paper's full USF); see
+coupling conjugated by LU maps, ``A^{-1} o C o A``: the paper's full USF), with the
+meanings of :data:`usfkit.flows.COUPLINGS` (``"affine_lu"`` is rejected: App. D left it out
+of the image ablation); ``head.constant_det`` says whether a head is uniformly scaling; see
 :mod:`usfkit.image.couplings`:
 
 ::
@@ -51,6 +53,11 @@ class ImageModel:
     backbone: Backbone
     head: nn.Module
     config: dict = field(default_factory=dict)
+
+    @property
+    def constant_det(self) -> bool:
+        """Whether the head is uniformly scaling (its log-determinant is the same for every input)."""
+        return self.head.constant_det
 
     def lightning_module(self, lr: float | None = None, weight_decay: float | None = None):
         """The head wrapped in its Lightning module (App. E optimiser and scheduler)."""

@@ -18,6 +18,10 @@ swap studied in §5.2 is one visible argument (paper §5.2, §5.2.3, App. D):
                        (:class:`usfkit.flows.ConjugateBlock`), with the LU diagonal
                        magnitudes fixed at 1 ("LU-parameterized bijective affine
                        transforms with fixed diagonal magnitudes", §5.2).
+
+The words mean what they mean everywhere (:data:`usfkit.flows.COUPLINGS`).  The fourth
+value, ``"affine_lu"`` (the NonUSFlow of the other chapters), is rejected here: App. D
+excluded affine coupling + LU maps from the image ablation because its runs were unstable.
 """
 from __future__ import annotations
 
@@ -25,18 +29,23 @@ from typing import Callable
 
 from torch import nn
 
+from .. import flows
 from ..flows import (AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation, ConjugateBlock, GlobalAffine,
                      LUAffine, SplitConditioner, half_mask, lu_prior_sigma0)
 
+#: The couplings the image heads support: every value of :data:`usfkit.flows.COUPLINGS` but ``"affine_lu"``.
 COUPLINGS = ("affine", "additive", "additive_lu")
 
 Subnet = Callable[[int, int], nn.Module]  # subnet(in_channels, out_channels), as FrEIA's subnet_constructor
 
 
 def check_coupling(coupling: str) -> str:
-    if coupling not in COUPLINGS:
-        raise ValueError(f"coupling must be one of {COUPLINGS}, got {coupling!r}")
-    return coupling
+    """``coupling`` if the image heads support it; a ValueError that says why otherwise."""
+    if coupling == "affine_lu":
+        raise ValueError("coupling 'affine_lu' (affine coupling in LU-conjugated blocks) is not supported by the "
+                         "image heads: App. D excluded it from the image ablation because its runs were unstable "
+                         f"(exploding determinants, runs converging to the same poor solution); use one of {COUPLINGS}")
+    return flows.check_coupling(coupling, COUPLINGS)
 
 
 def flow_step(coupling: str, channels: int, subnet: Subnet, clamp: float, *, context_channels: int = 0,

@@ -161,6 +161,7 @@ class Speedup:
     cached_s: float     # backbone once (the cache build), then epochs on cached features
     extract_s: float    # the one backbone pass inside cached_s
     losses: dict = field(default_factory=dict)  # final-epoch mean loss of both runs (they must agree)
+    backbone_images: dict = field(default_factory=dict)  # images the backbone processed in each run
 
     @property
     def factor(self) -> float:
@@ -195,6 +196,8 @@ def measure_speedup(backbone: nn.Module, head: nn.Module, images: Dataset, epoch
     epoch, as a data loader does) and once on features extracted a single time; both timings
     include reading the images.  The two runs see identical inputs, so their losses agree."""
     loader = DataLoader(images, batch_size=batch_size, shuffle=False)
+    seen = []  # images through the backbone, counted by a forward hook
+    hook = backbone.register_forward_hook(lambda module, args, out: seen.append(len(args[0])))
 
     def recomputed():
         for batch in loader:
@@ -205,6 +208,7 @@ def measure_speedup(backbone: nn.Module, head: nn.Module, images: Dataset, epoch
     start = time.time()
     loss_a = _train_epochs(copy.deepcopy(head), recomputed, epochs, lr, seed)
     recompute_s = time.time() - start
+    n_recompute, seen[:] = sum(seen), []
 
     start = time.time()
     feats = extract(backbone, images, batch_size)[0]
@@ -216,4 +220,6 @@ def measure_speedup(backbone: nn.Module, head: nn.Module, images: Dataset, epoch
 
     loss_b = _train_epochs(copy.deepcopy(head), cached, epochs, lr, seed)
     cached_s = time.time() - start
-    return Speedup(epochs, recompute_s, cached_s, extract_s, {"recompute": loss_a, "cached": loss_b})
+    hook.remove()
+    return Speedup(epochs, recompute_s, cached_s, extract_s, {"recompute": loss_a, "cached": loss_b},
+                   {"recompute": n_recompute, "cached": sum(seen)})

@@ -34,7 +34,7 @@ class HeadModule(_Base):
 
     def diagnosis(self) -> str:
         coupling = getattr(self.head, "coupling", "?")
-        hint = (" The affine coupling's input-dependent determinant exploded: this is the instability "
-                "of App. D; the uniformly scaling variants ('additive', 'additive_lu') avoid it.") \
-            if coupling == "affine" else " Lower the learning rate."
+        hint = " Lower the learning rate." if getattr(self.head, "constant_det", True) else (
+            " The affine coupling's input-dependent determinant exploded: this is the instability "
+            "of App. D; the uniformly scaling variants ('additive', 'additive_lu') avoid it.")
         return f" Head coupling: {coupling}.{hint}"

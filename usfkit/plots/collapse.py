@@ -8,7 +8,11 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-KIND_COLORS = {"USF": "tab:blue", "NonUSF": "tab:red"}
+from ..flows import PAPER_FLOWS
+
+#: Colour per ``coupling`` (:data:`usfkit.flows.COUPLINGS`); legends show the paper's flow names.
+COUPLING_COLORS = {"additive_lu": "tab:blue", "affine_lu": "tab:red"}
+FLOW_NAMES = {coupling: name for name, coupling in PAPER_FLOWS.items()}
 
 
 def _column(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -87,8 +91,8 @@ def prop1_figure(rows: list[dict], inversion: dict, max_points: int = 3000):
 
 def logdet_trajectories(runs: list[dict]):
     """Per-epoch mean ``ln|det J|``, its input spread (std), the largest ``|ln det J|``, the
-    test NLL and the largest LU condition number, one line per run, coloured by flow kind.
-    ``runs``: dicts with ``kind``, ``seed``, ``status`` and ``trajectory``."""
+    test NLL and the largest LU condition number, one line per run, coloured by coupling.
+    ``runs``: dicts with ``coupling``, ``seed``, ``status`` and ``trajectory``."""
     keys = [("logdet_mean", r"mean $\ln|\det J|$", "linear"),
             ("logdet_std", r"std of $\ln|\det J(x)|$ over inputs", "symlog"),
             ("logdet_absmax", r"max $|\ln|\det J||$", "linear"),
@@ -98,9 +102,9 @@ def logdet_trajectories(runs: list[dict]):
     axes = grid.ravel()[: len(keys)]
     seen = set()
     for run in runs:
-        color = KIND_COLORS.get(run["kind"], "k")
-        label = run["kind"] if run["kind"] not in seen else None
-        seen.add(run["kind"])
+        color = COUPLING_COLORS.get(run["coupling"], "k")
+        label = FLOW_NAMES.get(run["coupling"], run["coupling"]) if run["coupling"] not in seen else None
+        seen.add(run["coupling"])
         ls = "-" if run["status"] == "ok" else "--"
         for ax, (key, _, _) in zip(axes, keys):
             ep, val = _column(run["trajectory"], key)
@@ -141,8 +145,8 @@ def lu_prior_histograms(samples: dict[str, np.ndarray], variances: dict[str, flo
 
 def sigma_sweep_plot(runs: list[dict]):
     """The prior-scale sweep.  Left: mean ``ln|det J|`` over training, one line per run,
-    coloured by ``sigma`` (USF solid, NonUSF dashed).  Middle: last-epoch ``ln|det J|`` (error
-    bar: its std over inputs).  Right: last-epoch test NLL.  ``runs``: dicts with ``kind``,
+    coloured by ``sigma`` (USFlow solid, NonUSFlow dashed).  Middle: last-epoch ``ln|det J|`` (error
+    bar: its std over inputs).  Right: last-epoch test NLL.  ``runs``: dicts with ``coupling``,
     ``sigma`` (``None`` = no prior), ``seed``, ``status`` and ``trajectory``."""
     sigmas = []
     for r in runs:
@@ -154,19 +158,20 @@ def sigma_sweep_plot(runs: list[dict]):
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for r in runs:
         i = sigmas.index(r["sigma"])
-        ls = "-" if r["kind"] == "USF" else "--"
+        ls = "-" if r["coupling"] == "additive_lu" else "--"
         axes[0].plot(*_column(r["trajectory"], "logdet_mean"), color=cmap(i), ls=ls, lw=1.2,
-                     label=f"{r['kind']}, {labels[i]}" if r["seed"] == min(q["seed"] for q in runs) else None)
+                     label=f"{FLOW_NAMES.get(r['coupling'], r['coupling'])}, {labels[i]}" if r["seed"] == min(q["seed"] for q in runs) else None)
     axes[0].set(xlabel="epoch", ylabel=r"mean $\ln|\det J|$ (test)", title="log-determinant during training")
     axes[0].legend(fontsize=7, ncol=2)
-    for k, (kind, color) in enumerate(KIND_COLORS.items()):
+    for k, (coupling, color) in enumerate(COUPLING_COLORS.items()):
+        name = FLOW_NAMES[coupling]
         for i, s in enumerate(sigmas):
-            sub = [r for r in runs if r["kind"] == kind and r["sigma"] == s]
+            sub = [r for r in runs if r["coupling"] == coupling and r["sigma"] == s]
             x = i + (k - 0.5) * 0.25 + np.linspace(-0.05, 0.05, max(len(sub), 1))[: len(sub)]
             last = [r["trajectory"][-1] for r in sub]
             axes[1].errorbar(x, [t["logdet_mean"] for t in last], yerr=[t["logdet_std"] for t in last], fmt="o",
-                             color=color, ms=4, capsize=2, label=kind if i == 0 else None)
-            axes[2].scatter(x, [t["nll"] for t in last], color=color, s=16, label=kind if i == 0 else None)
+                             color=color, ms=4, capsize=2, label=name if i == 0 else None)
+            axes[2].scatter(x, [t["nll"] for t in last], color=color, s=16, label=name if i == 0 else None)
     for ax in axes[1:]:
         ax.set_xticks(range(len(sigmas)), labels)
         ax.set_xlabel(r"prior scale $\sigma$")

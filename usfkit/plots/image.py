@@ -8,6 +8,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
 from PIL import Image
 
 from .style import to_numpy
@@ -61,75 +64,74 @@ def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None):
     archs = [a for a in ARCH_NAMES if a in set(table["arch"])]
     couplings = [c for c in COUPLING_COLORS if c in set(table["coupling"])]
     fig, ax = plt.subplots(figsize=(1.9 * len(archs) + 2.5, 3.4))
-    width = 0.8 / len(couplings)
-    t = table.set_index(["arch", "coupling"])
-    for k, c in enumerate(couplings):
-        xs = np.arange(len(archs)) + (k - (len(couplings) - 1) / 2) * width
-        means = [t.loc[(a, c), "mean"] if (a, c) in t.index else np.nan for a in archs]
-        stds = [t.loc[(a, c), "std"] if (a, c) in t.index else np.nan for a in archs]
-        ax.bar(xs, means, width, yerr=stds, capsize=3, color=COUPLING_COLORS[c], label=COUPLING_NAMES[c])
-        if paper:
-            pm = [paper.get((c, a), (np.nan, np.nan))[0] for a in archs]
-            ax.scatter(xs, pm, marker="D", color="k", s=18, zorder=3,
-                       label="paper (Table 1)" if k == len(couplings) - 1 else None)
-    ax.set_xticks(np.arange(len(archs)), [ARCH_NAMES[a] for a in archs])
-    ax.set_ylabel(metric_label)
-    ax.set_xlim(-0.6, len(archs) - 0.4)
-    lo = np.nanmin(table["mean"] - table["std"])
-    ax.set_ylim(max(0, min(lo, 50) - 5), 100)
+    sns.barplot(data=table, x="arch", y="mean", order=archs, hue="coupling", hue_order=couplings,
+                palette=COUPLING_COLORS, saturation=1, ax=ax)
+    for c, bars in zip(couplings, ax.containers):  # one container of bars per coupling, in hue order
+        xs = [b.get_x() + b.get_width() / 2 for b in bars]
+        t = table[table["coupling"] == c].set_index("arch").reindex(archs)
+        ax.errorbar(xs, t["mean"], yerr=t["std"], fmt="none", ecolor="k", capsize=3, lw=1)
+        points = [(x, paper[(c, a)][0]) for x, a in zip(xs, archs) if paper and (c, a) in paper]
+        if points:  # the paper has no values for the additive-only ablation in Table 1
+            ax.scatter(*zip(*points), marker="D", color="k", s=18, zorder=3, label="paper (Table 1)")
+    ax.set_xticks(range(len(archs)), [ARCH_NAMES[a] for a in archs])
+    ax.set(xlabel="", ylabel=metric_label)
+    ax.set_ylim(max(0, min(np.nanmin(table["mean"] - table["std"]), 50) - 5), 100)
     ax.axhline(50, color="k", lw=0.6, ls=":")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    handles, labels = ax.get_legend_handles_labels()
+    keep = {t: h for h, t in zip(handles, labels)}  # one "paper" entry however many couplings have one
+    ax.legend(list(keep.values()), [COUPLING_NAMES.get(t, t) for t in keep], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
 
 def loss_curves(records: list):
     """Training loss per epoch of every run (``info["loss_history"]`` of the sweep's run records), one panel
-    per architecture, colour = coupling, one line per seed.  Shows whether a run had converged when it stopped."""
-    archs = [a for a in ARCH_NAMES if any(r.spec["arch"] == a for r in records)]
-    fig, axes = plt.subplots(1, len(archs), figsize=(4.6 * len(archs), 3.3), squeeze=False)
-    for ax, arch in zip(axes[0], archs):
-        labelled = set()
-        for r in records:
-            history = r.info.get("loss_history")
-            if r.spec["arch"] != arch or not history:
-                continue
-            c = r.spec["coupling"]
-            ax.plot(range(1, len(history) + 1), history, color=COUPLING_COLORS[c], marker=".",
-                    label=None if c in labelled else COUPLING_NAMES[c])
-            labelled.add(c)
-        ax.set(title=ARCH_NAMES[arch], xlabel="epoch", ylabel="training loss (NLL)")
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    per architecture, colour = coupling, one line per run.  Shows whether a run had converged when it stopped."""
+    rows = pd.DataFrame([{"run": i, "arch": ARCH_NAMES[r.spec["arch"]], "coupling": COUPLING_NAMES[r.spec["coupling"]],
+                          "epoch": e, "training loss (NLL)": loss}
+                         for i, r in enumerate(records) for e, loss in enumerate(r.info.get("loss_history") or [], 1)])
+    if rows.empty:  # every run failed before its first epoch
+        fig, ax = plt.subplots(figsize=(4, 0.6))
+        ax.set_axis_off(), ax.text(0.5, 0.5, "no run recorded a training loss", ha="center", va="center")
+        return fig
+    g = sns.relplot(data=rows, kind="line", x="epoch", y="training loss (NLL)", col="arch",
+                    col_order=[n for n in ARCH_NAMES.values() if n in set(rows["arch"])],
+                    hue="coupling", hue_order=[n for n in COUPLING_NAMES.values() if n in set(rows["coupling"])],
+                    palette={COUPLING_NAMES[c]: col for c, col in COUPLING_COLORS.items()},
+                    units="run", estimator=None, marker=".", height=3.2, aspect=1.3, facet_kws={"sharey": False})
+    g.set_titles("{col_name}")
+    return g.figure
 
 
 def ablation(ab, title: str = "image AUROC"):
-    """Figures 4/10: per class (x) the change of the mean (top) and of the std (bottom) over
-    seeds against the affine baseline, one column per architecture; dashed line = affine,
-    black bar = the class-wise mean Δ.  ``ab``: ``benchmark.ablation`` for one dataset."""
+    """Figures 4/10: per class (x) the change of the mean (left) and of the std (right) over
+    seeds against the affine baseline, one row per architecture; dashed line = affine,
+    black mark = the class-wise mean Δ (also a thin line in the coupling's colour).
+    ``ab``: ``benchmark.ablation`` for one dataset."""
     archs = [a for a in ARCH_NAMES if a in set(ab["arch"])]
     classes = list(dict.fromkeys(ab["cls"]))
-    fig, axes = plt.subplots(2, len(archs), figsize=(max(4.0, 0.45 * len(classes) + 2.5) * len(archs), 5.2),
-                             squeeze=False, sharex="col")
-    for j, arch in enumerate(archs):
-        sub = ab[ab["arch"] == arch]
-        couplings = [c for c in COUPLING_COLORS if c in set(sub["coupling"])]
-        for i, (col, label) in enumerate((("d_mean", "Δ mean"), ("d_std", "Δ std"))):
+    couplings = [c for c in COUPLING_COLORS if c in set(ab["coupling"])]
+    means = ab.groupby(["arch", "coupling"], as_index=False)[["d_mean", "d_std"]].mean().assign(cls="mean")
+    fig, axes = plt.subplots(len(archs), 2, figsize=(max(8.0, 0.55 * len(classes) + 4), 2.6 * len(archs) + 0.6),
+                             squeeze=False, sharex=True)
+    for i, arch in enumerate(archs):
+        for j, (col, label) in enumerate((("d_mean", "Δ mean"), ("d_std", "Δ std"))):
             ax = axes[i, j]
-            for k, c in enumerate(couplings):
-                rows = sub[sub["coupling"] == c].set_index("cls").reindex(classes)
-                xs = np.arange(len(classes)) + (k - (len(couplings) - 1) / 2) * 0.3
-                ax.scatter(xs, rows[col], color=COUPLING_COLORS[c], s=22, label=COUPLING_NAMES[c])
-                mean = np.nanmean(rows[col])
-                ax.hlines(mean, xs.min() - 0.3, xs.max() + 0.3, color=COUPLING_COLORS[c], lw=0.8)
-                ax.scatter([len(classes) + 0.2 + 0.4 * k], [mean], marker="_", s=300, color="k", lw=2)
+            common = dict(x="cls", y=col, order=classes + ["mean"], hue="coupling", hue_order=couplings,
+                          dodge=True, ax=ax, legend=False)
+            sns.stripplot(data=ab[ab["arch"] == arch], jitter=False, palette=COUPLING_COLORS, size=5, **common)
+            sns.stripplot(data=means[means["arch"] == arch], jitter=False, palette={c: "k" for c in couplings},
+                          marker="_", size=14, linewidth=2, **common)
+            for c, m in means[means["arch"] == arch].set_index("coupling")[col].items():
+                ax.axhline(m, color=COUPLING_COLORS[c], lw=0.8, alpha=0.7)
             ax.axhline(0, color="k", ls="--", lw=0.8)
-            ax.set_ylabel(f"{label} ({title}, %)")
-            if i == 0:
-                ax.set_title(ARCH_NAMES[arch])
-        axes[1, j].set_xticks(list(range(len(classes))) + [len(classes) + 0.4], classes + ["mean"], rotation=60,
-                              fontsize=8)
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
+            ax.set(xlabel="", ylabel=f"{label} (%)", title=f"{ARCH_NAMES[arch]}: {label} of {title}")
+            ax.grid(False, axis="x")
+            ax.tick_params(axis="x", rotation=60, labelsize=8)
+    fig.legend(handles=[Line2D([], [], color=COUPLING_COLORS[c], marker="o", ls="", label=COUPLING_NAMES[c])
+                        for c in couplings] + [Line2D([], [], color="k", marker="_", ms=12, mew=2, ls="",
+                                                      label="class-wise mean Δ")],
+               loc="upper center", ncol=len(couplings) + 1, bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig

@@ -56,7 +56,8 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
     around ``svdd_center``.  ``flow_latent``: ``phi(x)``, drawn with the 1, 2, 3 sigma
     circles of the base ``N(flow_center, flow_sigma^2 I)``.  ``boundaries`` maps a model
     name to ``(score_fn, threshold)``; the level set ``score_fn(x) = threshold`` is drawn
-    in input space (the model's decision boundary).  ``aurocs`` go into the panel titles.
+    in input space (the model's decision boundary).  ``aurocs`` (model name -> AUROC; the
+    names ``"Deep SVDD"`` and ``"USFlow"``) go into the panel titles.
     """
     aurocs = aurocs or {}
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
@@ -90,9 +91,9 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
         ax.add_patch(Circle(tuple(to_numpy(flow_center)), k * flow_sigma, fill=False, ls=ls, lw=1.3, color="black"))
         ax.plot([], [], c="black", ls=ls, label=f"{k}$\\sigma$")
     _centre(ax, flow_center)
-    title = r"USF latent $\phi(x, w)$"
-    if "USF" in aurocs:
-        title += f"\nAUROC {aurocs['USF']:.3f}"
+    title = r"USFlow latent $\phi(x, w)$"
+    if "USFlow" in aurocs:
+        title += f"\nAUROC {aurocs['USFlow']:.3f}"
     _zoom_to_normals(ax, flow_latent, labels, flow_center, 3 * flow_sigma)
     ax.set(title=title, xlabel="$z_1$", ylabel="$z_2$", aspect="equal")
     ax.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.85)

@@ -1,67 +1,75 @@
 """Figure 3 of the paper (§5.1.2): AUC-ROC box plots per method over the ADBench
-datasets (3a) and pairwise per-dataset comparisons (3b)."""
+datasets (3a) and pairwise per-dataset comparisons (3b), drawn with seaborn."""
 from __future__ import annotations
 
-import math
+import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from ..results import STD_DDOF
+from ..tabular import USF_METHODS
 
 USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
+OUTCOME_COLORS = {"row method better": USF_COLOR, "tie": "0.45", "row method worse": "#d62728"}
 
 
 def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None):
     """Figure 3a: one box per method over datasets (per-dataset mean AUC-ROC in %), sorted
-    left to right by mean; the square marks the mean, the text under each box is mean ± std."""
-    w = wide * 100
-    order = w.mean().sort_values(ascending=False).index
-    ax = ax or plt.subplots(figsize=(1.3 * len(order) + 1.5, 4.2))[1]
-    data = [w[m].dropna().to_numpy() for m in order]
-    box = ax.boxplot(data, widths=0.55, patch_artist=True, showfliers=True,
-                     medianprops={"color": "black"}, flierprops={"markersize": 3})
-    for patch, m in zip(box["boxes"], order):
-        patch.set_facecolor(USF_COLOR if m.startswith(("USFlow", "VAE-USFlow")) else OTHER_COLOR)
-        patch.set_alpha(0.55)
-    for i, (m, d) in enumerate(zip(order, data), start=1):
-        ax.plot(i, d.mean(), "s", color="white", markeredgecolor="black", markersize=6, zorder=3)
-        ax.scatter(np.full(len(d), i) + np.random.default_rng(i).uniform(-0.12, 0.12, len(d)), d, s=8,
-                   color="black", alpha=0.35, zorder=2)
-    ax.set_xticks(range(1, len(order) + 1))
-    ax.set_xticklabels([f"{m}\n{w[m].mean():.2f} ± {w[m].std(ddof=STD_DDOF):.2f}\n(n={w[m].count()})" for m in order],
-                       fontsize=8.5)
-    ax.set_ylabel("AUC-ROC (%)")
+    left to right by mean; the square marks the mean, the dots are the datasets, the text
+    under each box is mean ± std (n datasets).  Uniformly scaling models (``tabular.USF_METHODS``:
+    a flow with additive couplings, so a constant determinant) are blue."""
+    long = (wide * 100).melt(var_name="method", value_name="AUC-ROC (%)").dropna()
+    by = long.groupby("method")["AUC-ROC (%)"]
+    stats = by.agg(["mean", "count"]).assign(std=by.std(ddof=STD_DDOF)).sort_values("mean", ascending=False)
+    ax = ax or plt.subplots(figsize=(1.25 * len(stats) + 1.5, 4.2))[1]
+    common = dict(data=long, x="method", y="AUC-ROC (%)", order=list(stats.index), ax=ax)
+    with warnings.catch_warnings():  # seaborn 0.13.2 passes boxplot's `vert`, deprecated in matplotlib 3.11
+        warnings.simplefilter("ignore", DeprecationWarning)
+        sns.boxplot(**common, hue="method", legend=False, width=0.55, fliersize=0, boxprops={"alpha": 0.6},
+                    palette={m: USF_COLOR if m in USF_METHODS else OTHER_COLOR for m in stats.index}, saturation=1, medianprops={"color": "black"}, showmeans=True,
+                    meanprops={"marker": "s", "markerfacecolor": "white", "markeredgecolor": "black",
+                               "markersize": 7, "zorder": 4})
+    sns.swarmplot(**common, color="black", alpha=0.45, size=3)
+    ax.set_xticks(range(len(stats)), [f"{m}\n{r['mean']:.2f} ± {r['std']:.2f}\n(n={r['count']:.0f})"
+                                      for m, r in stats.iterrows()], fontsize=8.5)
+    ax.set_xlabel("")
     ax.set_title(title or "AUC-ROC over datasets, sorted by mean (square = mean)")
     return ax
 
 
 def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: float = 0.005, title: str = ""):
-    """Figure 3b: for each of ``methods`` (rows) and each other method (columns), one point
-    per dataset: the other method's AUC-ROC (x) against this one's (y).  Points above the
-    diagonal are wins; the panel title counts wins / ties / losses (tie: |Δ| ≤ ``tie``)."""
+    """Figure 3b: for each of ``methods`` (a row of panels) and each other method (a panel),
+    one point per dataset: the other method's AUC-ROC (x) against this one's (y).  Points above
+    the diagonal are wins; the grey band is a tie (|Δ| ≤ ``tie``, as AUC-ROC fractions, as in
+    ``tabular.pairwise``); each panel's title counts wins / ties / losses."""
     rows = [m for m in methods if m in wide.columns]
-    others = [m for m in wide.columns]
-    fig, axes = plt.subplots(len(rows), len(others) - 1, figsize=(2.3 * (len(others) - 1), 2.5 * len(rows)),
-                             squeeze=False)
-    for r, m in enumerate(rows):
-        for c, o in enumerate([o for o in others if o != m]):
-            ax = axes[r][c]
-            both = wide[[m, o]].dropna() * 100
-            d = both[m] - both[o]
-            win, loss = d > 100 * tie, d < -100 * tie
-            lo = math.floor(min(both.min().min(), 50) / 10) * 10 if len(both) else 0
-            ax.plot([lo, 100], [lo, 100], "--", color="0.5", lw=0.8)
-            ax.scatter(both[o], both[m], s=14, c=np.where(win, USF_COLOR, np.where(loss, "#d62728", "0.4")))
-            ax.set_xlim(lo, 101), ax.set_ylim(lo, 101)
-            ax.set_title(f"vs {o}: {int(win.sum())}/{int(len(d) - win.sum() - loss.sum())}/{int(loss.sum())}",
-                         fontsize=9)
-            ax.set_xlabel(f"{o} (%)", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(f"{m} (%)", fontsize=9)
-            ax.tick_params(labelsize=7)
-    fig.suptitle(title or "Pairwise AUC-ROC per dataset (title: wins / ties / losses of the row method)",
-                 fontsize=10)
-    fig.tight_layout()
-    return fig
+    pairs = [(m, o) for m in rows for o in wide.columns if o != m]
+    points = []
+    for m, o in pairs:
+        both = wide[[m, o]].dropna()
+        d = both[m] - both[o]
+        outcome = np.select([d > tie, d < -tie], ["row method better", "row method worse"], "tie")
+        points.append(pd.DataFrame({"pair": f"{m} vs {o}", "x": 100 * both[o], "y": 100 * both[m],
+                                    "outcome": outcome}))
+    points = pd.concat(points, ignore_index=True)
+    per_row = len(pairs) // len(rows)
+    g = sns.relplot(data=points, x="x", y="y", col="pair", col_order=[f"{m} vs {o}" for m, o in pairs],
+                    col_wrap=per_row, hue="outcome", hue_order=list(OUTCOME_COLORS), palette=OUTCOME_COLORS,
+                    s=22, height=2.3, aspect=1, facet_kws={"sharex": False})
+    lo = min(50, np.floor(points[["x", "y"]].min().min() / 10) * 10)
+    grid = np.array([lo, 100.0])
+    for i, ((m, o), ax) in enumerate(zip(pairs, g.axes.flat)):
+        ax.plot(grid, grid, "--", color="0.5", lw=0.8)
+        ax.fill_between(grid, grid - 100 * tie, grid + 100 * tie, color="0.5", alpha=0.25, lw=0)
+        counts = points.loc[points["pair"] == f"{m} vs {o}", "outcome"].value_counts()
+        ax.set_title(f"vs {o}: " + "/".join(str(counts.get(k, 0)) for k in OUTCOME_COLORS), fontsize=9)
+        ax.set(xlim=(lo, 101), ylim=(lo, 101), xlabel=f"{o} (%)", ylabel=f"{m} (%)" if i % per_row == 0 else "")
+        ax.xaxis.label.set_size(8), ax.tick_params(labelsize=7)
+    g.legend.set_title(f"tie: |Δ| ≤ {100 * tie:g} pp")
+    g.tight_layout()
+    g.figure.suptitle(title or "Pairwise AUC-ROC per dataset (title: wins / ties / losses of the row method)",
+                      fontsize=10, y=1.02)
+    return g.figure

@@ -3,43 +3,39 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.lines import Line2D
+import seaborn as sns
 
-VALID_MARKERS = {3: "o", 2: "s", 1: "^", 0: "X"}  # Figure 11: the marker says how many runs were valid
 METHOD_COLORS = {"VAE-USFlow": "tab:blue", "VAE-NonUSFlow": "tab:orange"}
 
 
 def _marker(valid: int, runs: int) -> str:
-    if valid == runs:
-        return "o"
-    return VALID_MARKERS.get(valid, "D") if valid else "X"
+    """Figure 11 marks the number of valid runs: all valid = circle, then square, triangle, ...; none = cross."""
+    return "X" if valid == 0 else "o" if valid == runs else {2: "s", 1: "^"}.get(valid, "D")
 
 
 def vae_class_auroc(summary, ax=None, title: str = "VAE-Flow on MVTec AD (image AUC-ROC)"):
-    """Figure 11: per-class mean image AUROC ± std of each method over its valid runs; the
-    marker shows the number of valid runs (all valid = circle; a cross at 0.5 = no valid run)."""
+    """Figure 11: per-class mean image AUROC ± std of each method over its valid runs, side by side;
+    the marker shows the number of valid runs (all valid = circle; a cross at 0.5 = no valid run).
+    ``summary``: ``vae_experiments.summarize`` (columns class, method, mean, std, valid, runs)."""
     classes = list(dict.fromkeys(summary["class"]))
     methods = list(dict.fromkeys(summary["method"]))
-    ax = ax or plt.subplots(figsize=(max(5, 0.6 * len(classes) + 2), 3.6))[1]
-    width = 0.35
-    for j, method in enumerate(methods):
-        rows = summary[summary["method"] == method].set_index("class")
-        for i, cls in enumerate(classes):
-            r = rows.loc[cls]
-            x = i + (j - (len(methods) - 1) / 2) * width
-            y = r["mean"] if r["valid"] else 0.5
-            ax.errorbar(x, y, yerr=r["std"] if r["valid"] > 1 else None, color=METHOD_COLORS.get(method),
-                        marker=_marker(int(r["valid"]), int(r["runs"])), ms=7, capsize=3, lw=1.2,
-                        mfc="white" if not r["valid"] else METHOD_COLORS.get(method))
+    offset = {m: (j - (len(methods) - 1) / 2) * 0.35 for j, m in enumerate(methods)}
+    d = summary.assign(x=[classes.index(c) + offset[m] for c, m in zip(summary["class"], summary["method"])],
+                       y=summary["mean"].where(summary["valid"] > 0, 0.5),
+                       **{"valid runs": [f"{v}/{n}" for v, n in zip(summary["valid"], summary["runs"])]})
+    markers = {f"{v}/{n}": _marker(v, n) for v, n in zip(summary["valid"], summary["runs"])}
+    ax = ax or plt.subplots(figsize=(max(5, 0.55 * len(classes) + 2.5), 3.6))[1]
+    for m, g in d.groupby("method", sort=False):
+        ax.errorbar(g["x"], g["y"], yerr=g["std"].where(g["valid"] > 1), fmt="none", ecolor=METHOD_COLORS.get(m),
+                    capsize=3, lw=1.2)
+    sns.scatterplot(data=d, x="x", y="y", hue="method", hue_order=methods, palette=METHOD_COLORS, style="valid runs",
+                    style_order=sorted(markers, key=lambda k: -int(k.split("/")[0])), markers=markers, s=55,
+                    edgecolor="white", linewidth=0.6, ax=ax, zorder=3)
     ax.axhline(0.5, color="k", lw=0.6, ls="--")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_ylabel("image AUC-ROC")
-    ax.set_title(title)
-    runs = int(summary["runs"].max())
-    handles = [Line2D([], [], color=METHOD_COLORS.get(m), marker="o", ls="", label=m) for m in methods]
-    handles += [Line2D([], [], color="gray", marker=_marker(v, runs), ls="", label=f"{v}/{runs} valid runs")
-                for v in range(runs, -1, -1)]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set(xlabel="", ylabel="image AUC-ROC", title=title)
+    ax.grid(False, axis="x")
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return ax
 
 

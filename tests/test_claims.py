@@ -1,0 +1,270 @@
+"""The reproduction report's verdict logic (usfkit.claims), on synthetic records written to a temporary
+results folder: for each tolerance rule a reproduced and a non-reproduced case, and "not run here"
+when records are absent or too few."""
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from usfkit import claims, results, sweep
+from usfkit.image import paper_numbers
+
+PAPER_TEXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "usf-paper-full-text.md"
+TABULAR = "05_tabular_benchmark"
+
+
+@pytest.fixture(autouse=True)
+def results_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    monkeypatch.delenv("USFKIT_PROFILE", raising=False)
+    return tmp_path
+
+
+def by_key(prefix: str) -> claims.Claim:
+    found = [c for c in claims.CLAIMS if c.key.startswith(prefix)]
+    assert len(found) == 1, [c.key for c in found]
+    return found[0]
+
+
+def check(prefix: str, profile: str = "quick") -> claims.Finding:
+    finding = claims.evaluate(by_key(prefix), claims.Source(profile))
+    assert not finding.error, finding.why
+    return finding
+
+
+def write_runs(chapter: str, profile: str, rows: list[dict]) -> None:
+    """One run record per row: ``spec``, ``settings``, ``metrics``, ``info``, ``ok`` (failure said when not ok)."""
+    folder = sweep.runs_dir(chapter, profile)
+    folder.mkdir(parents=True, exist_ok=True)
+    for row in rows:
+        key = sweep.spec_key(row["spec"], row.get("settings"))
+        ok = row.get("ok", True)
+        rec = results.RunRecord(ok=ok, failure=None if ok else "loss became NaN", metrics=row["metrics"],
+                                epochs_allowed=10, epochs_run=10, info=row.get("info", {}), chapter=chapter, key=key,
+                                spec=row["spec"], settings=row.get("settings", {}),
+                                provenance={"profile": profile, "device": "cpu: test"})
+        (folder / f"{key}.json").write_text(rec.to_json())
+
+
+# --------------------------------------------------------------------------
+# the rules
+# --------------------------------------------------------------------------
+def test_sign_rule():
+    rng = np.random.default_rng(0)
+    up = 1.0 + 0.1 * rng.standard_normal(10)
+    assert claims.sign_rule(up, +1)[0] == claims.REPRODUCED
+    assert claims.sign_rule(-up, +1)[0] == claims.NOT_REPRODUCED
+    assert claims.sign_rule(-up, -1)[0] == claims.REPRODUCED
+    mixed = np.array([1.0, -0.9, 0.8, -0.7, 0.6, 0.5, -0.4])  # median > 0, far from significant
+    assert claims.sign_rule(mixed, +1)[0] == claims.PARTLY
+    assert claims.sign_rule(np.zeros(8), +1)[0] == claims.NOT_REPRODUCED
+    with pytest.raises(claims.NotRun, match="at least 6"):
+        claims.sign_rule(up[:5], +1)
+
+
+def test_cells_rule():
+    cells = pd.DataFrame({"paper_mean": [90.0, 80.0, 70.0, 60.0], "paper_std": [0.5, 2.0, 0.0, 1.0],
+                          "our_mean": [90.8, 78.5, 70.9, 59.2], "our_std": [0.2, 0.1, 0.3, 0.4]})
+    assert claims.cells_rule(cells)[0] == claims.REPRODUCED  # every gap within max(std, 1 pp)
+    assert claims.cells_rule(cells.assign(our_mean=cells["paper_mean"] - 10))[0] == claims.NOT_REPRODUCED
+    half = cells.assign(our_mean=[90.0, 80.0, 50.0, 40.0])
+    assert claims.cells_rule(half)[0] == claims.PARTLY
+    assert claims.cell_tolerance(0.0, 3.0) == 3.0 and claims.cell_tolerance(0.0, float("nan")) == claims.MIN_TOL_PP
+    with pytest.raises(claims.NotRun):
+        claims.cells_rule(cells.assign(our_mean=np.nan))
+
+
+def test_parts_count_within_rules():
+    assert claims.parts_rule({"a": True, "b": True})[0] == claims.REPRODUCED
+    assert claims.parts_rule({"a": True, "b": False})[0] == claims.PARTLY
+    assert claims.parts_rule({"a": False, "b": False})[0] == claims.NOT_REPRODUCED
+    assert claims.count_rule(0, 0)[0] == claims.REPRODUCED and claims.count_rule(1, 0)[0] == claims.NOT_REPRODUCED
+    assert claims.within_rule(85.0, 85.61, 3.95)[0] == claims.REPRODUCED
+    assert claims.within_rule(80.0, 85.61, 3.95)[0] == claims.NOT_REPRODUCED
+
+
+def test_flow_kind_reads_every_vocabulary():
+    usf = ["USFlow", "VAE-USFlow", "USF", "usf", "additive", "additive_lu"]
+    non = ["NonUSFlow", "VAE-NonUSFlow", "NonUSF", "nonusf", "affine", "affine_lu"]
+    assert [claims.flow_kind(x) for x in usf] == ["usf"] * len(usf)
+    assert [claims.flow_kind(x) for x in non] == ["nonusf"] * len(non)
+    assert claims.flow_kind("OneFlow") is None and claims.flow_kind("Deep SVDD") is None
+    assert claims.pick(["Deep SVDD", "NonUSFlow", "USFlow"], "usf") == "USFlow"
+    assert claims.pick(["USFlow", "VAE-USFlow"], "usf", vae=True) == "VAE-USFlow"
+    assert claims.row_kind({"coupling": "affine", "constant_det": True}) == "usf"  # the property decides
+    assert claims.row_kind({"flow": "NonUSF", "status": "ok"}) == "nonusf"
+    assert claims.row_kind({"method": "DOHSC"}) is None and claims.row_kind({}) is None
+
+
+# --------------------------------------------------------------------------
+# the registry on synthetic results
+# --------------------------------------------------------------------------
+def test_no_results_means_not_run_here_with_a_reason():
+    src = claims.Source("quick", eq6=pd.DataFrame({"NLL - KL": [1.0, 1.0], "data entropy E[-ln p_X]": [1.0, 1.0],
+                                                   "KL (latent space)": [0.5, 2.0]}, index=["USFlow", "NonUSFlow"]))
+    for c in claims.CLAIMS:
+        f = claims.evaluate(c, src)
+        assert not f.error, (c.key, f.why)
+        if c.chapter != "08":
+            assert f.verdict == claims.NOT_RUN and f.why, c.key
+    with pytest.raises(ValueError, match="say why"):
+        claims.Finding(claims.NOT_RUN)
+
+
+def test_full_results_are_preferred_and_full_profile_reads_full_only():
+    prior = lambda paper: {"prior_samples": [{"rule": "exact", "sample var / sigma^2": 1.01},  # noqa: E731
+                                             {"rule": "paper", "sample var / sigma^2": paper}],
+                           "settings": {"prior_shape": [16, 4, 4], "prior_samples": 1000}}
+    results.save("03_collapse", "summary", prior(1 / 16), "quick")
+    assert check("App. B.2: sigma0").verdict == claims.PARTLY  # the paper's sigma0 gives sigma^2 / c
+    assert check("App. B.2: sigma0", "full").verdict == claims.NOT_RUN
+    results.save("03_collapse", "summary", prior(0.99), "full")
+    f = check("App. B.2: sigma0")
+    assert f.verdict == claims.REPRODUCED and f.basis.startswith("full")
+    results.save("03_collapse", "summary", {**prior(1 / 16), "prior_samples": [
+        {"rule": "exact", "sample var / sigma^2": 0.5}, {"rule": "paper", "sample var / sigma^2": 0.1}]}, "full")
+    assert check("App. B.2: sigma0").verdict == claims.NOT_REPRODUCED
+
+
+def tabular_rows(n_datasets: int, usf_better: bool, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    base = {"USFlow": 0.85, "NonUSFlow": 0.80, "VAE-USFlow": 0.83, "VAE-NonUSFlow": 0.78, "OneFlow": 0.84,
+            "DOHSC": 0.70, "DO2HSC": 0.68}
+    if not usf_better:
+        base["USFlow"], base["NonUSFlow"] = base["NonUSFlow"], base["USFlow"]
+        base["VAE-USFlow"], base["VAE-NonUSFlow"] = base["VAE-NonUSFlow"], base["VAE-USFlow"]
+    rows = []
+    for i in range(n_datasets):
+        level = rng.uniform(-0.1, 0.1)
+        for method, mean in base.items():
+            auroc = float(np.clip(mean + level + 0.01 * rng.standard_normal(), 0, 1))
+            rows.append({"spec": {"dataset": f"{i + 1}_set{i}", "method": method, "seed": 1},
+                         "settings": {"epochs": 200, "protocol": "adbench"}, "metrics": {"auroc": auroc}})
+    return rows
+
+
+def test_tabular_sign_rule_through_the_registry():
+    write_runs(TABULAR, "full", tabular_rows(claims.MIN_DATASETS, usf_better=True))
+    f = check("§5.1.2: USF variants beat")
+    assert f.verdict == claims.REPRODUCED and "40 of 47 datasets" in f.basis
+    assert check("§5.1.2: DOHSC and DO2HSC trail").verdict == claims.REPRODUCED
+
+
+def test_tabular_sign_rule_not_reproduced():
+    write_runs(TABULAR, "full", tabular_rows(claims.MIN_DATASETS, usf_better=False))
+    assert check("§5.1.2: USF variants beat").verdict == claims.NOT_REPRODUCED
+    assert check("§5.1.2: USFlow 85.61").verdict == claims.NOT_REPRODUCED  # mean 0.80 + noise: off by > 3.95 pp
+
+
+def test_tabular_claims_need_enough_datasets():
+    write_runs(TABULAR, "quick", tabular_rows(6, usf_better=True))
+    f = check("§5.1.2: USF variants beat")
+    assert f.verdict == claims.NOT_RUN and "rests on 6 datasets" in f.why and f.ours
+
+
+def vae_rows(usf_better: bool, classes: int = 6, nonusf_failures: int = 0) -> list[dict]:
+    rng = np.random.default_rng(1)
+    rows = []
+    for c in range(classes):
+        for coupling in ("additive_lu", "affine_lu"):
+            good = (coupling == "additive_lu") == usf_better
+            for s in range(3):
+                failed = coupling == "affine_lu" and c * 3 + s < nonusf_failures
+                value = (0.85 + 0.005 * rng.standard_normal()) if good else (0.65 + 0.05 * rng.standard_normal())
+                rows.append({"spec": {"class": f"class{c}", "coupling": coupling, "seed": s},
+                             "settings": {"experiment": "embeddings"}, "ok": not failed,
+                             "metrics": {"auroc_combined": None if failed else value}})
+    return rows
+
+
+def test_figure11_sign_rules_and_failure_counts():
+    write_runs("06_vae_usflow", "quick", vae_rows(usf_better=True, nonusf_failures=1))
+    assert check("Figure 11: VAE-USFlow above").verdict == claims.REPRODUCED
+    assert check("Figure 11: VAE-USFlow is more stable").verdict == claims.REPRODUCED
+    assert check("App. D: VAE-NonUSFlow fails").verdict == claims.REPRODUCED
+    assert check("App. D: no USF run fails").verdict == claims.REPRODUCED
+
+
+def test_figure11_not_reproduced():
+    write_runs("06_vae_usflow", "quick", vae_rows(usf_better=False))
+    assert check("Figure 11: VAE-USFlow above").verdict == claims.NOT_REPRODUCED
+    assert check("Figure 11: VAE-USFlow is more stable").verdict == claims.NOT_REPRODUCED
+    assert check("App. D: VAE-NonUSFlow fails").verdict == claims.PARTLY  # no NonUSF failure here
+
+
+def test_figure11_too_few_classes():
+    write_runs("06_vae_usflow", "quick", vae_rows(usf_better=True, classes=3))
+    f = check("Figure 11: VAE-USFlow above")
+    assert f.verdict == claims.NOT_RUN and "only 3" in f.why
+
+
+def image_rows(weights: str, offset: float) -> list[dict]:
+    """MVTec AD bottle, FastFlow, affine and additive + LU, three seeds: the paper's Table 2 values + offset."""
+    rows = []
+    for coupling in ("affine", "additive_lu"):
+        img = paper_numbers.PER_CLASS[("mvtec", "image_auroc")]["bottle"][(coupling, "fastflow")][0]
+        pix = paper_numbers.PER_CLASS[("mvtec", "pixel_auroc")]["bottle"][(coupling, "fastflow")][0]
+        for seed in range(3):
+            spec = {"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow",
+                    "coupling": coupling, "seed": seed, "image_size": 256, "epochs": 100, "backbone": None}
+            jitter = 0.1 * (seed - 1)
+            rows.append({"spec": spec, "info": {"weights": weights},
+                         "metrics": {"image_auroc": min(img - offset + jitter, 100.0) / 100,
+                                     "pixel_auroc": min(pix - offset + jitter, 100.0) / 100}})
+    return rows
+
+
+def test_image_tables_cells_rule():
+    write_runs("07_image_benchmarks", "quick", image_rows("imagenet", offset=0.0))
+    assert check("Table 1: MVTec AD").verdict == claims.REPRODUCED
+    assert check("Table 2: MVTec AD image").verdict == claims.REPRODUCED
+    assert check("Table 1: VisA").verdict == claims.NOT_RUN
+
+
+def test_image_tables_not_reproduced_and_random_weights():
+    write_runs("07_image_benchmarks", "quick", image_rows("imagenet", offset=20.0))
+    assert check("Table 1: MVTec AD").verdict == claims.NOT_REPRODUCED
+
+
+def test_image_tables_random_backbone_not_run():
+    write_runs("07_image_benchmarks", "quick", image_rows("random-0123456789", offset=0.0))
+    f = check("Table 1: MVTec AD")
+    assert f.verdict == claims.NOT_RUN and "not ImageNet" in f.why and f.detail is not None
+
+
+# --------------------------------------------------------------------------
+# Eq. 6, the report and the verdict paragraph
+# --------------------------------------------------------------------------
+def test_eq6_check_holds_and_a_broken_identity_is_caught():
+    table = claims.eq6_check(dim=3, n=300, blocks=2, hidden=8, seed=0)
+    gap = (table["NLL - KL"] - table["data entropy E[-ln p_X]"]).abs().max()
+    assert gap < 1e-8 and table["KL (latent space)"].max() - table["KL (latent space)"].min() > 0.1
+    eq6 = by_key("Eq. 6")
+    assert claims.evaluate(eq6, claims.Source(eq6=table)).verdict == claims.REPRODUCED
+    broken = table.assign(**{"NLL - KL": table["NLL - KL"] + [0.0, 0.3]})  # a flow-dependent "constant"
+    assert claims.evaluate(eq6, claims.Source(eq6=broken)).verdict == claims.PARTLY
+
+
+def test_report_counts_and_verdict_text():
+    write_runs("06_vae_usflow", "quick", vae_rows(usf_better=True, nonusf_failures=1))
+    cfg = claims.settings("quick")
+    table, findings = claims.report(cfg, eq6=claims.eq6_check(dim=3, n=300, blocks=2, hidden=8))
+    n = claims.counts(table)
+    assert n.loc["all"].sum() == len(claims.CLAIMS) == len(table) == len(findings)
+    assert set(table["verdict"]) <= set(claims.VERDICTS) and not any(f.error for f in findings.values())
+    text = claims.verdict_text(table)
+    assert f"{n.loc['all', claims.REPRODUCED]} reproduced" in text and "quick profile" in text
+    assert claims.save(table, cfg).loc["profile", "this report"] == "quick"
+
+
+def test_claims_quote_the_paper_verbatim():
+    if not PAPER_TEXT.exists():
+        pytest.skip(f"the paper's text is not at {PAPER_TEXT}")
+    squash = lambda t: re.sub(r"\s+", " ", t)  # noqa: E731
+    paper = squash(PAPER_TEXT.read_text())
+    missing = [c.key for c in claims.CLAIMS if squash(c.says) not in paper]
+    assert not missing, f"quotes not found verbatim in the paper: {missing}"
+    keys = [c.key for c in claims.CLAIMS]
+    assert len(keys) == len(set(keys)) and {c.topic for c in claims.CLAIMS} <= set(claims.TOPICS)

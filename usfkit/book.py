@@ -1,0 +1,94 @@
+"""What every chapter does around its content: settings, thread policy, results with provenance,
+the committed full-profile results, and the end of the run.
+
+The cell after a chapter's ``parameters`` cell and its last cells read::
+
+    chapter = book.start("04_alignment", profile, epochs=epochs)  # settings, threads, clock, figure style
+    cfg = chapter.cfg
+    ...
+    chapter.save("summary", data, seeds=[cfg.seed])  # -> the provenance, as a table to show
+    full = chapter.full_results("summary")           # the committed full-profile record, or None (said why)
+    chapter.finish()                                 # marks the chapter complete, prints its wall time
+"""
+from __future__ import annotations
+
+import textwrap
+import time
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pandas as pd
+import torch
+
+from . import profiles, results, sweep
+from .plots import apply_style
+
+
+def provenance_table(record: dict[str, Any], label: str) -> pd.DataFrame:
+    """A saved record's provenance (profile, seeds, device, wall time, versions, commit) as one column."""
+    return pd.Series(record["provenance"]).to_frame(label)
+
+
+@dataclass
+class Chapter:
+    """One run of a chapter: its resolved settings ``cfg`` and the time it started."""
+    cfg: SimpleNamespace
+    started: float = field(default_factory=time.time)
+    seeds: list[int] | int | None = None  # the seeds of the last save, which finish() records too
+
+    @property
+    def name(self) -> str:
+        return self.cfg.chapter
+
+    def save(self, name: str, data: dict[str, Any], seeds: list[int] | int | None = None) -> pd.DataFrame:
+        """Save ``data`` with provenance as ``<results>/<profile>/<chapter>/<name>.json``; return the provenance."""
+        self.seeds = seeds
+        results.save(self.name, name, data, self.cfg.profile, seeds=seeds, started=self.started)
+        return provenance_table(results.load(self.name, name, self.cfg.profile), "this run")
+
+    def full_results(self, name: str | None = None) -> dict[str, Any] | list[results.RunRecord] | None:
+        """The committed full-profile record ``name`` (``None``: the run records of the chapter's sweep).
+
+        ``None`` when this run is the full profile itself, or when nothing is committed; either is printed,
+        the latter with the command that produces the results."""
+        if self.cfg.profile == "full":
+            print("This run is the full profile: its results are the ones above.")
+            return None
+        found = results.load(self.name, name, "full") if name else sweep.load_runs(self.name, "full")
+        if not found:
+            print(f"No full-profile results of this chapter are committed yet: run `usf-reproduce {self.name} "
+                  f"--profile full` on a GPU machine; they are written to results/full/{self.name}/.")
+            return None
+        if name:
+            prov = found["provenance"]
+            print(f"Committed full-profile results ({prov['device']}, {prov['wall_time_s']} s, "
+                  f"commit {prov['git_commit']}, {prov['finished_at']}):")
+        else:
+            print(f"Committed full-profile results: {len(found)} runs, {sum(not r.ok for r in found)} failed")
+        return found
+
+    def finish(self) -> None:
+        """Record that the chapter ran to its end (with the seeds of its last save) and print its wall time."""
+        results.mark_complete(self.name, self.cfg.profile, seeds=self.seeds, started=self.started)
+        print(f"chapter finished in {time.time() - self.started:.0f} s")
+
+
+def start(chapter: str, profile: str = "quick", **overrides: Any) -> Chapter:
+    """Resolve ``chapter``'s settings (:func:`usfkit.profiles.resolve`), apply the thread policy, set the
+    figure style, start the clock and print the settings.
+
+    Thread policy: on a CPU, torch runs the profile's ``threads`` (chapters without that setting: 1), because
+    the book's small models are fastest with one thread on a shared CPU; ``threads=None`` keeps torch's default.
+    """
+    cfg = profiles.resolve(chapter, profile, **overrides)
+    threads = getattr(cfg, "threads", 1)
+    if threads and not torch.cuda.is_available():
+        torch.set_num_threads(threads)
+    apply_style()
+    device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} torch thread(s)"
+    print(f"{chapter}, profile {cfg.profile}, {device}")
+    settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items() if k not in ("chapter", "profile"))
+    print(textwrap.fill(settings, width=110, initial_indent="settings: ", subsequent_indent="  ",
+                        break_long_words=False, break_on_hyphens=False))
+    return Chapter(cfg)
