@@ -175,7 +175,7 @@ def vae_rows(usf_better: bool, classes: int = 6, nonusf_failures: int = 0) -> li
                 value = (0.85 + 0.005 * rng.standard_normal()) if good else (0.65 + 0.05 * rng.standard_normal())
                 rows.append({"spec": {"class": f"class{c}", "coupling": coupling, "seed": s},
                              "settings": {"experiment": "embeddings"}, "ok": not failed,
-                             "metrics": {"auroc_combined": None if failed else value}})
+                             "metrics": {"auroc_balanced": None if failed else value}})
     return rows
 
 

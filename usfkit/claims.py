@@ -811,11 +811,12 @@ def _vae_runs(src: Source) -> tuple[Loaded, pd.DataFrame, str]:
 
 
 def _vae_per_class(emb: pd.DataFrame) -> pd.DataFrame:
-    """Per class: mean and std (AUC-ROC %, valid runs) and the valid-run count of each prior (Figure 11)."""
+    """Per class: mean and std (AUC-ROC % of the balanced score, valid runs) and the valid-run count of each
+    prior (Figure 11; the score chapter 06 uses, see usfkit.vae)."""
     cols = {}
     for kind in ("usf", "nonusf"):
         sub = emb[emb["kind"] == kind]
-        g = sub[sub["ok"].astype(bool)].groupby("class")["auroc_combined"]
+        g = sub[sub["ok"].astype(bool)].groupby("class")["auroc_balanced"]
         cols[("mean", kind)], cols[("std", kind)] = g.mean() * 100, g.std(ddof=results.STD_DDOF) * 100
         cols[("valid runs", kind)] = sub.groupby("class")["ok"].sum().astype(int).astype(str) + \
             "/" + sub.groupby("class").size().astype(str)
