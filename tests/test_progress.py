@@ -96,3 +96,10 @@ def test_terminal_uses_tqdm(capsys):
     sweep.run_sweep("ch", "quick", [{"seed": s} for s in range(3)], lambda s: RunResult(ok=True), settings={},
                      desc="terminal runs")
     assert "terminal runs: 100%" in capsys.readouterr().err
+
+
+def test_track_makes_a_loop_of_trainings_one_output(notebook):
+    done = [tiny_fit({"seed": s}) for s in progress.track(range(3), "three trainings")]
+    assert all(r.ok for r in done)
+    assert sum(1 for kind, _ in notebook if kind == "display") == 1  # one output for the whole loop
+    assert "three trainings: 3/3 done" in notebook[-1][1]

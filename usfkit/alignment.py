@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import metrics, results
 from .data import AsymmetricGaussianMixture
 from .flows import PAPER_FLOWS, build_flow
 from .oneclass import DeepSVDD, svdd_widths
-from .train import FitResult, in_notebook, train_flow, train_svdd
+from .progress import track
+from .train import FitResult, train_flow, train_svdd
 
 CHAPTER = "04_alignment"
 METHODS = ("Deep SVDD", "NonUSFlow", "USFlow")
@@ -132,12 +132,9 @@ def run(cfg, verbose: bool = True) -> dict:
     folder = results.chapter_dir(CHAPTER, cfg.profile)
     out: dict = {"trials": [], "best": {}}
     jobs = [(d, m) for d in cfg.dims for m in METHODS]
-    # terminals get a bar over all trainings; in a notebook every run shows its own epoch bar
-    bar = tqdm(jobs, desc="alignment", disable=not verbose or in_notebook())
     datasets: dict[int, Data] = {}
-    for dim, method in bar:
+    for dim, method in track(jobs, "alignment (dimension x model)", enabled=verbose):  # one display
         data = datasets.setdefault(dim, Data.sample(dim, cfg))
-        bar.set_postfix_str(f"d={dim} {method}")
         start = time.time()
         best = None
         for r in range(cfg.search_runs):

@@ -15,7 +15,7 @@ warns without it).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -109,6 +109,19 @@ def runs_bar(total: int, desc: str = "runs", initial: int = 0, enabled: bool = T
     if enabled and in_notebook():
         return RunsDisplay(total, desc, initial)
     return tqdm(total=total, desc=desc, initial=initial, disable=not enabled, mininterval=1.0, dynamic_ncols=True)
+
+
+def track(items: Iterable, desc: str = "runs", enabled: bool = True) -> Iterator:
+    """``for item in track(items, "runs"): train(item)``: a loop over a sweep's runs with one
+    progress display (:func:`runs_bar`); trainings inside the loop write their epoch line into it."""
+    items = list(items)
+    bar = runs_bar(len(items), desc, enabled=enabled)
+    try:
+        for item in items:
+            yield item
+            bar.update()
+    finally:
+        bar.close()
 
 
 def run_display() -> Callable[[str], None]:
