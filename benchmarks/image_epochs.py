@@ -26,13 +26,13 @@ def main() -> None:
     args = p.parse_args()
     os.environ.setdefault("USFKIT_RESULTS", tempfile.mkdtemp(prefix="usf-image-epochs-"))
     torch.set_num_threads(1)
-    from usfkit.image import benchmark
+    from usfkit.experiments import images
 
-    specs = benchmark.make_specs({"mvtec": ["bottle"]}, ["fastflow"], ["affine", "additive", "additive_lu"], [0],
+    specs = images.make_specs({"mvtec": ["bottle"]}, ["fastflow"], ["affine", "additive", "additive_lu"], [0],
                                  image_size=args.image_size, epochs=args.epochs, patience=args.epochs,
                                  pretrained=False)
     start = time.time()
-    records = benchmark.run_benchmark(specs, "quick")
+    records = images.run_benchmark(specs, "quick")
     rows = [{"coupling": r.spec["coupling"], "ok": r.ok, "failure": r.failure, "epochs_run": r.epochs_run,
              **{k: None if v is None else 100 * v for k, v in r.metrics.items()}, "provenance": r.provenance}
             for r in records]  # AUROCs in %

@@ -30,7 +30,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     import pandas as pd
 
-    from usfkit import profiles, results, tabular
+    from usfkit import profiles, results
+    from usfkit.experiments import tabular
     from usfkit.data import adbench
 
     cfg = profiles.resolve(tabular.CHAPTER, "full", datasets=args.datasets, seeds=1)

@@ -5,7 +5,7 @@ import numpy as np
 
 import pytest
 
-from usfkit import alignment
+from usfkit.experiments import alignment
 
 
 @pytest.fixture

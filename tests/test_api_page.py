@@ -1,5 +1,6 @@
 """api.md maps every usfkit module to the chapters that import it: the table must match
-the chapters' import statements, and list every top-level module of the package."""
+the chapters' import statements, and list every top-level module of the package and every
+chapter experiment (``usfkit.experiments.*``)."""
 import ast
 import json
 import re
@@ -14,8 +15,8 @@ def _is_module(name: str) -> bool:
 
 
 def chapter_imports(notebook: Path) -> set[str]:
-    """The usfkit modules a notebook imports (``from usfkit.image import benchmark`` is
-    ``usfkit.image.benchmark``, ``from usfkit.image import COUPLINGS`` is ``usfkit.image``)."""
+    """The usfkit modules a notebook imports (``from usfkit.experiments import images`` is
+    ``usfkit.experiments.images``, ``from usfkit.image import COUPLINGS`` is ``usfkit.image``)."""
     found = set()
     for cell in json.loads(notebook.read_text())["cells"]:
         if cell["cell_type"] != "code":
@@ -54,9 +55,12 @@ def test_api_page_lists_what_each_chapter_imports():
 
 
 def test_api_page_lists_every_module():
-    top = {p.stem for p in (ROOT / "usfkit").glob("*.py") if p.stem != "__init__"}
-    top |= {p.parent.name for p in (ROOT / "usfkit").glob("*/__init__.py")}
+    """Every top-level module and subpackage, and every module of ``usfkit.experiments`` (one per chapter)."""
+    package = ROOT / "usfkit"
+    names = {p.stem for p in package.glob("*.py")} | {p.parent.name for p in package.glob("*/__init__.py")}
+    names |= {f"experiments.{p.stem}" for p in (package / "experiments").glob("*.py")}
     rows = page_rows()
-    missing = sorted(f"usfkit.{name}" for name in top if f"usfkit.{name}" not in rows)
+    missing = sorted(f"usfkit.{name}" for name in names - {"__init__", "experiments.__init__"}
+                     if f"usfkit.{name}" not in rows)
     assert not missing, f"modules missing from api.md: {missing}"
     assert all(_is_module(m) for m in rows), [m for m in rows if not _is_module(m)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from usfkit import vae_experiments
+from usfkit.experiments import vae as vae_experiments
 from usfkit.data import DataError, adbench, check_finite_input, validate_xy
 
 

@@ -1,4 +1,4 @@
-"""The reproduction report's verdict logic (usfkit.claims), on synthetic records written to a temporary
+"""The reproduction report's verdict logic (usfkit.experiments.claims), on synthetic records written to a temporary
 results folder: for each tolerance rule a reproduced and a non-reproduced case, and "not run here"
 when records are absent or too few."""
 import re
@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usfkit import claims, results, sweep
+from usfkit import results, sweep
+from usfkit.experiments import claims
 from usfkit.image import paper_numbers
 
 PAPER_TEXT = Path(__file__).resolve().parents[2] / "shared" / "paper" / "usf-paper-full-text.md"

@@ -1,90 +1,12 @@
-"""Tests of usfkit.collapse: Proposition 1, the log-det prior of App. B.2, the probes and
-run bookkeeping of chapter 3."""
-import math
-
-import numpy as np
+"""Tests of usfkit.experiments.collapse: the probes and run bookkeeping of chapter 3."""
 import pytest
 import torch
 
-from usfkit import collapse
-from usfkit.data import AsymmetricGaussianMixture
-from usfkit.flows import LUAffine, NonUSFlow, USFlow, build_flow
+from usfkit.data import anomaly_data
+from usfkit.experiments import collapse
+from usfkit.flows import NonUSFlow, USFlow, build_flow
 from usfkit.oneclass import DeepSVDD
 from usfkit.train import FitResult, FlowModule, fit, train_flow, train_svdd
-
-
-# ----------------------------------------------------------------------------- Proposition 1
-@pytest.mark.parametrize("dim", [3, 5, 10, 50])
-def test_prop1_closed_form_matches_quadrature(dim):
-    for alpha in (0.5, 2.0):
-        assert collapse.prop1_quadrature(dim, alpha) == pytest.approx(collapse.prop1_closed_form(dim, alpha),
-                                                                      rel=1e-6)
-
-
-def test_prop1_needs_d_above_two():
-    with pytest.raises(ValueError):
-        collapse.prop1_closed_form(2, 1.0)
-
-
-@pytest.mark.parametrize("dim", [5, 10, 50])
-def test_prop1_monte_carlo_matches_closed_form(dim):
-    rows = collapse.prop1_monte_carlo(dim, [0.5, 1.0, 4.0], n=200_000, seed=1)
-    for r in rows:
-        assert r["finite_variance"]
-        assert r["rel_error"] < 0.03
-        # within 5 standard errors (the variance is finite for d > 4, so the CLT applies)
-        assert abs(r["monte_carlo"] - r["closed_form"]) < 5 * r["std_err"]
-    # the loss scales as alpha^-2
-    assert rows[0]["monte_carlo"] / rows[2]["monte_carlo"] == pytest.approx(64.0)
-
-
-def test_prop1_monte_carlo_would_catch_a_wrong_formula():
-    r = collapse.prop1_monte_carlo(10, [1.0], n=200_000, seed=2)[0]
-    assert abs(r["monte_carlo"] - 1 / 10) / (1 / 10) > 0.1  # 1/d is not the loss, 1/(d-2) is
-
-
-def test_density_inversion_reverses_the_ranking():
-    inv = collapse.density_inversion(5, 2.0, n=5000, seed=0)
-    assert inv["spearman_score"] == pytest.approx(-1.0)
-    assert inv["spearman_density"] == pytest.approx(1.0)
-    assert inv["auroc_tail"] == pytest.approx(0.0)
-
-
-# ----------------------------------------------------------------------------- LU prior (App. B.2)
-@pytest.mark.parametrize("channels,h,w", [(8, 3, 3), (16, 1, 1), (1, 4, 4)])
-def test_prior_log_det_distribution(channels, h, w):
-    sigma, n = 0.7, 40_000
-    for rule, expected in (("exact", sigma**2), ("paper", sigma**2 / channels)):
-        s = collapse.sample_lu_log_dets(sigma, channels, h, w, n=n, rule=rule, seed=3).numpy()
-        assert collapse.lu_log_det_variance(sigma, channels, h * w, rule) == pytest.approx(expected)
-        assert abs(s.mean()) < 5 * math.sqrt(expected / n)
-        assert s.var() == pytest.approx(expected, rel=0.05)
-
-
-def test_paper_rule_differs_from_exact_rule_when_channels_exceed_one():
-    a = collapse.sample_lu_log_dets(1.0, 8, 2, 2, n=20_000, rule="exact", seed=0).var()
-    b = collapse.sample_lu_log_dets(1.0, 8, 2, 2, n=20_000, rule="paper", seed=0).var()
-    assert (a / b).item() == pytest.approx(8.0, rel=0.05)
-
-
-def test_sampled_log_det_is_the_determinant_of_the_full_map():
-    """The slogdet of the full 1x1-conv map equals h*w*sum(ln|u_i|), which is what LUAffine uses."""
-    torch.manual_seed(0)
-    lu = LUAffine(6, init_scale=1.0)
-    with torch.no_grad():
-        lu.log_abs_u.copy_(torch.randn(6) * 0.5)
-    x = torch.randn(2, 6, 3, 4)
-    _, ld = lu(x)
-    full = 12 * torch.linalg.slogdet(lu.matrix().double()).logabsdet
-    assert ld[0].item() == pytest.approx(full.item(), abs=1e-4)
-
-
-# ----------------------------------------------------------------------------- data, stats, probes
-def test_anomalies_lie_below_the_density_threshold():
-    data = collapse.anomaly_data(4, 500, 200, 50, quantile=0.02, seed=0)
-    assert data["x_test"].shape == (250, 4) and int(data["y_test"].sum()) == 50
-    logp = AsymmetricGaussianMixture(4).log_prob(data["x_test"].numpy())
-    assert (logp[data["y_test"].numpy() == 1] < data["log_density_threshold"]).all()
 
 
 def test_svdd_stats_of_a_collapsed_network():
@@ -161,7 +83,7 @@ def test_run_status():
 
 
 def test_run_flow_returns_trajectory_and_rejects_unknown_coupling():
-    data = collapse.anomaly_data(4, 256, 64, 8, seed=0)
+    data = anomaly_data(4, 256, 64, 8, seed=0)
     run = collapse.run_flow("additive_lu", data["x_train"], data["x_test"], epochs=2, blocks=1, hidden=8,
                             prior_sigma=1.0, seed=0)
     assert len(run["trajectory"]) == 3 and run["fit"].ok
@@ -183,24 +105,8 @@ def test_fit_without_callbacks_still_works():
     assert res.ok and res.epochs == 1
 
 
-def test_sampled_log_dets_are_reproducible():
-    a = collapse.sample_lu_log_dets(1.0, 4, n=100, seed=5)
-    b = collapse.sample_lu_log_dets(1.0, 4, n=100, seed=5)
-    assert torch.equal(a, b) and np.isfinite(a.numpy()).all()
-
-
-def test_subspace_data_is_rank_deficient():
-    sub = collapse.subspace_data(8, 3, 300, 100, seed=0)
-    assert sub["x_train"].shape == (300, 8) and sub["x_test"].shape == (100, 8)
-    assert torch.linalg.matrix_rank(sub["x_train"].double(), atol=1e-4) == 3
-    q = sub["basis"]
-    assert torch.allclose(q.T @ q, torch.eye(3), atol=1e-5)
-    with pytest.raises(ValueError):
-        collapse.subspace_data(4, 4, 10, 10)
-
-
 def test_run_svdd_takes_weight_decay_from_the_variant():
-    data = collapse.anomaly_data(4, 256, 64, 16, seed=0)
+    data = anomaly_data(4, 256, 64, 16, seed=0)
     variant = collapse.SVDD_VARIANTS["bounded, strong decay"]
     run = collapse.run_svdd(variant, data["x_train"], data["x_test"], data["y_test"], epochs=2, pretrain_epochs=1,
                             depth=2, seed=0)

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
+import torch
 from scipy.stats import multivariate_normal
 
-from usfkit.data import AsymmetricGaussianMixture, data_dir, moons
+from usfkit.data import AsymmetricGaussianMixture, anomaly_data, data_dir, moons, subspace_data
 
 
 @pytest.mark.parametrize("dim", [1, 2, 3, 8, 32])
@@ -57,3 +58,20 @@ def test_data_dir_env(monkeypatch, tmp_path):
     assert data_dir() == tmp_path
     monkeypatch.delenv("USFKIT_DATA")
     assert "usfkit" in str(data_dir())
+
+
+def test_anomalies_lie_below_the_density_threshold():
+    data = anomaly_data(4, 500, 200, 50, quantile=0.02, seed=0)
+    assert data["x_test"].shape == (250, 4) and int(data["y_test"].sum()) == 50
+    logp = AsymmetricGaussianMixture(4).log_prob(data["x_test"].numpy())
+    assert (logp[data["y_test"].numpy() == 1] < data["log_density_threshold"]).all()
+
+
+def test_subspace_data_is_rank_deficient():
+    sub = subspace_data(8, 3, 300, 100, seed=0)
+    assert sub["x_train"].shape == (300, 8) and sub["x_test"].shape == (100, 8)
+    assert torch.linalg.matrix_rank(sub["x_train"].double(), atol=1e-4) == 3
+    q = sub["basis"]
+    assert torch.allclose(q.T @ q, torch.eye(3), atol=1e-5)
+    with pytest.raises(ValueError):
+        subspace_data(4, 4, 10, 10)

@@ -7,7 +7,8 @@ from torch.autograd.functional import jacobian
 
 from usfkit.flows import (COUPLINGS, PAPER_FLOWS, AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation,
                           ConjugateBlock, GlobalAffine, LUAffine, NonUSFlow, SplitConditioner, USFlow, build_flow,
-                          channel_mask, half_mask, lu_prior_sigma0, make_conditioner)
+                          channel_mask, half_mask, lu_log_det_variance, lu_prior_sigma0, make_conditioner,
+                          sample_lu_log_dets)
 from conftest import randomise
 
 SHAPES = [2, 5, 16, (4, 3, 3), (6, 2, 4)]
@@ -266,3 +267,51 @@ def test_allinone_log_scale_is_clamp_tanh_of_raw():
     _, raw = layer.conditioner(mask * x).chunk(2, dim=1)
     _, log_scale = layer._shift_log_scale(x)
     torch.testing.assert_close(log_scale, (1 - mask) * 1.5 * torch.tanh(raw))
+
+
+# ----------------------------------------------------------------------------- LU prior sampling (App. B.2)
+@pytest.mark.parametrize("channels,h,w", [(8, 3, 3), (16, 1, 1), (1, 4, 4)])
+def test_prior_log_det_distribution(channels, h, w):
+    sigma, n = 0.7, 40_000
+    for rule, expected in (("exact", sigma**2), ("paper", sigma**2 / channels)):
+        s = sample_lu_log_dets(sigma, channels, h, w, n=n, rule=rule, seed=3).numpy()
+        assert lu_log_det_variance(sigma, channels, h * w, rule) == pytest.approx(expected)
+        assert abs(s.mean()) < 5 * math.sqrt(expected / n)
+        assert s.var() == pytest.approx(expected, rel=0.05)
+
+
+def test_paper_rule_differs_from_exact_rule_when_channels_exceed_one():
+    a = sample_lu_log_dets(1.0, 8, 2, 2, n=20_000, rule="exact", seed=0).var()
+    b = sample_lu_log_dets(1.0, 8, 2, 2, n=20_000, rule="paper", seed=0).var()
+    assert (a / b).item() == pytest.approx(8.0, rel=0.05)
+
+
+def test_sampled_log_det_is_the_determinant_of_the_full_map():
+    """The slogdet of the full 1x1-conv map equals h*w*sum(ln|u_i|), which is what LUAffine uses."""
+    torch.manual_seed(0)
+    lu = LUAffine(6, init_scale=1.0)
+    with torch.no_grad():
+        lu.log_abs_u.copy_(torch.randn(6) * 0.5)
+    x = torch.randn(2, 6, 3, 4)
+    _, ld = lu(x)
+    full = 12 * torch.linalg.slogdet(lu.matrix().double()).logabsdet
+    assert ld[0].item() == pytest.approx(full.item(), abs=1e-4)
+
+
+def test_sampled_log_dets_are_reproducible():
+    a = sample_lu_log_dets(1.0, 4, n=100, seed=5)
+    b = sample_lu_log_dets(1.0, 4, n=100, seed=5)
+    assert torch.equal(a, b) and torch.isfinite(a).all()
+
+
+# ----------------------------------------------------------------------------- seeding
+@pytest.mark.parametrize("coupling", sorted(COUPLINGS))
+def test_seeded_build_leaves_the_global_generator_alone(coupling):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = build_flow(4, coupling, blocks=2, hidden=8, seed=7)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.manual_seed(7)  # same seed, same weights as seeding the global generator before an unseeded build
+    b = build_flow(4, coupling, blocks=2, hidden=8)
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(p, q), name

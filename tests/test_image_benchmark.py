@@ -1,6 +1,5 @@
 """Feature cache, evaluation and the resumable image sweep, on a tiny stand-in head (the real
 heads are tested in test_image_heads.py) and the real MVTec AD bottle images."""
-import math
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-import usfkit.image as image_pkg
 from usfkit.data import MVTecAD
-from usfkit.image import benchmark, features, paper_numbers
+from usfkit.experiments import images as bench
+from usfkit.image import features, paper_numbers
 from usfkit.train import _Base
 
 torch.set_num_threads(1)
@@ -90,8 +89,8 @@ def fake_build_model(arch, coupling="affine", backbone=None, pretrained="auto", 
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("USFKIT_FEATURE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(image_pkg, "build_model", fake_build_model, raising=False)
-    benchmark._BACKBONES.clear()
+    monkeypatch.setattr(bench, "build_model", fake_build_model)
+    bench._BACKBONES.clear()
     BUILT.clear()
     return tmp_path
 
@@ -153,20 +152,20 @@ def test_evaluate_scores_a_perfect_map_as_100(isolated):
             return amap.flatten(1).amax(1)
 
     fs = features.FeatureSet([masks.clone()], torch.tensor([0, 0, 1, 1]), masks, ["a"] * 4, ["good"] * 4, {})
-    ev = benchmark.evaluate(MaskHead(), fs, 8, batch_size=3)
+    ev = bench.evaluate(MaskHead(), fs, 8, batch_size=3)
     assert ev["image_auroc"] == 1.0 and ev["pixel_auroc"] == 1.0 and ev["maps"].shape == (4, 8, 8)
     fs.features = [1 - masks]
-    ev = benchmark.evaluate(MaskHead(), fs, 8)
+    ev = bench.evaluate(MaskHead(), fs, 8)
     assert ev["pixel_auroc"] == 0.0
 
 
 @needs_bottle
 def test_tiny_sweep_resumes_and_tables(isolated, monkeypatch):
-    specs = benchmark.make_specs({"mvtec": ["bottle"]}, ["fastflow"], ["affine", "additive"], [0, 1], image_size=32,
+    specs = bench.make_specs({"mvtec": ["bottle"]}, ["fastflow"], ["affine", "additive"], [0, 1], image_size=32,
                                  epochs=2, batch_size=32, pretrained=False, save_maps=True)
     assert len(specs) == 4 and specs[0]["save_maps"] and not specs[1]["save_maps"]
     kw = dict(root=BOTTLE, progress="none", accelerator="cpu")
-    records = benchmark.run_benchmark(specs, "quick", **kw)
+    records = bench.run_benchmark(specs, "quick", **kw)
     assert len(BUILT) == 5  # one reference backbone + one model per run
     assert all(r.ok for r in records), [r.failure for r in records]
     for r in records:
@@ -174,24 +173,24 @@ def test_tiny_sweep_resumes_and_tables(isolated, monkeypatch):
         assert r.info["weights"].startswith("random-") and r.info["pretrained"] is False
         assert 1 <= r.epochs_run <= 2 and r.epochs_allowed == 2
     assert len({r.info["weights"] for r in records}) == 1  # every run saw the same backbone
-    maps = benchmark.load_maps(specs[0], "quick")
+    maps = bench.load_maps(specs[0], "quick")
     assert maps["maps"].shape == (4, 32, 32) and maps["labels"].tolist()[:2] == [0, 1]
 
     BUILT.clear()
-    again = benchmark.run_benchmark(specs, "quick", **kw)
+    again = bench.run_benchmark(specs, "quick", **kw)
     assert BUILT == [], "a rerun must train nothing"
     assert [r.metrics for r in again] == [r.metrics for r in records]
 
-    df = benchmark.frame(records)
-    t1 = benchmark.class_averaged(df, "pixel_auroc")
+    df = bench.frame(records)
+    t1 = bench.class_averaged(df, "pixel_auroc")
     assert set(t1.coupling) == {"affine", "additive"} and (t1.classes == 1).all()
     seeds = df[(df.coupling == "additive")]["pixel_auroc"]
     assert t1.set_index("coupling").loc["additive", "mean"] == pytest.approx(seeds.mean())
     assert t1.set_index("coupling").loc["additive", "std"] == pytest.approx(seeds.std(ddof=1))
-    ab = benchmark.ablation(df, "pixel_auroc")
+    ab = bench.ablation(df, "pixel_auroc")
     assert len(ab) == 1 and ab.coupling.iloc[0] == "additive"
     assert ab.d_mean.iloc[0] == pytest.approx(seeds.mean() - df[df.coupling == "affine"]["pixel_auroc"].mean())
-    w = benchmark.wide(t1, ["dataset"])
+    w = bench.wide(t1, ["dataset"])
     assert w.shape == (1, 2) and "±" in w.iloc[0, 0]
     assert [r.info["features_from_cache"] for r in records] == [False, True, True, True]
 
@@ -199,7 +198,7 @@ def test_tiny_sweep_resumes_and_tables(isolated, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from usfkit import plots
-    for fig in (plots.anomaly_maps({"affine": maps, "additive": benchmark.load_maps(specs[2], "quick")}),
+    for fig in (plots.anomaly_maps({"affine": maps, "additive": bench.load_maps(specs[2], "quick")}),
                 plots.mean_std_bars(t1, paper={("affine", "fastflow"): (91.3, 1.5)}), plots.image_ablation(ab),
                 plots.loss_curves(records)):
         assert len(fig.axes) > 0
@@ -217,13 +216,13 @@ def test_failed_run_is_recorded(isolated, monkeypatch):
         head = NaNHead()
         return SimpleNamespace(backbone=m.backbone, head=head, lightning_module=lambda **_: HeadModule(head))
 
-    monkeypatch.setattr(image_pkg, "build_model", nan_build, raising=False)
-    monkeypatch.setattr(benchmark, "features_for", lambda spec, bb, split, *a, **k: features.FeatureSet(
+    monkeypatch.setattr(bench, "build_model", nan_build)
+    monkeypatch.setattr(bench, "features_for", lambda spec, bb, split, *a, **k: features.FeatureSet(
         [torch.randn(8, 4, 2, 2), torch.randn(8, 6, 1, 1)], torch.tensor([0] * 4 + [1] * 4),
         torch.zeros(8, 1, 8, 8), ["x"] * 8, ["good"] * 8, {"weights": "random-x", "backbone": "tiny"}))
-    spec = benchmark.make_specs({"mvtec": ["bottle"]}, ["cflow"], ["affine"], [0], image_size=8, epochs=2,
+    spec = bench.make_specs({"mvtec": ["bottle"]}, ["cflow"], ["affine"], [0], image_size=8, epochs=2,
                                 pretrained=False)[0]
-    rec = benchmark.run_benchmark([spec], "quick", progress="none", accelerator="cpu")[0]
+    rec = bench.run_benchmark([spec], "quick", progress="none", accelerator="cpu")[0]
     assert rec.ok is False and "nan" in rec.failure.lower() and rec.metrics["image_auroc"] is None
 
 
@@ -248,12 +247,12 @@ def test_per_class_tables_put_the_papers_values_beside_ours():
     rows = [{"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow", "coupling": c,
              "seed": s, "ok": True, "image_auroc": 90.0 + s, "pixel_auroc": 95.0 + s}
             for c in ("affine", "additive_lu") for s in (0, 1, 2)]
-    tables = benchmark.per_class_tables(pd.DataFrame(rows))
+    tables = bench.per_class_tables(pd.DataFrame(rows))
     t = tables[("mvtec", "image_auroc")]
     usf = [col for col in t.columns if col[2] == "paper" and "fastflow" in col[1].lower()]
     assert len(usf) == 2 and list(t.index) == ["bottle", "Average"]
     paper = paper_numbers.PER_CLASS[("mvtec", "image_auroc")]["bottle"]
-    assert set(t.loc["bottle", usf]) == {benchmark.fmt(*paper[("affine", "fastflow")]),
-                                          benchmark.fmt(*paper[("additive_lu", "fastflow")])}
+    assert set(t.loc["bottle", usf]) == {bench.fmt(*paper[("affine", "fastflow")]),
+                                          bench.fmt(*paper[("additive_lu", "fastflow")])}
     ours = [col for col in t.columns if col[2] == "ours"]
     assert set(t.loc["bottle", ours]) == {"91.0 ± 1.0"}

@@ -244,7 +244,9 @@ def test_build_model_interface():
         warnings.simplefilter("ignore")
         model = build_model("fastflow", "additive", pretrained=False, image_size=64, blocks=2)
     assert model.config["blocks"] == 2 and model.config["lr"] == 1e-3 and model.backbone.name == "resnet18"
-    amap, score = model.predict(torch.randn(2, 3, 64, 64))
+    with torch.no_grad():
+        amap = model.head.eval().anomaly_map(model.backbone(torch.randn(2, 3, 64, 64)), (64, 64))
+    score = model.head.image_score(amap)
     assert amap.shape == (2, 64, 64) and score.shape == (2,)
     assert model.constant_det and model.constant_det is model.head.constant_det
     with pytest.raises(ValueError, match="coupling"):

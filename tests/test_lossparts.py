@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from usfkit import data, lossparts
+from usfkit import data
+from usfkit.experiments import lossparts
 from usfkit.flows import NonUSFlow, USFlow
 from conftest import randomise
 

@@ -9,7 +9,8 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from usfkit import profiles, tabular
+from usfkit import profiles
+from usfkit.experiments import tabular
 from usfkit.data import adbench
 from usfkit.train import FitResult
 

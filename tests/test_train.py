@@ -116,7 +116,7 @@ def test_importing_usfkit_changes_no_global_warning_filter_or_logger():
 
     code = ("import logging, warnings; import torch, lightning, sklearn, timm, torchvision, matplotlib; "
             "before, level = list(warnings.filters), logging.getLogger('lightning.pytorch').level; "
-            "import usfkit.train, usfkit.tabular, usfkit.image, usfkit.vae; "
+            "import usfkit.train, usfkit.experiments.tabular, usfkit.image, usfkit.vae; "
             "assert warnings.filters == before, 'warning filters changed'; "
             "assert logging.getLogger('lightning.pytorch').level == level, 'logger level changed'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -131,6 +131,15 @@ def test_prior_coupling_is_the_flow_vocabulary(coupling):
     assert bool(model.prior.lu_layers()) is coupling.endswith("_lu")
 
 
+def test_seeded_model_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = vae.tabular_vae(6, "affine_lu", latent_dim=4, seed=3, blocks=2, flow_hidden=8, flow_layers=1)
+    b = vae.tabular_vae(6, "affine_lu", latent_dim=4, seed=3, blocks=2, flow_hidden=8, flow_layers=1)
+    assert torch.equal(torch.get_rng_state(), before)
+    torch.testing.assert_close(a.state_dict(), b.state_dict(), rtol=0, atol=0, equal_nan=True)  # NaN: unset score scale
+
+
 @pytest.mark.parametrize("old", ["usf", "nonusf", "USF", "NonUSF"])
 def test_old_prior_names_are_rejected(old):
     with pytest.raises(ValueError, match="'additive_lu': additive coupling in LU-conjugated blocks"):

@@ -1,9 +1,10 @@
 """usfkit: the code every chapter of the usf-book runs on.
 
-Uniformly scaling flows (``usfkit.flows``), Deep SVDD (``usfkit.oneclass``),
-synthetic and real data (``usfkit.data``), Lightning training (``usfkit.train``),
-metrics, plots, chapter profiles, results with provenance and the papermill
-batch runner (``usfkit.reproduce``).
+The paper's concepts, one module each: uniformly scaling flows (``usfkit.flows``), Deep
+SVDD (``usfkit.oneclass``), Proposition 1 (``usfkit.proposition1``), OneFlow, DOHSC,
+VAE-USFlow (``usfkit.vae``) and the image heads (``usfkit.image``); the chapters'
+experiments apart from them (``usfkit.experiments``); and what they run on: synthetic and
+real data (``usfkit.data``), Lightning training (``usfkit.train``), metrics, plots, chapter
+profiles, results with provenance and the papermill batch runner (``usfkit.reproduce``).
 """
 __version__ = "0.1.0"
-REPOSITORY = "https://github.com/usf-book/usf-book"

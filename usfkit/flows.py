@@ -28,12 +28,27 @@ never its name.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Inside the block torch's CPU generator starts from ``seed``; on leaving, it is back in the
+    state it had before, so building a seeded model changes no one else's random numbers (the
+    same seed gives the same weights as ``torch.manual_seed(seed)`` before building).
+    ``seed=None``: no seeding, the draws advance the global generator as usual."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)  # CPU only: leaves GPU generators alone
+        yield
 
 
 def _spatial_size(x: Tensor) -> int:
@@ -59,6 +74,42 @@ def lu_prior_sigma0(sigma: float, channels: int, spatial: int = 1, rule: str = "
     if rule == "paper":
         return sigma / (channels * spatial)
     raise ValueError(f"rule must be 'exact' or 'paper', got {rule!r}")
+
+
+def sample_lu_log_dets(sigma: float, channels: int, height: int = 1, width: int = 1, n: int = 10000,
+                       rule: str = "exact", offdiag_scale: float = 0.5, seed: int = 0,
+                       chunk: int = 4096) -> Tensor:
+    """``ln|det J|`` of ``n`` random 1x1-convolution LU maps on a ``channels x height x
+    width`` input, with the diagonal of ``U`` drawn from the prior of App. B.2.
+
+    Each map has ``M = L U``: ``L`` unit lower triangular, ``U`` upper triangular with
+    Gaussian off-diagonal entries (``offdiag_scale``; they do not change the determinant)
+    and diagonal ``u_i = s_i |u_i|`` with a random sign ``s_i`` and
+    ``ln|u_i| ~ N(0, sigma0^2)`` — a bilateral log-normal, ``sigma0`` from
+    :func:`lu_prior_sigma0` with ``rule``.  The log-determinant is computed
+    from the full matrix, ``h w ln|det M|`` (``slogdet``, float64), not from the diagonal.
+    Maps are built ``chunk`` at a time to bound memory.
+    """
+    c, spatial = channels, height * width
+    s0 = lu_prior_sigma0(sigma, c, spatial, rule)
+    g = torch.Generator().manual_seed(seed)
+    eye = torch.eye(c, dtype=torch.float64)
+    out = []
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        log_abs_u = torch.randn(m, c, generator=g, dtype=torch.float64) * s0
+        sign = torch.randint(0, 2, (m, c), generator=g).double() * 2 - 1
+        lower = torch.tril(torch.randn(m, c, c, generator=g, dtype=torch.float64) * offdiag_scale, -1) + eye
+        upper = (torch.triu(torch.randn(m, c, c, generator=g, dtype=torch.float64) * offdiag_scale, 1)
+                 + torch.diag_embed(sign * log_abs_u.exp()))
+        out.append(spatial * torch.linalg.slogdet(lower @ upper).logabsdet)
+    return torch.cat(out)
+
+
+def lu_log_det_variance(sigma: float, channels: int, spatial: int = 1, rule: str = "exact") -> float:
+    """Analytic ``Var(ln|det J|) = spatial^2 * channels * sigma0^2``: ``sigma^2`` for the exact
+    rule, ``sigma^2 / channels`` for the appendix's literal ``sigma0 = sigma/(c h w)``."""
+    return spatial**2 * channels * lu_prior_sigma0(sigma, channels, spatial, rule) ** 2
 
 
 def log_normal_prior(log_scales: Tensor, sigma0: float | None) -> Tensor:
@@ -537,18 +588,17 @@ def build_flow(shape: int | Sequence[int], coupling: str, blocks: int = 4,
     shape = (shape,) if isinstance(shape, int) else tuple(shape)
     if shape[0] < 2:
         raise ValueError(f"coupling layers need at least 2 channels, got shape {shape}")
-    if seed is not None:
-        torch.manual_seed(seed)
     additive, lu = coupling.startswith("additive"), coupling.endswith("_lu")
     mods: list[Transform] = []
-    for i in range(blocks):
-        cond = make_conditioner(shape, 1 if additive else 2, hidden, layers)
-        mask = channel_mask(shape[0], i % 2)
-        coup = AdditiveCoupling(mask, cond) if additive else AffineCoupling(mask, cond, clamp, affine_activation)
-        mods.append(ConjugateBlock(LUAffine(shape[0], lu_init_scale), coup) if lu else coup)
-    if lu:
-        mods.append(LUAffine(shape[0], lu_init_scale))
-    return Flow(mods, GaussianBase(shape, center, scale), prior_sigma, prior_rule)
+    with seeded(seed):
+        for i in range(blocks):
+            cond = make_conditioner(shape, 1 if additive else 2, hidden, layers)
+            mask = channel_mask(shape[0], i % 2)
+            coup = AdditiveCoupling(mask, cond) if additive else AffineCoupling(mask, cond, clamp, affine_activation)
+            mods.append(ConjugateBlock(LUAffine(shape[0], lu_init_scale), coup) if lu else coup)
+        if lu:
+            mods.append(LUAffine(shape[0], lu_init_scale))
+        return Flow(mods, GaussianBase(shape, center, scale), prior_sigma, prior_rule)
 
 
 def USFlow(shape: int | Sequence[int], **kwargs) -> Flow:

@@ -113,7 +113,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "08_reproduction_report": {
         # The profile picks the results the report reads (quick: each chapter's full results when committed, else
-        # its quick ones; full: full only).  eq6_*: the Eq. 6 check computed in the chapter (usfkit.claims.eq6_check).
+        # its quick ones; full: full only).  eq6_*: the Eq. 6 check computed in the chapter (usfkit.experiments.claims.eq6_check).
         "quick": dict(eq6_dim=4, eq6_samples=2000, eq6_blocks=3, eq6_hidden=16, seed=0),
         "full": dict(eq6_dim=4, eq6_samples=2000, eq6_blocks=3, eq6_hidden=16, seed=0),
     },

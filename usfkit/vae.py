@@ -53,7 +53,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .flows import Flow, build_flow
+from .flows import Flow, build_flow, seeded
 from .train import FitResult, _Base, fit
 
 LOG_2PI = math.log(2 * math.pi)
@@ -348,8 +348,8 @@ def tabular_vae(dim: int, coupling: str, latent_dim: int | None = None, seed: in
     ``latent_dim`` by :func:`default_latent_dim` unless given.  Train with :func:`train_vae`,
     then ``model.score(x)``."""
     latent_dim = latent_dim or default_latent_dim(dim)
-    torch.manual_seed(seed)
-    encoder, decoder = MLPEncoder(dim, latent_dim, hidden), MLPDecoder(latent_dim, dim, hidden)
+    with seeded(seed):
+        encoder, decoder = MLPEncoder(dim, latent_dim, hidden), MLPDecoder(latent_dim, dim, hidden)
     flow = make_prior(latent_dim, coupling, blocks, flow_hidden, flow_layers, clamp, seed=seed)
     return VAEFlow(encoder, decoder, flow, sigma_min, n_samples)
 
@@ -362,9 +362,9 @@ def image_vae(image_size: int, coupling: str, latent_dim: int = 128, seed: int =
     transposed-convolution decoder with ``log2(image_size / start_size)`` upsampling layers,
     flow prior with ``coupling`` (as :func:`make_prior`).  ``model.encoder.pretrained_loaded`` says whether ImageNet
     weights were loaded."""
-    torch.manual_seed(seed)
-    encoder = ImageEncoder(latent_dim, pretrained, train_backbone)
-    decoder = ConvDecoder(latent_dim, image_size, 3, start_size)
+    with seeded(seed):
+        encoder = ImageEncoder(latent_dim, pretrained, train_backbone)
+        decoder = ConvDecoder(latent_dim, image_size, 3, start_size)
     flow = make_prior(latent_dim, coupling, blocks, flow_hidden, flow_layers, clamp, seed=seed)
     return VAEFlow(encoder, decoder, flow, sigma_min, n_samples)
 

@@ -1,6 +1,7 @@
-"""Data: synthetic sets with exact densities (:mod:`.synthetic`) and real datasets in
-their published layouts (:mod:`.adbench`, :mod:`.mvtec`, :mod:`.visa`).  :mod:`.checks`
-turns bad input into a :class:`DataError` that names the file and the rows at fault.
+"""Data: synthetic sets with exact densities (:mod:`.synthetic`: moons, the mixture of App. C,
+with anomalies or on a subspace) and real datasets in their published layouts
+(:mod:`.adbench`, :mod:`.mvtec`, :mod:`.visa`).  :mod:`.checks` turns bad input into a
+:class:`DataError` that names the file and the rows at fault.
 
 ``data_dir()`` is where real datasets live: ``$USFKIT_DATA``, else the user cache dir.
 """
@@ -12,7 +13,7 @@ from pathlib import Path
 from platformdirs import user_cache_dir
 
 from .checks import DataError, check_finite_input, validate_xy
-from .synthetic import AsymmetricGaussianMixture, moons
+from .synthetic import AsymmetricGaussianMixture, anomaly_data, moons, subspace_data
 
 
 def data_dir() -> Path:
@@ -24,5 +25,5 @@ def data_dir() -> Path:
 from .mvtec import MVTEC_CLASSES, AnomalyImages, MVTecAD, mvtec_available  # noqa: E402
 from .visa import VISA_CLASSES, VisA, visa_available  # noqa: E402
 
-__all__ = ["AsymmetricGaussianMixture", "data_dir", "moons", "DataError", "check_finite_input", "validate_xy",
+__all__ = ["AsymmetricGaussianMixture", "anomaly_data", "data_dir", "moons", "subspace_data", "DataError", "check_finite_input", "validate_xy",
            "MVTEC_CLASSES", "AnomalyImages", "MVTecAD", "mvtec_available", "VISA_CLASSES", "VisA", "visa_available"]

@@ -1,5 +1,6 @@
-"""Synthetic data with exact densities: 2-D moons with outliers, and the asymmetric
-Gaussian mixture of App. C."""
+"""Synthetic data with exact densities: 2-D moons with outliers, the asymmetric Gaussian
+mixture of App. C, the mixture with anomalies from its low-density region (Eq. 1) and the
+mixture on a low-dimensional subspace (where the likelihood is unbounded, §4.2)."""
 from __future__ import annotations
 
 import math
@@ -61,3 +62,44 @@ class AsymmetricGaussianMixture:
         comp = self.component_log_probs(x) + np.log(self.weights)
         top = comp.max(-1, keepdims=True)
         return (top + np.log(np.exp(comp - top).sum(-1, keepdims=True)))[..., 0]
+
+
+def anomaly_data(dim: int, n_train: int, n_test: int, n_anomalies: int, quantile: float = 0.01,
+                 broad_scale: float = 3.0, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Normal data from :class:`AsymmetricGaussianMixture` and anomalies from its
+    low-density region, following the level-set definition of Eq. 1.
+
+    Anomalies are draws from a broad Gaussian ``N(0, broad_scale^2 I)`` kept only when
+    their true mixture density is below the ``quantile`` of the densities of normal
+    training points (rejection sampling).  Returns ``x_train`` (normal only), ``x_test``
+    (normal test points followed by the anomalies) and ``y_test`` (1 = anomaly).
+    """
+    mix = AsymmetricGaussianMixture(dim)
+    x_train, _ = mix.sample(n_train, seed=seed)
+    x_normal, _ = mix.sample(n_test, seed=seed + 1)
+    threshold = np.quantile(mix.log_prob(x_train.numpy()), quantile)
+    rng = np.random.default_rng(seed + 2)
+    kept: list[np.ndarray] = []
+    while sum(len(k) for k in kept) < n_anomalies:
+        cand = rng.normal(0.0, broad_scale, size=(4 * n_anomalies, dim))
+        kept.append(cand[mix.log_prob(cand) < threshold])
+    anomalies = torch.from_numpy(np.concatenate(kept)[:n_anomalies].astype(np.float32))
+    return {"x_train": x_train, "x_test": torch.cat([x_normal, anomalies]),
+            "y_test": torch.cat([torch.zeros(n_test), torch.ones(n_anomalies)]).long(),
+            "log_density_threshold": float(threshold)}
+
+
+def subspace_data(dim: int, rank: int, n_train: int, n_test: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The asymmetric mixture in ``rank`` dimensions, embedded in ``R^dim`` by a random matrix
+    ``Q`` with orthonormal columns: ``x = Q y``.  The data fill only a ``rank``-dimensional
+    subspace, so their density in ``R^dim`` is degenerate and maximum likelihood has no
+    maximum — a flow can raise the likelihood without bound by squeezing the ``dim - rank``
+    empty directions, i.e. by inflating ``|det J|`` (§4.2)."""
+    if not 1 <= rank < dim:
+        raise ValueError(f"need 1 <= rank < dim, got rank={rank}, dim={dim}")
+    g = torch.Generator().manual_seed(seed + 3)
+    q, _ = torch.linalg.qr(torch.randn(dim, rank, generator=g))
+    mix = AsymmetricGaussianMixture(rank)
+    y_train, _ = mix.sample(n_train, seed=seed)
+    y_test, _ = mix.sample(n_test, seed=seed + 1)
+    return {"x_train": y_train @ q.T, "x_test": y_test @ q.T, "basis": q}

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import metrics, results
-from .data import AsymmetricGaussianMixture
-from .flows import PAPER_FLOWS, build_flow
-from .oneclass import DeepSVDD, svdd_widths
-from .progress import track
-from .train import FitResult, train_flow, train_svdd
+from .. import metrics, results
+from ..data import AsymmetricGaussianMixture
+from ..flows import PAPER_FLOWS, build_flow, seeded
+from ..oneclass import DeepSVDD, svdd_widths
+from ..progress import track
+from ..train import FitResult, train_flow, train_svdd
 
 CHAPTER = "04_alignment"
 METHODS = ("Deep SVDD", "NonUSFlow", "USFlow")
@@ -63,7 +63,8 @@ class Data:
 
 def build_model(method: str, dim: int, conf: dict, cfg):
     if method == "Deep SVDD":
-        return DeepSVDD(dim, svdd_widths(dim, conf["depth"]))
+        with seeded(cfg.seed):  # the same initialisation whatever ran before, like the flows'
+            return DeepSVDD(dim, svdd_widths(dim, conf["depth"]))
     return build_flow(dim, coupling=PAPER_FLOWS[method], blocks=conf["blocks"], hidden=cfg.hidden,
                       layers=conf["layers"], seed=cfg.seed)
 

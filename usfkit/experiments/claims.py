@@ -39,8 +39,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from . import flows, profiles, results, sweep
-from .image import paper_numbers
+from .. import flows, profiles, results, sweep
+from ..image import paper_numbers
 
 CHAPTER = "08_reproduction_report"
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run here"
@@ -310,7 +310,7 @@ def eq6_check(dim: int = 4, n: int = 2000, blocks: int = 3, hidden: int = 16, se
     * Eq. 6 says ``mean NLL - KL = E[-ln p_X(x)]``, the data's entropy, for every flow.
 
     One row per flow, on the same ``n`` samples."""
-    from .data import AsymmetricGaussianMixture
+    from ..data import AsymmetricGaussianMixture
     from .lossparts import jacobian_log_abs_det
 
     mixture = AsymmetricGaussianMixture(dim)
@@ -919,14 +919,14 @@ def _no_usf_failure(src: Source) -> Finding:
 # image benchmark (chapter 07)
 # --------------------------------------------------------------------------
 def _image(src: Source) -> tuple[Loaded, pd.DataFrame]:
-    from .image import benchmark as bench
+    from . import images as bench
 
     loaded = src.runs(bench.CHAPTER)
     return loaded, bench.frame(loaded.data)
 
 
 def _image_conditions(loaded: Loaded, df: pd.DataFrame) -> str:
-    from .image import benchmark as bench
+    from . import images as bench
 
     recs = [r for r in loaded.data if r.spec.get("experiment", "main") == "main"]
     weights = "/".join(sorted({str(r.info.get("weights")).split("-")[0] for r in recs})) or "–"
@@ -952,7 +952,7 @@ def _pretrained_only(loaded: Loaded, df: pd.DataFrame, **found) -> None:
 def _table_cells(df: pd.DataFrame, dataset: str, metric: str, per_class: bool) -> pd.DataFrame:
     """The paper's cells beside ours (NaN where we have none): one row per (class, arch, coupling) of the
     paper's Tables 2-5 (``per_class``), or per (arch, coupling) of Table 1 averaged over the classes we ran."""
-    from .image import benchmark as bench
+    from . import images as bench
 
     main = df[(df["experiment"] == "main") & (df["dataset"] == dataset)]
     if per_class:
@@ -984,7 +984,7 @@ def side_by_side(cells: pd.DataFrame) -> pd.DataFrame:
 
 def _table_claim(dataset: str, metrics: tuple[str, ...], per_class: bool):
     def check(src: Source) -> Finding:
-        from .image import benchmark as bench
+        from . import images as bench
 
         loaded, df = _image(src)
         cells = pd.concat([_table_cells(df, dataset, m, per_class).assign(metric=m) for m in metrics])
@@ -1023,7 +1023,7 @@ for _n, _ds, _m in ((2, "mvtec", "image_auroc"), (3, "mvtec", "pixel_auroc"), (4
 
 def _pairs(df: pd.DataFrame, stat: str, coupling: str = "additive_lu") -> pd.Series:
     """Per (dataset, class, arch, metric): ``stat`` of ``coupling`` minus that of affine (main experiment)."""
-    from .image import benchmark as bench
+    from . import images as bench
 
     main = df[df["experiment"] == "main"]
     out = []
@@ -1095,7 +1095,7 @@ def _fig4(src: Source) -> Finding:
        "parts: our U-Flow class-wise mean change of mean and of std has the paper's sign, for both couplings "
        "(4 signs)", "07_image_benchmarks")
 def _uflow_deltas(src: Source) -> Finding:
-    from .image import benchmark as bench
+    from . import images as bench
 
     loaded, df = _image(src)
     ab = bench.ablation(df[(df["experiment"] == "main") & (df["dataset"] == "mvtec")], "image_auroc")
@@ -1112,7 +1112,7 @@ def _uflow_deltas(src: Source) -> Finding:
 
 
 def _uflow_cell(df: pd.DataFrame, experiment: str, coupling: str, metric: str) -> tuple[float, float]:
-    from .image import benchmark as bench
+    from . import images as bench
 
     sub = df[(df["experiment"] == experiment) & (df["arch"] == "uflow") & (df["coupling"] == coupling)
              & (df["dataset"] == "mvtec")]

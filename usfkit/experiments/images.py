@@ -19,24 +19,25 @@ training.
 
 Command line (GPU users)::
 
-    python -m usfkit.image.benchmark --profile full --classes bottle cable --archs fastflow uflow
+    python -m usfkit.experiments.images --profile full --classes bottle cable --archs fastflow uflow
     # four GPUs, one shard each:
-    for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i python -m usfkit.image.benchmark --shard $i/4 & done; wait
+    for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i python -m usfkit.experiments.images --shard $i/4 & done; wait
 """
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .. import metrics, results, sweep
+from .. import metrics, profiles, results, sweep
 from ..data import DataError, MVTEC_CLASSES, VISA_CLASSES, MVTecAD, VisA, mvtec_available, visa_available
+from ..flows import seeded
+from ..image import ARCHITECTURES, build_model, paper_numbers
+from ..image.features import FeatureSet, cached_features
 from ..train import fit
-from .features import FeatureSet, cached_features
 
 CHAPTER = "07_image_benchmarks"
 DATASETS = {"mvtec": (MVTecAD, mvtec_available), "visa": (VisA, visa_available)}
@@ -59,7 +60,6 @@ def make_specs(datasets: dict[str, list[str]], archs: list[str], couplings: list
     ``backbone_seed`` fixes random backbone weights (when no ImageNet weights can be had) so all
     seeds and couplings see the same features.  ``image_size=None``: each architecture's
     App. E / anomalib input size (256 px; U-Flow 448 px)."""
-    from . import ARCHITECTURES
     specs = []
     for dataset, classes in datasets.items():
         for cls in classes:
@@ -117,7 +117,6 @@ def _build(spec: dict, root=None):
     """The model of ``spec`` (its head initialised from ``spec["seed"]``) and the frozen backbone
     whose features the head trains on (random weights drawn from ``backbone_seed``, shared by
     every seed and coupling)."""
-    from . import build_model
     kwargs = dict(backbone=spec["backbone"], pretrained=spec["pretrained"], image_size=spec["image_size"],
                   **spec.get("overrides", {}))
     if spec.get("prior_sigma") is not None:  # App. B.2's log-det prior, weighted by 1 / n_train
@@ -125,10 +124,10 @@ def _build(spec: dict, root=None):
         kwargs.update(prior_sigma=spec["prior_sigma"], n_train=n_train)
     key = (spec["arch"], spec["backbone"], str(spec["pretrained"]), spec["backbone_seed"], spec["image_size"])
     if key not in _BACKBONES:
-        torch.manual_seed(spec["backbone_seed"])
-        _BACKBONES[key] = build_model(spec["arch"], coupling=spec["coupling"], **kwargs).backbone
-    torch.manual_seed(spec["seed"])
-    model = build_model(spec["arch"], coupling=spec["coupling"], **kwargs)
+        with seeded(spec["backbone_seed"]):
+            _BACKBONES[key] = build_model(spec["arch"], coupling=spec["coupling"], **kwargs).backbone
+    with seeded(spec["seed"]):
+        model = build_model(spec["arch"], coupling=spec["coupling"], **kwargs)
     return model, _BACKBONES[key]
 
 
@@ -297,7 +296,6 @@ def per_class_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     main experiment only, with the class average as the last row; each of our columns is followed by
     the paper's value for the same class and column (arXiv 2510.09452, Tables 2–5), so the two sit side
     by side.  The paper's "Average" row averages all of its classes, ours the classes that ran."""
-    from . import paper_numbers
     out = {}
     main = df[df["experiment"] == "main"]
     for dataset in main["dataset"].unique():
@@ -323,7 +321,6 @@ def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.Dat
     """Table 1, ours beside the paper's (arXiv 2510.09452, Table 1), with the conditions of our
     runs in the table itself: backbone weights, classes used, input size, epochs.  When only some
     classes ran, the paper column averages the paper's Tables 2–5 over the same classes."""
-    from . import paper_numbers
     main = df[df["experiment"] == "main"]
     rec = [row for row in (r.row() for r in records) if row.get("experiment", "main") == "main"]
     rows = []
@@ -360,7 +357,6 @@ def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.Dat
 def ablation_5_2_3(df: pd.DataFrame) -> pd.DataFrame:
     """§5.2.3 on MVTec AD: U-Flow with the log-det prior (vs the main additive + LU runs) and U-Flow
     on ResNet-18 (affine vs additive + LU); class-averaged mean ± std beside the paper's numbers."""
-    from . import paper_numbers
     rows = []
     mv = df[df["dataset"] == "mvtec"]
     for metric in ("image_auroc", "pixel_auroc"):
@@ -385,7 +381,6 @@ def ablation_5_2_3(df: pd.DataFrame) -> pd.DataFrame:
 # command line
 # --------------------------------------------------------------------------
 def main(argv=None) -> None:
-    from .. import profiles
     p = argparse.ArgumentParser(description="Run the §5.2 image sweep (resumable) into results/<profile>/" + CHAPTER)
     p.add_argument("--profile", default="full")
     p.add_argument("--datasets", nargs="*", default=None, help="mvtec visa (default: the profile's)")

@@ -27,8 +27,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from .flows import Flow
-from .train import FitResult, FlowModule, fit
+from ..flows import Flow
+from ..train import FitResult, FlowModule, fit
 
 
 def jacobian_log_abs_det(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:

@@ -27,12 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics, profiles
-from .data import adbench
-from .flows import PAPER_FLOWS, build_flow
-from .results import STD_DDOF, RunResult
-from .sweep import frame, load_runs, run_sweep, summarize
-from .train import FitResult, train_flow
+from .. import metrics, profiles
+from ..data import adbench
+from ..flows import PAPER_FLOWS, build_flow, seeded
+from ..results import STD_DDOF, RunResult
+from ..sweep import frame, load_runs, run_sweep, summarize
+from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
 METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
@@ -69,29 +69,29 @@ def build_and_train(method: str, x_train: torch.Tensor, cfg, seed: int, desc: st
     ``progress`` is :func:`usfkit.train.fit`'s (``"none"`` for quiet scripts)."""
     dim, fit = x_train.shape[1], _fit_kwargs(cfg, desc or method, progress)
     fit["seed"] = seed
-    torch.manual_seed(seed)
     if method in PAPER_FLOWS:
         model = build_flow(dim, coupling=PAPER_FLOWS[method], blocks=cfg.blocks, hidden=cfg.hidden,
                            layers=cfg.layers, clamp=cfg.clamp, prior_sigma=cfg.prior_sigma, seed=seed)
         result = train_flow(model, x_train, lr=cfg.lr, **fit)
         return model, result, lambda x: -model.log_prob(x)
     if method in ("VAE-USFlow", "VAE-NonUSFlow"):
-        from . import vae
+        from .. import vae
 
         model = vae.tabular_vae(dim, FLOW_COUPLING[method], seed=seed,
                                 blocks=cfg.blocks, flow_hidden=cfg.hidden, flow_layers=cfg.layers)
         result = vae.train_vae(model, x_train, lr=cfg.lr, **fit)
         return model, result, model.score
     if method == "OneFlow":
-        from . import oneflow
+        from .. import oneflow
 
         model = oneflow.OneFlow(dim, blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
         result = oneflow.train_oneflow(model, x_train, lr=cfg.lr, **fit)
         return model, result, model.score
     if method in ("DOHSC", "DO2HSC"):
-        from . import dohsc
+        from .. import dohsc
 
-        model = getattr(dohsc, method)(dim, nu=cfg.nu)
+        with seeded(seed):
+            model = getattr(dohsc, method)(dim, nu=cfg.nu)
         result = dohsc.train_dohsc(model, x_train, lr=cfg.dohsc_lr, pretrain_epochs=cfg.dohsc_pretrain_epochs,
                                    **fit)
         return model, result, model.score

@@ -19,15 +19,13 @@ Every run goes through :func:`usfkit.sweep.run_sweep`: saved as it finishes unde
 from __future__ import annotations
 
 import functools
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
-from . import metrics, sweep, vae
-from .results import RunResult
-from .data import adbench, data_dir
+from .. import metrics, sweep, vae
+from ..data import adbench, data_dir
+from ..results import RunResult
 
 CHAPTER = "06_vae_usflow"
 #: The flow prior of each method, by its ``coupling`` (:data:`usfkit.flows.COUPLINGS`).
@@ -179,7 +177,7 @@ def failure_counts(runs: pd.DataFrame) -> pd.DataFrame:
 def load_images(cls: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x_train [n,3,S,S], x_test, y_test)`` of one MVTec AD class (ImageNet-normalised),
     from the layout ``<root>/<class>/{train,test}/...`` that :mod:`usfkit.data.mvtec` finds."""
-    from .data.mvtec import MVTecAD
+    from ..data.mvtec import MVTecAD
 
     def stack(ds):
         items = [ds[i] for i in range(len(ds))]
@@ -193,7 +191,7 @@ def load_images(cls: str, image_size: int) -> tuple[torch.Tensor, torch.Tensor, 
 def image_classes(cfg) -> list[str]:
     """``cfg.image_classes``, or every MVTec AD class found on this machine when it is ``"available"``."""
     if cfg.image_classes == "available":
-        from .data.mvtec import mvtec_available
+        from ..data.mvtec import mvtec_available
 
         found = mvtec_available()
         if not found:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
+from ..flows import seeded
 from .backbones import RESNETS, Backbone, PretrainedUnavailable, build_backbone
 from .couplings import COUPLINGS, check_coupling, count_parameters
 
@@ -73,13 +73,6 @@ class ImageModel:
         from .uflow import UflowModule
         return UflowModule(self.head, lr, wd, end_factor=cfg["lr_end_factor"], decay_iters=cfg["lr_decay_iters"])
 
-    def predict(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Anomaly maps ``[B, H, W]`` and image scores ``[B]`` straight from images."""
-        self.head.eval()
-        with torch.no_grad():
-            amap = self.head.anomaly_map(self.backbone(images), tuple(images.shape[-2:]))
-        return amap, self.head.image_score(amap)
-
     def describe(self) -> str:
         n = count_parameters(self.head, trainable_only=True)
         return (f"{self.arch} head, coupling={self.coupling!r}, {n:,} trainable parameters; "
@@ -115,18 +108,17 @@ def build_model(arch: str, coupling: str = "affine", backbone: str | None = None
     layers = cfg["layers"] if cfg["backbone"] in RESNETS else None
     bb = build_backbone(cfg["backbone"], layers, cfg["image_size"], pretrained)
     shapes = bb.feature_shapes(cfg["image_size"])
-    if seed is not None:
-        torch.manual_seed(seed)
     head_kw = {k: v for k, v in cfg.items() if k not in _TRAINING_KEYS + ("backbone", "layers", "image_size")}
-    if arch == "fastflow":
-        from .fastflow import FastflowHead
-        head = FastflowHead(shapes, coupling, **head_kw)
-    elif arch == "cflow":
-        from .cflow import CflowHead
-        head = CflowHead(shapes, coupling, **head_kw)
-    else:
-        from .uflow import UflowHead
-        head = UflowHead(shapes, coupling, layer_norm=not bb.name.startswith("mcait"), **head_kw)
+    with seeded(seed):
+        if arch == "fastflow":
+            from .fastflow import FastflowHead
+            head = FastflowHead(shapes, coupling, **head_kw)
+        elif arch == "cflow":
+            from .cflow import CflowHead
+            head = CflowHead(shapes, coupling, **head_kw)
+        else:
+            from .uflow import UflowHead
+            head = UflowHead(shapes, coupling, layer_norm=not bb.name.startswith("mcait"), **head_kw)
     return ImageModel(arch, coupling, bb, head, cfg)
 
 

@@ -25,6 +25,7 @@ from platformdirs import user_cache_dir
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from ..flows import seeded
 from ..train import adam
 
 
@@ -174,18 +175,18 @@ class Speedup:
 
 
 def _train_epochs(head: nn.Module, batches, epochs: int, lr: float, seed: int) -> float:
-    torch.manual_seed(seed)
     opt = adam(head.parameters(), lr)
     head.train()
     loss_sum = 0.0
-    for _ in range(epochs):
-        loss_sum, n = 0.0, 0
-        for feats in batches():
-            loss = head.loss(feats)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss_sum, n = loss_sum + loss.item(), n + 1
+    with seeded(seed):
+        for _ in range(epochs):
+            loss_sum, n = 0.0, 0
+            for feats in batches():
+                loss = head.loss(feats)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                loss_sum, n = loss_sum + loss.item(), n + 1
     return loss_sum / max(n, 1)
 
 

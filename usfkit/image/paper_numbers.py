@@ -8,7 +8,6 @@ coupling + LU maps).  Transcribed from the paper's text and checked cell by cell
 cells); ``tests/test_image_benchmark.py`` checks that each table's Average row is the mean of its class
 rows, as the paper computes it.  There is no generator script: edit only against the paper.
 """
-SOURCE = "arXiv 2510.09452, Table 1 (§5.2.2), Tables 2-5 (App. F.1), §5.2.3"
 
 # Table 1: class-averaged (mean, std); key: (dataset, metric)
 TABLE1 = {

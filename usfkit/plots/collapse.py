@@ -1,6 +1,7 @@
 """Figures of chapter 3: hypersphere collapse, Proposition 1, exploding determinants and
-the log-det prior.  Every function takes the plain dicts/arrays of :mod:`usfkit.collapse`
-and returns the matplotlib figure."""
+the log-det prior.  Every function takes the plain dicts/arrays of
+:mod:`usfkit.experiments.collapse`, :mod:`usfkit.proposition1` or
+:func:`usfkit.flows.sample_lu_log_dets` and returns the matplotlib figure."""
 from __future__ import annotations
 
 import math
@@ -22,7 +23,7 @@ def _column(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 def svdd_collapse_curves(runs: dict[str, dict]):
     """Deep SVDD variants over training: the training loss (``FitResult.history``), the
     spread of the normal test embeddings and the test AUROC (epoch 0 = after pretraining
-    and centring).  ``runs``: name -> :func:`usfkit.collapse.run_svdd` result."""
+    and centring).  ``runs``: name -> :func:`usfkit.experiments.collapse.run_svdd` result."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for name, run in runs.items():
         hist = run["fit"].history

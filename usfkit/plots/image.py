@@ -28,7 +28,7 @@ def _image(path: str, size: int) -> np.ndarray:
 
 def anomaly_maps(variants: dict[str, dict], max_images: int = 4):
     """One row per test image: the image, its ground-truth mask, then each variant's anomaly map
-    laid over the image.  ``variants``: label -> the dict saved by ``benchmark.run_one`` (keys
+    laid over the image.  ``variants``: label -> the dict saved by ``usfkit.experiments.images.run_one`` (keys
     ``paths``, ``maps`` [N,S,S], ``masks``, ``defects``, ``scores``), all for the same images.
     Each map is scaled to its own range over the shown images (only the ranking matters for AUROC)."""
     first = next(iter(variants.values()))
@@ -59,7 +59,7 @@ def anomaly_maps(variants: dict[str, dict], max_images: int = 4):
 
 def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None):
     """Table 1 as bars: one group per architecture, one bar per coupling, error bar = the
-    class-averaged std.  ``table``: ``benchmark.class_averaged`` (one dataset).  ``paper``:
+    class-averaged std.  ``table``: ``usfkit.experiments.images.class_averaged`` (one dataset).  ``paper``:
     optional ``{(coupling, arch): (mean, std)}`` drawn as black diamonds (the paper's Table 1)."""
     archs = [a for a in ARCH_NAMES if a in set(table["arch"])]
     couplings = [c for c in COUPLING_COLORS if c in set(table["coupling"])]
@@ -108,7 +108,7 @@ def ablation(ab, title: str = "image AUROC"):
     """Figures 4/10: per class (x) the change of the mean (left) and of the std (right) over
     seeds against the affine baseline, one row per architecture; dashed line = affine,
     black mark = the class-wise mean Δ (also a thin line in the coupling's colour).
-    ``ab``: ``benchmark.ablation`` for one dataset."""
+    ``ab``: ``usfkit.experiments.images.ablation`` for one dataset."""
     archs = [a for a in ARCH_NAMES if a in set(ab["arch"])]
     classes = list(dict.fromkeys(ab["cls"]))
     couplings = [c for c in COUPLING_COLORS if c in set(ab["coupling"])]

@@ -15,7 +15,7 @@ def eq5_terms_over_training(histories: dict[str, list[dict]], constant: float, d
     """Per-epoch means of ``svdd_term`` (``||phi(x) - c||^2``) and ``logdet_term``
     (``-ln|det J|``; ``-ln psi_det(w)`` for a USF) next to the training NLL, one panel per
     term, one line per flow.  ``histories`` maps a flow name to
-    :attr:`usfkit.train.FitResult.history` of :func:`usfkit.lossparts.train_flow_decomposed`.
+    :attr:`usfkit.train.FitResult.history` of :func:`usfkit.experiments.lossparts.train_flow_decomposed`.
     The dotted line in the first panel is ``d/2``, where a flow fitted by maximum likelihood
     puts the mean squared distance (chapter 02 derives why)."""
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
@@ -41,7 +41,7 @@ def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
     """Left: NLL against the SVDD term ``||phi(x) - c||^2`` for each test input (a USF puts
     every point on one line of slope 1).  Right: histogram of ``ln|det J_phi(x)|`` across the
     inputs (a USF has one value).  ``parts`` maps a flow name to the output of
-    :func:`usfkit.lossparts.decompose`."""
+    :func:`usfkit.experiments.lossparts.decompose`."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4))
     lo, hi = np.inf, -np.inf
     for name, p in parts.items():

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..results import STD_DDOF
-from ..tabular import USF_METHODS
+from ..experiments.tabular import USF_METHODS
 
 USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
 OUTCOME_COLORS = {"row method better": USF_COLOR, "tie": "0.45", "row method worse": "#d62728"}

@@ -16,7 +16,7 @@ def _marker(valid: int, runs: int) -> str:
 def vae_class_auroc(summary, ax=None, title: str = "VAE-Flow on MVTec AD (image AUC-ROC)"):
     """Figure 11: per-class mean image AUROC ± std of each method over its valid runs, side by side;
     the marker shows the number of valid runs (all valid = circle; a cross at 0.5 = no valid run).
-    ``summary``: ``vae_experiments.summarize`` (columns class, method, mean, std, valid, runs)."""
+    ``summary``: ``usfkit.experiments.vae.summarize`` (columns class, method, mean, std, valid, runs)."""
     classes = list(dict.fromkeys(summary["class"]))
     methods = list(dict.fromkeys(summary["method"]))
     offset = {m: (j - (len(methods) - 1) / 2) * 0.35 for j, m in enumerate(methods)}

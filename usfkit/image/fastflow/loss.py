@@ -1,7 +1,6 @@
 """FastFlow's training loss (Yu et al. 2021; anomalib ``FastflowLoss``)."""
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 
