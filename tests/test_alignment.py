@@ -27,8 +27,9 @@ def test_run_search_selects_by_validation_and_usf_ranks_exactly(cfg, tmp_path):
         if method != "Deep SVDD" and ev["model"].constant_det:
             assert ev["rho_est_norm"] == pytest.approx(1.0, abs=1e-9)
     assert alignment.summary_table(out).shape[0] == len(cfg.dims) * 3
-    trials = list((tmp_path / "quick" / "04_alignment" / "trials").glob("*.json"))
-    assert len(trials) == len(out["trials"])
+    records = list((tmp_path / "quick" / "04_alignment" / "runs").glob("*.json"))  # the shared sweep's records
+    weights = list((tmp_path / "quick" / "04_alignment" / "checkpoints").glob("*.pt"))
+    assert len(records) == len(out["trials"]) and len(weights) == sum(t["ok"] for t in out["trials"])
 
 
 def test_rerun_resumes_from_saved_trials_and_settings_change_the_key(cfg, tmp_path, monkeypatch):
@@ -43,6 +44,14 @@ def test_rerun_resumes_from_saved_trials_and_settings_change_the_key(cfg, tmp_pa
     with pytest.raises(AttributeError):  # the stub returns None: a new training was attempted
         alignment.run(cfg, verbose=False)
     assert calls
+    # a saved trial whose weights were deleted is trained again, not served without a model
+    cfg.epochs = 2
+    folder = tmp_path / "quick" / "04_alignment" / "checkpoints"
+    next(folder.glob("*.pt")).unlink()
+    calls.clear()
+    with pytest.raises(AttributeError):
+        alignment.run(cfg, verbose=False)
+    assert len(calls) == 1
 
 
 def test_search_space_is_deterministic_and_first_run_uses_first_values(cfg):

@@ -8,24 +8,24 @@ the flows).  On the test set we compare the *true* log-likelihood with the laten
 norm ``||phi(x) - c||`` (Spearman rho, Kendall tau) and, for the flows, with the
 estimated log-likelihood.
 
-Every trial is saved as it finishes (``trials/<key>.json`` plus the weights in
-``checkpoints/``), so an interrupted run resumes where it stopped.
+Every trial is one run of the shared resumable sweep (:func:`usfkit.sweep.run_sweep`: a
+run record under ``runs/``, keyed by every setting), plus its weights in ``checkpoints/``
+under the same key, so an interrupted search resumes where it stopped and a rerun only
+loads what it trained.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .. import metrics, results
+from .. import metrics, profiles, results, sweep
 from ..data import AsymmetricGaussianMixture
 from ..flows import PAPER_FLOWS, build_flow, seeded
 from ..oneclass import DeepSVDD, svdd_widths
-from ..progress import track
+from ..results import RunResult
 from ..train import FitResult, train_flow, train_svdd
 
 CHAPTER = "04_alignment"
@@ -101,58 +101,66 @@ def evaluate(method: str, model, data: Data) -> dict:
     return out
 
 
-def _trial(method: str, data: Data, run: int, cfg, folder) -> tuple[dict, object]:
-    """Train (or load, when saved by an earlier run) one configuration; returns (record, model)."""
-    conf = search_space(method, cfg, run)
-    # the key names everything the trial depends on, so changed settings never reuse stale weights
-    settings = {**conf, **{k: getattr(cfg, k) for k in ("seed", "epochs", "patience", "hidden", "n_train",
-                                                          "n_val", "svdd_pretrain_epochs")}}
-    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    key = f"d{data.dim}_{method.replace(' ', '')}_run{run}_{digest}"
-    record_path, ckpt = folder / "trials" / f"{key}.json", folder / "checkpoints" / f"{key}.pt"
-    model = build_model(method, data.dim, conf, cfg)
-    if record_path.exists() and (ckpt.exists() or not json.loads(record_path.read_text())["ok"]):
-        record = json.loads(record_path.read_text())
-        if record["ok"]:
-            model.load_state_dict(torch.load(ckpt))
-        return record, model.eval()
-    res = train_model(method, model, data, conf, cfg, desc=f"{method} d={data.dim} run {run}")
-    record = {"method": method, "dim": data.dim, "run": run, "config": conf, "ok": res.ok,
-              "val_loss": res.best_loss if res.ok else None, "epochs": res.epochs,
-              "wall_time_s": round(res.wall_time_s, 2), "failure": res.failure}
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
-    if res.ok:
-        torch.save(model.state_dict(), ckpt)
-    record_path.write_text(json.dumps(record, indent=1))
-    return record, model
+#: Settings that choose which trials exist, not what a trial computes.
+SELECTORS = ("dims", "search_runs")
+
+
+def _trials(cfg, datasets: dict[int, "Data"], verbose: bool) -> list[tuple[dict, object]]:
+    """Every (dimension, method, search run) through the shared sweep; returns ``(trial, model)``
+    pairs, the model loaded from its checkpoint (``None`` for a failed trial)."""
+    folder = results.chapter_dir(CHAPTER, cfg.profile) / "checkpoints"
+    settings = profiles.run_settings(cfg, *SELECTORS)
+    specs = [{"dim": d, "method": m, "run": r} for d in cfg.dims for m in METHODS for r in range(cfg.search_runs)]
+    weights = {sweep.spec_key(s, settings): s for s in specs}
+    for key in weights:  # a saved valid trial whose weights are gone is trained again
+        record = sweep.runs_dir(CHAPTER, cfg.profile) / f"{key}.json"
+        if record.exists() and not (folder / f"{key}.pt").exists() and results.RunRecord.from_file(record).ok:
+            record.unlink()
+
+    def train_one(merged: dict) -> RunResult:
+        spec = {k: merged[k] for k in ("dim", "method", "run")}
+        conf = search_space(spec["method"], cfg, spec["run"])
+        model = build_model(spec["method"], spec["dim"], conf, cfg)
+        res = train_model(spec["method"], model, datasets[spec["dim"]], conf, cfg,
+                          desc=f"{spec['method']} d={spec['dim']} run {spec['run']}")
+        if res.ok:
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.save(model.state_dict(), folder / f"{sweep.spec_key(spec, settings)}.pt")
+        return RunResult.from_fit(res, cfg.epochs, metrics={"val_loss": res.best_loss if res.ok else None},
+                                  info={"config": conf})
+
+    records = sweep.run_sweep(CHAPTER, cfg.profile, specs, train_one, settings=settings,
+                              desc="alignment trials", progress=verbose)
+    out = []
+    for r in records:
+        trial = {**r.spec, "config": r.info["config"], "ok": r.ok, "val_loss": r.metrics["val_loss"],
+                 "epochs": r.epochs_run, "wall_time_s": r.train_time_s, "failure": r.failure}
+        model = None
+        if r.ok:
+            model = build_model(r.spec["method"], r.spec["dim"], r.info["config"], cfg)
+            model.load_state_dict(torch.load(folder / f"{r.key}.pt"))
+        out.append((trial, model))
+    return out
 
 
 def run(cfg, verbose: bool = True) -> dict:
     """Run the whole experiment for ``cfg.dims`` x METHODS; returns per-(dim, method) results."""
-    folder = results.chapter_dir(CHAPTER, cfg.profile)
-    out: dict = {"trials": [], "best": {}}
-    jobs = [(d, m) for d in cfg.dims for m in METHODS]
-    datasets: dict[int, Data] = {}
-    for dim, method in track(jobs, "alignment (dimension x model)", enabled=verbose):  # one display
-        data = datasets.setdefault(dim, Data.sample(dim, cfg))
-        start = time.time()
-        best = None
-        for r in range(cfg.search_runs):
-            record, model = _trial(method, data, r, cfg, folder)
-            out["trials"].append(record)
-            if record["ok"] and (best is None or record["val_loss"] < best[0]["val_loss"]):
-                best = (record, model)
-        if best is None:
-            out["best"][(dim, method)] = {"ok": False, "failed_runs": cfg.search_runs}
-            continue
-        record, model = best
-        ev = evaluate(method, model.eval(), data)
-        ev.update(ok=True, config=record["config"], run=record["run"], val_loss=record["val_loss"],
-                  failed_runs=sum(not t["ok"] for t in out["trials"] if t["dim"] == dim and t["method"] == method),
-                  model=model, wall_time_s=round(time.time() - start, 1))
-        out["best"][(dim, method)] = ev
-    out["data"] = datasets
+    datasets = {dim: Data.sample(dim, cfg) for dim in cfg.dims}
+    trials = _trials(cfg, datasets, verbose)
+    out: dict = {"trials": [t for t, _ in trials], "best": {}, "data": datasets}
+    for dim in cfg.dims:
+        for method in METHODS:
+            start = time.time()
+            mine = [(t, m) for t, m in trials if t["dim"] == dim and t["method"] == method]
+            valid = [(t, m) for t, m in mine if t["ok"]]
+            if not valid:
+                out["best"][(dim, method)] = {"ok": False, "failed_runs": len(mine)}
+                continue
+            trial, model = min(valid, key=lambda tm: tm[0]["val_loss"])
+            ev = evaluate(method, model.eval(), datasets[dim])
+            ev.update(ok=True, config=trial["config"], run=trial["run"], val_loss=trial["val_loss"],
+                      failed_runs=len(mine) - len(valid), model=model, wall_time_s=round(time.time() - start, 1))
+            out["best"][(dim, method)] = ev
     return out
 
 
