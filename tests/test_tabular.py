@@ -172,3 +172,24 @@ def test_leak_table_counts_copied_test_normals(shared_data):
     assert table.loc["15_Hepatitis", "copied (%)"] == pytest.approx(100.0)  # every test normal has a copy
     assert 50 < table.loc["29_Pima", "copied (%)"] < 100
     assert (table["copied without resampling"] == 0).all()
+
+
+def test_command_line_passes_every_setting_to_the_sweep(shared_data, monkeypatch):
+    """``usf-tabular --seed 2 --seeds 1 --protocol ...``: one later seed alone, e.g. seed 2 after seed 1."""
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(cfg, progress="auto"):
+        seen["cfg"] = cfg
+        raise Stop
+
+    monkeypatch.setattr(tabular, "run", fake_run)
+    with pytest.raises(Stop):
+        tabular.main(["--profile", "full", "--seed", "2", "--seeds", "1", "--datasets", "4_breastw",
+                      "--protocol", "adbench-noresample", "--epochs", "7"])
+    cfg = seen["cfg"]
+    assert (cfg.seed, cfg.seeds, cfg.protocol, cfg.epochs, cfg.datasets) == (2, 1, "adbench-noresample", 7,
+                                                                              ["4_breastw"])
+    assert [s["seed"] for s in tabular.specs(cfg)][:1] == [2]

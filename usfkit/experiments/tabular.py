@@ -274,11 +274,13 @@ def main(argv=None) -> None:
     p.add_argument("--profile", default="full", help="quick or full (default: full)")
     p.add_argument("--datasets", nargs="+", help="ADBench names or numbers (default: the profile's)")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the profile's")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: the profile's)")
+    p.add_argument("--seed", type=int, help="first seed (default: the profile's; full: 1)")
+    p.add_argument("--seeds", type=int, help="number of seeds from the first (default: the profile's)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default: the profile's)")
     p.add_argument("--protocol", choices=adbench.PROTOCOLS, help="data protocol (default: the profile's)")
     args = p.parse_args(argv)
-    cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seeds=args.seeds,
+    cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
+                           seeds=args.seeds,
                            epochs=args.epochs, protocol=args.protocol)
     runs = run(cfg, progress="bar")
     print(aggregate(runs).round(2).to_string())
