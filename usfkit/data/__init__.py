@@ -16,6 +16,13 @@ from .checks import DataError, check_finite_input, validate_xy
 from .synthetic import AsymmetricGaussianMixture, anomaly_data, moons, subspace_data
 
 
+def file_signature(path) -> str:
+    """``"<path>:<size>:<mtime_ns>"``, what the caches key a file by, so that an edited or replaced file
+    is read again.  A ``stat`` costs nothing; hashing the bytes would reread every file on every lookup."""
+    st = os.stat(path)
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def data_dir() -> Path:
     """Where datasets live: ``$USFKIT_DATA``, else the user cache dir (``~/.cache/usfkit``)."""
     env = os.environ.get("USFKIT_DATA")

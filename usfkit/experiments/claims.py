@@ -261,6 +261,16 @@ def _finding(verdict_why: tuple[str, str], ours: str, loaded: Loaded | None = No
     return Finding(verdict, ours, why, f"{where}{'; ' + basis if basis else ''}", conditions, detail)
 
 
+def _sign_finding(diffs, sign: int, label: str, ours: str, loaded: Loaded, conditions: str,
+                  detail: pd.DataFrame | None = None) -> Finding:
+    """The sign rule's finding; when the rule cannot judge (too few pairs), the "not run here" still
+    carries what was found (ours, basis, conditions, detail)."""
+    try:
+        return _finding(sign_rule(diffs, sign, label), ours, loaded, conditions=conditions, detail=detail)
+    except NotRun as err:
+        raise NotRun(err.why, ours=ours, basis=loaded.profile, conditions=conditions, detail=detail) from None
+
+
 def _ms(mean: float, std: float) -> str:
     return "–" if mean != mean else f"{mean:.2f} ± {std if std == std else 0:.2f}"
 
@@ -833,11 +843,7 @@ def _fig11_mean(src: Source) -> Finding:
     pc = _vae_per_class(runs[runs["experiment"] == "embeddings"])
     diff = pc[("mean", "usf")] - pc[("mean", "nonusf")]
     ours = f"mean over classes: USF {pc[('mean', 'usf')].mean():.1f}, NonUSF {pc[('mean', 'nonusf')].mean():.1f}"
-    try:
-        return _finding(sign_rule(diff, +1, "AUC-ROC difference (pp)"), ours, loaded, conditions=cond,
-                        detail=pc.round(1))
-    except NotRun as err:
-        raise NotRun(err.why, ours=ours, basis=loaded.profile, conditions=cond, detail=pc.round(1)) from None
+    return _sign_finding(diff, +1, "AUC-ROC difference (pp)", ours, loaded, cond, detail=pc.round(1))
 
 
 @claim("Figure 11: VAE-USFlow is more stable", "vae", "§5.2.2; App. F.3, Figure 11",
@@ -850,10 +856,7 @@ def _fig11_std(src: Source) -> Finding:
     pc = _vae_per_class(runs[runs["experiment"] == "embeddings"])
     diff = pc[("std", "usf")] - pc[("std", "nonusf")]
     ours = f"mean std over classes: USF {pc[('std', 'usf')].mean():.2f}, NonUSF {pc[('std', 'nonusf')].mean():.2f}"
-    try:
-        return _finding(sign_rule(diff, -1, "std difference (pp)"), ours, loaded, conditions=cond)
-    except NotRun as err:
-        raise NotRun(err.why, ours=ours, basis=loaded.profile, conditions=cond) from None
+    return _sign_finding(diff, -1, "std difference (pp)", ours, loaded, cond)
 
 
 @claim("App. D: VAE-NonUSFlow fails, VAE-USFlow does not", "vae", "App. D; Figure 11",
@@ -1043,10 +1046,7 @@ def _img_var(src: Source) -> Finding:
     loaded, df = _image(src)
     d = _pairs(df, "std")
     ours = f"median std difference {d.median():+.2f} pp over {len(d)} cells" if len(d) else "no paired cells"
-    try:
-        return _finding(sign_rule(d, -1, "std difference (pp)"), ours, loaded, conditions=_image_conditions(loaded, df))
-    except NotRun as err:
-        raise NotRun(err.why, ours=ours, basis=loaded.profile, conditions=_image_conditions(loaded, df)) from None
+    return _sign_finding(d, -1, "std difference (pp)", ours, loaded, _image_conditions(loaded, df))
 
 
 @claim("§5.2.2: USFs improve the mean or leave it unchanged", "image", "§5.2.2, Table 1",

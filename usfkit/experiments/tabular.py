@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from .. import metrics, profiles
-from ..data import adbench
+from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
 from ..results import STD_DDOF, RunResult
 from ..sweep import frame, load_runs, run_sweep, summarize
@@ -48,13 +48,11 @@ PAPER = {"USFlow": {"mean": 85.61, "std": 13.54}}
 def _split(dataset: str, seed: int, protocol: str) -> adbench.Split:
     """``adbench.split``, cached by the file's content signature (path, size, modification time):
     a file that changes on disk is read again."""
-    file = adbench.path(dataset)
-    stat = file.stat()
-    return _cached_split(str(file), stat.st_size, stat.st_mtime_ns, dataset, seed, protocol)
+    return _cached_split(file_signature(adbench.path(dataset)), dataset, seed, protocol)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_split(file: str, size: int, mtime_ns: int, dataset: str, seed: int, protocol: str) -> adbench.Split:
+def _cached_split(signature: str, dataset: str, seed: int, protocol: str) -> adbench.Split:
     return adbench.split(dataset, seed=seed, protocol=protocol)
 
 

@@ -19,12 +19,13 @@ Every run goes through :func:`usfkit.sweep.run_sweep`: saved as it finishes unde
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from .. import metrics, sweep, vae
-from ..data import adbench, data_dir
+from ..data import adbench, data_dir, file_signature
 from ..results import RunResult
 
 CHAPTER = "06_vae_usflow"
@@ -47,13 +48,12 @@ def load_embeddings(cls: str) -> tuple[torch.Tensor, torch.Tensor]:
             f"{path} not found. Download ADBench's CV_by_ResNet18/MVTec-AD_{cls}.npz "
             "(github.com/Minqi824/ADBench, adbench/datasets/CV_by_ResNet18) into "
             f"{path.parent} or set USFKIT_DATA to the folder that holds {EMBEDDING_FOLDER}/.")
-    stat = path.stat()
-    return _read_embeddings(str(path), stat.st_size, stat.st_mtime_ns)
+    return _read_embeddings(file_signature(path), path)
 
 
 @functools.lru_cache(maxsize=16)
-def _read_embeddings(path: str, size: int, mtime_ns: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cached by the file's path, size and modification time: an edited or replaced file is read again."""
+def _read_embeddings(signature: str, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cached by the file's signature (:func:`usfkit.data.file_signature`): an edited file is read again."""
     x, y = adbench.read_npz(path)
     return torch.from_numpy(x), torch.from_numpy(y)
 

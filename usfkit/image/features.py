@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..flows import seeded
+from ..data import file_signature
 from ..train import adam
 
 
@@ -64,10 +65,7 @@ def content_id(images: Dataset) -> str:
         return hashlib.sha1(str(len(images)).encode()).hexdigest()[:8]
 
     def stamp(file) -> str:
-        if file is None:
-            return "-"
-        st = os.stat(file)
-        return f"{file}:{st.st_size}:{st.st_mtime_ns}"
+        return "-" if file is None else file_signature(file)
 
     text = "\n".join(f"{stamp(image)}|{label}|{stamp(mask)}|{defect}" for image, label, mask, defect in samples)
     return hashlib.sha1(text.encode()).hexdigest()[:8]
