@@ -1,8 +1,8 @@
 """A resumable sweep: run a list of configurations, save each result the moment it
 finishes, and skip the finished ones on the next call.
 
-Every chapter that trains many independent models (03's sweeps, 04's trials, 05–07's
-datasets × methods × seeds) goes through :func:`run_sweep`.  A run is named by its
+Chapters 04–07 train many independent models (04's search trials, 05–07's datasets ×
+methods × seeds) through :func:`run_sweep` (chapter 03's loops do not yet).  A run is named by its
 *spec* (its coordinates: dataset, method, seed, ...) and the *settings* shared by the
 sweep (every setting that changes a result: epochs, learning rate, widths, protocol, ...).
 ``run_fn({**settings, **spec})`` trains and evaluates one model and returns a
@@ -43,7 +43,7 @@ def runs_dir(chapter: str, profile: str) -> Path:
     return results.chapter_dir(chapter, profile) / "runs"
 
 
-def load_runs(chapter: str, profile: str) -> list[dict]:
+def load_runs(chapter: str, profile: str) -> list[results.RunRecord]:
     """Every saved record of ``chapter`` in ``profile`` (empty when none)."""
     folder = runs_dir(chapter, profile)
     return [results.RunRecord.from_file(p) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
