@@ -1,4 +1,5 @@
-"""Throughput of USFlow, NonUSFlow and a FrEIA AllInOneBlock flow of the same size.
+"""Throughput of USFlow, NonUSFlow, a FrEIA AllInOneBlock flow and (with ``--usflows``) the
+USFlows library's USFlow, all of the same size.
 
 One run, one dataset (the asymmetric Gaussian mixture of the paper's §4.3 with
 ``mu1 = +1``, ``mu2 = -1``, ``Sigma1 = I``, ``Sigma2 = diag(5.0, ..., 0.5, ...)``),
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from usfkit import results
 from usfkit.data import AsymmetricGaussianMixture
 from usfkit.flows import MLPConditioner, NonUSFlow, USFlow
+from usfkit.train import adam
 
 
 # --------------------------------------------------------------------------
@@ -66,12 +68,41 @@ class FrEIAFlow(nn.Module):
         return -0.5 * z.pow(2).sum(1) - 0.5 * self.dim * math.log(2 * math.pi) + log_jac_det
 
 
-def build_models(dim: int, blocks: int, hidden: int, layers: int, seed: int = 0) -> dict[str, nn.Module]:
-    """The three models, each with a ``log_prob(x)`` method, seeded identically."""
+class USFlowsLibrary(nn.Module):
+    """The paper's own implementation, ``USFlow`` of the USFlows library (github.com/aai-institute/USFlows,
+    ``src/usflows/flows.py``), as its experiment configurations build it: ``blocks`` additive couplings,
+    each conjugated by one LU map (``affine_conjugation=True``, no Householder map), a last LU map and a
+    scale, pyro's ``DenseNN`` conditioner (``layers`` ReLU layers of width ``hidden``) and a standard
+    normal base.  Needs a checkout of the library on ``sys.path`` and ``pyro-ppl`` (neither is a
+    dependency of this project)."""
+
+    def __init__(self, dim: int, blocks: int, hidden: int, layers: int):
+        super().__init__()
+        from pyro import distributions as dist
+        from pyro.nn import DenseNN
+        from src.usflows.flows import USFlow as LibraryUSFlow
+
+        base = dist.Normal(torch.zeros(dim), torch.ones(dim)).to_event(1)
+        self.flow = LibraryUSFlow(base, [dim], coupling_blocks=blocks, conditioner_cls=DenseNN,
+                                  conditioner_args=dict(input_dim=dim, hidden_dims=[hidden] * layers,
+                                                        param_dims=[dim]),
+                                  prior_scale=1.0, lu_transform=1, householder=0, affine_conjugation=True)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        return self.flow.log_prob(x)
+
+
+def build_models(dim: int, blocks: int, hidden: int, layers: int, seed: int = 0,
+                 usflows: bool = False) -> dict[str, nn.Module]:
+    """The models, each with a ``log_prob(x)`` method, seeded identically (``usflows``: add the
+    USFlows library's USFlow)."""
+    makers = [("USFlow", lambda: USFlow(dim, blocks=blocks, hidden=hidden, layers=layers)),
+              ("NonUSFlow", lambda: NonUSFlow(dim, blocks=blocks, hidden=hidden, layers=layers)),
+              ("FrEIA AllInOne", lambda: FrEIAFlow(dim, blocks, hidden, layers))]
+    if usflows:
+        makers.append(("USFlows library", lambda: USFlowsLibrary(dim, blocks, hidden, layers)))
     models = {}
-    for name, make in [("USFlow", lambda: USFlow(dim, blocks=blocks, hidden=hidden, layers=layers)),
-                       ("NonUSFlow", lambda: NonUSFlow(dim, blocks=blocks, hidden=hidden, layers=layers)),
-                       ("FrEIA AllInOne", lambda: FrEIAFlow(dim, blocks, hidden, layers))]:
+    for name, make in makers:
         torch.manual_seed(seed)
         models[name] = make()
     return models
@@ -125,16 +156,18 @@ def time_inference(model: nn.Module, x: Tensor, iters: int) -> float:
 def benchmark(dim: int = 32, blocks: int = 4, hidden: int = 256, layers: int = 4, batch: int = 64,
               steps: int = 200, warmup: int = 20, infer_batch: int = 1024, infer_iters: int = 20,
               repeats: int = 3, lr: float = 1e-3, device: str | torch.device = "cpu",
-              seed: int = 0) -> list[dict]:
-    """Time all three models; one row per model with the medians and every repeat."""
+              seed: int = 0, usflows: bool = False) -> list[dict]:
+    """Time every model; one row per model with the medians and every repeat.  Every model trains
+    with the optimizer usfkit trains with (``usfkit.train.adam``: fused Adam), so the numbers compare
+    the flows, not their optimizers."""
     device = torch.device(device)
     data = AsymmetricGaussianMixture(dim).sample(max(8192, infer_batch), seed=seed)[0].float().to(device)
     g = torch.Generator().manual_seed(seed + 1)
     batches = data[torch.randint(len(data), (warmup + steps, batch), generator=g)]  # same for every model
     infer_x = data[:infer_batch]
 
-    models = {k: m.to(device) for k, m in build_models(dim, blocks, hidden, layers, seed).items()}
-    opts = {k: torch.optim.Adam(m.parameters(), lr=lr) for k, m in models.items()}
+    models = {k: m.to(device) for k, m in build_models(dim, blocks, hidden, layers, seed, usflows).items()}
+    opts = {k: adam(m.parameters(), lr=lr) for k, m in models.items()}
     train = {k: [] for k in models}
     infer = {k: [] for k in models}
     for _ in range(repeats):
@@ -168,7 +201,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads; None = torch's choice")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
+    p.add_argument("--usflows", type=Path, default=None, metavar="PATH",
+                   help="a checkout of github.com/aai-institute/USFlows (with pyro-ppl importable): adds its USFlow")
     args = p.parse_args(argv)
+    if args.usflows is not None:
+        import sys
+        sys.path.insert(0, str(args.usflows.resolve()))
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -177,15 +215,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     started = time.time()
     load_before = os.getloadavg()[0]
     rows = benchmark(args.dim, args.blocks, args.hidden, args.layers, args.batch, args.steps, args.warmup,
-                     args.infer_batch, args.infer_iters, args.repeats, device=device, seed=args.seed)
+                     args.infer_batch, args.infer_iters, args.repeats, device=device, seed=args.seed,
+                     usflows=args.usflows is not None)
 
     print(f"d={args.dim} blocks={args.blocks} hidden={args.hidden} layers={args.layers} "
           f"batch={args.batch} infer_batch={args.infer_batch} | {results.device_description()} | "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads | median of {args.repeats}")
-    print(f"{'model':<16}{'params':>10}  {'train steps/s (min-max)':>24}  {'infer samples/s (min-max)':>30}")
+    print(f"{'model':<18}{'params':>10}  {'train steps/s (min-max)':>24}  {'infer samples/s (min-max)':>30}")
     for r in rows:
         tr, inf = r["train_repeats"], r["infer_repeats"]
-        print(f"{r['model']:<16}{r['params']:>10,}  {r['train_steps_per_s']:>7.1f} ({min(tr):>6.1f}-{max(tr):<6.1f})"
+        print(f"{r['model']:<18}{r['params']:>10,}  {r['train_steps_per_s']:>7.1f} ({min(tr):>6.1f}-{max(tr):<6.1f})"
               f"   {r['infer_samples_per_s']:>9,.0f} ({min(inf):>8,.0f}-{max(inf):<8,.0f})")
     print(f"min-max: spread over repeats (wide = machine busy); 1-min load average before/after: "
           f"{load_before:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")

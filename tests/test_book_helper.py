@@ -42,7 +42,7 @@ def test_thread_policy(results_dir, cpu_threads):
     book.start("01_preliminaries", "quick")  # no `threads` setting: one thread on a CPU
     assert torch.get_num_threads() == 1
     torch.set_num_threads(2)
-    book.start("03_collapse", "full")  # threads=None: torch's default stays
+    book.start("07_image_benchmarks", "full")  # threads=None: torch's default stays
     assert torch.get_num_threads() == 2
     book.start("07_image_benchmarks", "quick")  # threads=1
     assert torch.get_num_threads() == 1
@@ -98,3 +98,31 @@ def test_chapters_open_with_one_colab_cell_then_parameters_then_start():
         assert cells[2]["metadata"].get("tags") == ["parameters"], path.name
         assert f'book.start("{path.stem}", profile' in "".join(cells[3]["source"]), path.name
     assert len(colab) == 1, "the chapters' Colab cells differ"
+
+
+def test_full_runs_says_which_runs_are_present_and_which_missing(results_dir, capsys):
+    from usfkit.results import RunResult
+
+    settings = {"epochs": 200}
+    specs = [{"dataset": d, "method": m, "seed": s} for s in (1, 2) for m in ("A", "B") for d in ("x", "y", "z")]
+    have = [s for s in specs if s["seed"] == 1 and not (s["method"] == "B" and s["dataset"] == "z")]
+    sweep.run_sweep("05_tabular_benchmark", "full", have,
+                    lambda s: RunResult(ok=s["dataset"] != "y" or s["method"] != "A", failure="nan loss",
+                                        metrics={"auroc": 0.5}), settings=settings, progress=False)
+    chapter = book.Chapter(cfg=__import__("usfkit").profiles.of("05_tabular_benchmark", "quick"))
+    found = chapter.full_runs(specs, settings)
+    out = capsys.readouterr().out
+    assert [r.spec for r in found] == have
+    assert "5 of 12 present, 1 of them failed" in out
+    assert "method B x seed 1: dataset z (1)" in out and "method A/B x seed 2: dataset x, y, z (3)" in out
+    assert chapter.full_runs(specs, {"epochs": 3}) == []  # other settings: other runs, none of them present
+    assert "0 of 12 present" in capsys.readouterr().out
+
+
+def test_describe_specs_lists_long_groups_briefly():
+    specs = [{"class": f"c{i}", "seed": 0} for i in range(9)]
+    assert book.describe_specs(specs, limit=3) == "seed 0: class c0, c1, c2, ... 6 more (9)"
+    assert book.describe_specs([]) == "none"
+    # combinations that are not a full grid are listed one by one, not merged into a grid they are not
+    odd = [{"d": "x", "m": "A", "s": 1}, {"d": "x", "m": "B", "s": 2}]
+    assert book.describe_specs(odd) == "m A, s 1: d x (1); m B, s 2: d x (1)"

@@ -1,4 +1,7 @@
 """Tests of usfkit.experiments.collapse: the probes and run bookkeeping of chapter 3."""
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -115,3 +118,44 @@ def test_run_svdd_takes_weight_decay_from_the_variant():
     plain = collapse.run_svdd(collapse.SVDD_VARIANTS["Ruff (no bias, leaky ReLU)"], data["x_train"], data["x_test"],
                               data["y_test"], epochs=1, pretrain_epochs=0, depth=2, weight_decay=3e-5, seed=0)
     assert plain["weight_decay"] == 3e-5
+
+
+def test_chapter_loops_are_resumable_sweeps_whose_records_keep_the_trajectories(tmp_path, monkeypatch):
+    """Chapter 03's three loops run through usfkit.sweep: a rerun reads every run back (trajectories,
+    status, NaN/inf values included) without training, and a changed setting trains anew."""
+    from usfkit import profiles
+    from usfkit.data import anomaly_data, subspace_data
+
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    cfg = profiles.resolve("03_collapse", "quick", svdd_epochs=2, pretrain_epochs=1, explode_epochs=2, explode_runs=1,
+                           sweep_epochs=2, sweep_runs=1, n_train=200, n_test=100, n_anomalies=20, explode_n_train=100,
+                           sweep_n_train=100, explode_dim=6, sigmas=[1.0, None])
+    data = anomaly_data(cfg.dim, cfg.n_train, cfg.n_test, cfg.n_anomalies, quantile=cfg.anomaly_quantile, seed=0)
+    sub = subspace_data(cfg.sweep_dim, cfg.sweep_rank, cfg.sweep_n_train, cfg.n_test, seed=0)
+    ex = anomaly_data(cfg.explode_dim, cfg.explode_n_train, cfg.n_test, cfg.n_anomalies, seed=0)
+    first = (collapse.svdd_variants(cfg, data["x_train"], data["x_test"], data["y_test"]),
+             collapse.explode_runs(cfg, ex["x_train"], ex["x_test"]),
+             collapse.prior_sweep(cfg, sub["x_train"], sub["x_test"]))
+    svdd, explode, prior = first
+    assert list(svdd) == list(collapse.SVDD_VARIANTS) and len(svdd["bounded (sigmoid, bias)"]["trajectory"]) == 3
+    assert [(r["coupling"], r["seed"]) for r in explode] == [("affine_lu", 0), ("additive_lu", 0)]
+    assert [(r["sigma"], r["coupling"]) for r in prior] == [(1.0, "additive_lu"), (1.0, "affine_lu"),
+                                                           (None, "additive_lu"), (None, "affine_lu")]
+    assert all(r["constant_det"] == r["coupling"].startswith("additive") for r in explode + prior)
+    assert all(isinstance(v, float) for r in explode for row in r["trajectory"] for v in row.values())
+
+    monkeypatch.setattr(collapse, "run_svdd", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(collapse, "run_flow", lambda *a, **k: pytest.fail("trained again"))
+    again = (collapse.svdd_variants(cfg, data["x_train"], data["x_test"], data["y_test"]),
+             collapse.explode_runs(cfg, ex["x_train"], ex["x_test"]),
+             collapse.prior_sweep(cfg, sub["x_train"], sub["x_test"]))
+    assert again == first
+    longer = SimpleNamespace(**{**vars(cfg), "explode_epochs": 3})
+    with pytest.raises(pytest.fail.Exception):  # another epoch budget is another run: it trains
+        collapse.explode_runs(longer, ex["x_train"], ex["x_test"])
+
+
+def test_records_turn_non_finite_strings_back_into_floats():
+    rows = collapse._numbers([{"epoch": 1, "nll": "nan", "logdet_absmax": "inf", "logdet_mean": "-inf"}])
+    assert rows[0]["epoch"] == 1.0 and math.isnan(rows[0]["nll"]) and rows[0]["logdet_absmax"] == math.inf
+    assert rows[0]["logdet_mean"] == -math.inf

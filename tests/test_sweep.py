@@ -99,3 +99,24 @@ def test_summarize_counts_valid_and_failed_runs_per_group():
     assert table.loc["a", "mean"] == pytest.approx(0.7) and table.loc["a", "std"] == pytest.approx(0.1 * 2 ** 0.5)
     assert (table.loc["a", "valid"], table.loc["a", "failed"], table.loc["a", "runs"]) == (2, 1, 3)
     assert table.loc["b", "valid"] == 0 and table.loc["b", "failed"] == 1 and pd.isna(table.loc["b", "mean"])
+
+
+def _square(spec):
+    """A picklable run (worker processes import it from this module)."""
+    import os
+
+    return RunResult(ok=True, metrics={"auroc": spec["seed"] / 10}, info={"pid": os.getpid()})
+
+
+def test_two_workers_give_the_records_one_worker_gives(tmp_path, monkeypatch):
+    specs = [{"method": "m", "seed": s} for s in range(4)]
+    two = sweep.run_sweep("ch", "quick", specs, _square, settings={"epochs": 1}, progress=False, workers=2)
+    assert [r.spec for r in two] == specs and [r.metrics["auroc"] for r in two] == [0.0, 0.1, 0.2, 0.3]
+    assert len({r.info["pid"] for r in two}) >= 1 and all(r.info["pid"] != __import__("os").getpid() for r in two)
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "other"))
+    one = sweep.run_sweep("ch", "quick", specs, _square, settings={"epochs": 1}, progress=False)
+    assert [r.key for r in one] == [r.key for r in two] and [r.metrics for r in one] == [r.metrics for r in two]
+    # a rerun with workers finds everything finished and starts no process
+    again = sweep.run_sweep("ch", "quick", specs, lambda s: pytest.fail("rerun"), settings={"epochs": 1},
+                            progress=False, workers=2)
+    assert [r.key for r in again] == [r.key for r in one]

@@ -181,15 +181,41 @@ def test_command_line_passes_every_setting_to_the_sweep(shared_data, monkeypatch
     class Stop(Exception):
         pass
 
-    def fake_run(cfg, progress="auto"):
-        seen["cfg"] = cfg
+    def fake_run(cfg, progress="auto", workers=1):
+        seen["cfg"], seen["workers"] = cfg, workers
         raise Stop
 
     monkeypatch.setattr(tabular, "run", fake_run)
     with pytest.raises(Stop):
         tabular.main(["--profile", "full", "--seed", "2", "--seeds", "1", "--datasets", "4_breastw",
-                      "--protocol", "adbench-noresample", "--epochs", "7"])
+                      "--protocol", "adbench-noresample", "--epochs", "7", "--workers", "3"])
     cfg = seen["cfg"]
+    assert seen["workers"] == 3
     assert (cfg.seed, cfg.seeds, cfg.protocol, cfg.epochs, cfg.datasets) == (2, 1, "adbench-noresample", 7,
                                                                               ["4_breastw"])
     assert [s["seed"] for s in tabular.specs(cfg)][:1] == [2]
+
+
+def test_seed_spread_and_complete_datasets():
+    rows = [{"dataset": d, "method": m, "seed": s, "ok": True, "auroc": a}
+            for d, m, s, a in [("1_a", "USFlow", 1, 0.80), ("1_a", "USFlow", 2, 0.82), ("1_a", "NonUSFlow", 1, 0.70),
+                               ("1_a", "NonUSFlow", 2, 0.80), ("2_b", "USFlow", 1, 0.9), ("2_b", "NonUSFlow", 1, 0.9),
+                               ("3_c", "USFlow", 1, 0.6)]]
+    runs = pd.DataFrame(rows)
+    spread = tabular.seed_spread(runs)
+    assert list(spread.index) == ["USFlow", "NonUSFlow"]  # the most stable first
+    assert spread.loc["USFlow", "mean seed std (pp)"] == pytest.approx(100 * np.std([0.80, 0.82], ddof=1))
+    assert spread.loc["NonUSFlow", "datasets"] == 1  # only 1_a has two seeds
+    assert tabular.complete_datasets(runs, methods=("USFlow", "NonUSFlow")) == ["1_a", "2_b"]
+
+
+def test_full_sweeps_name_the_full_profiles_runs(shared_data, monkeypatch):
+    monkeypatch.setenv("USFKIT_PROFILE", "quick")  # a quick run still names the full profile's runs
+    sweeps = tabular.full_sweeps()
+    specs, settings = sweeps["adbench"]
+    assert settings["protocol"] == "adbench" and settings["epochs"] == 200
+    assert len(specs) == len(adbench.available()) * 7 * 3 and {s["seed"] for s in specs} == {1, 2, 3}
+    small, small_settings = sweeps["adbench-noresample"]
+    assert small_settings["protocol"] == "adbench-noresample"
+    assert {s["dataset"] for s in small} == set(tabular.small_datasets()) and "15_Hepatitis" in tabular.small_datasets()
+    assert all(len(adbench.load(d)[1]) < 1000 for d in tabular.small_datasets())

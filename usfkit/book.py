@@ -12,6 +12,7 @@ The cell after a chapter's ``parameters`` cell and its last cells read::
 """
 from __future__ import annotations
 
+import math
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class Chapter:
         found = results.load(self.name, name, "full") if name else sweep.load_runs(self.name, "full")
         if not found:
             print(f"No full-profile results of this chapter are committed yet: run `usf-reproduce {self.name} "
-                  f"--profile full` on a GPU machine; they are written to results/full/{self.name}/.")
+                  f"--profile full`; they are written to results/full/{self.name}/.")
             return None
         if name:
             prov = found["provenance"]
@@ -68,10 +69,48 @@ class Chapter:
             print(f"Committed full-profile results: {len(found)} runs, {sum(not r.ok for r in found)} failed")
         return found
 
+    def full_runs(self, specs: list[dict], settings: dict[str, Any], what: str = "runs") -> list[results.RunRecord]:
+        """The committed full-profile run records of ``specs`` (under the full profile's ``settings``), in
+        order; prints how many are present and which are missing, so that no missing run goes unseen."""
+        folder = sweep.runs_dir(self.name, "full")
+        paths = [folder / f"{sweep.spec_key(s, settings)}.json" for s in specs]
+        found = [results.RunRecord.from_file(p) for p in paths if p.exists()]
+        missing = [s for s, p in zip(specs, paths) if not p.exists()]
+        print(f"Committed full-profile {what}: {len(found)} of {len(specs)} present, "
+              f"{sum(not r.ok for r in found)} of them failed runs.")
+        if missing:
+            print(f"Missing ({len(missing)}): {describe_specs(missing)}.")
+        return found
+
     def finish(self) -> None:
         """Record that the chapter ran to its end (with the seeds of its last save) and print its wall time."""
         results.mark_complete(self.name, self.cfg.profile, seeds=self.seeds, started=self.started)
         print(f"chapter finished in {time.time() - self.started:.0f} s")
+
+
+def describe_specs(specs: list[dict], limit: int = 6) -> str:
+    """A list of run specs in a few words: the first field's values (at most ``limit`` shown, then a count)
+    per combination of the other fields, merging combinations that miss the same values when they form a
+    full grid, e.g. ``"method USFlow/NonUSFlow x seed 2/3: dataset 1_ALOI, ..., 37 more (43)"``."""
+    if not specs:
+        return "none"
+    first = next(iter(specs[0]))
+    groups: dict[tuple, list] = {}
+    for spec in specs:
+        groups.setdefault(tuple((k, v) for k, v in spec.items() if k != first), []).append(spec[first])
+    by_values: dict[tuple, list[tuple]] = {}
+    for key, values in groups.items():
+        by_values.setdefault(tuple(values), []).append(key)
+    parts = []
+    for values, keys in by_values.items():
+        fields = [k for k, _ in keys[0]]
+        axes = [list(dict.fromkeys(key[i][1] for key in keys)) for i in range(len(fields))]
+        grid = len(keys) == math.prod(len(a) for a in axes)
+        labels = ([" x ".join(f"{f} {'/'.join(map(str, a))}" for f, a in zip(fields, axes))] if grid else
+                  [", ".join(f"{k} {v}" for k, v in key) for key in keys])
+        shown = ", ".join(map(str, values[:limit])) + (f", ... {len(values) - limit} more" if len(values) > limit else "")
+        parts += [f"{label + ': ' if label else ''}{first} {shown} ({len(values)})" for label in labels]
+    return "; ".join(parts)
 
 
 def start(chapter: str, profile: str = "quick", **overrides: Any) -> Chapter:

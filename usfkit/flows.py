@@ -168,13 +168,19 @@ class LUAffine(Transform):
         return self.log_abs_u.sum()
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        lower, upper = self.factors()  # x M^T = (x U^T) L^T: two products, no c x c x c matrix product
-        y = ((x.movedim(1, -1) @ upper.T) @ lower.T + self.bias).movedim(-1, 1)
         logdet = self.log_abs_det_matrix() * _spatial_size(x)
-        return y, logdet.expand(x.shape[0])
+        return self.apply(x, *self.factors()), logdet.expand(x.shape[0])
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
-        lower, upper = self.factors()
+        return self.solve(y, *self.factors())
+
+    def apply(self, x: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+        """``M x + b`` from given factors (a block that needs ``A`` and ``A^{-1}`` builds them once)."""
+        # x M^T = (x U^T) L^T: two products, no c x c x c matrix product
+        return ((x.movedim(1, -1) @ upper.T) @ lower.T + self.bias).movedim(-1, 1)
+
+    def solve(self, y: Tensor, lower: Tensor, upper: Tensor) -> Tensor:
+        """``M^{-1} (y - b)`` from given factors: two triangular solves."""
         y_last = y.movedim(1, -1)
         rhs = (y_last - self.bias).reshape(-1, self.channels).T  # (c, n)
         z = torch.linalg.solve_triangular(lower, rhs, upper=False, unitriangular=True)
@@ -422,13 +428,13 @@ class ConjugateBlock(Transform):
         return self.coupling.constant_det
 
     def forward(self, x: Tensor, context: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h, _ = self.affine(x)
-        h, logdet = self.coupling(h, context)
-        return self.affine.inverse(h), logdet  # ln|det A| + ln|det A^{-1}| = 0
+        lu = self.affine.factors()  # built once for A and A^{-1}
+        h, logdet = self.coupling(self.affine.apply(x, *lu), context)
+        return self.affine.solve(h, *lu), logdet  # ln|det A| + ln|det A^{-1}| = 0
 
     def inverse(self, y: Tensor, context: Tensor | None = None) -> Tensor:
-        h, _ = self.affine(y)
-        return self.affine.inverse(self.coupling.inverse(h, context))
+        lu = self.affine.factors()
+        return self.affine.solve(self.coupling.inverse(self.affine.apply(y, *lu), context), *lu)
 
     def log_prior(self) -> Tensor:
         return self.affine.log_prior() + self.coupling.log_prior()

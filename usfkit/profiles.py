@@ -50,7 +50,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                      explode_dim=128, explode_n_train=20000, explode_epochs=100, explode_lr=1e-2, explode_blocks=10,
                      explode_runs=10, prior_shape=[64, 8, 8], prior_sigma=1.0, prior_samples=200_000,
                      sweep_dim=64, sweep_rank=16, sweep_n_train=20000, sweep_epochs=100, sweep_lr=1e-3,
-                     sigmas=[0.01, 0.1, 1.0, 10.0, None], sweep_runs=5, threads=None, seed=0),
+                     sigmas=[0.01, 0.1, 1.0, 10.0, None], sweep_runs=5, threads=1, seed=0),
     },
     "04_alignment": {
         "quick": dict(dims=[2, 8, 32, 128], n_train=3000, n_val=1000, n_test=2000, epochs=25, patience=5,
@@ -137,6 +137,13 @@ def resolve(chapter: str, profile: str = "quick", **overrides: Any) -> SimpleNam
     if unknown:
         raise TypeError(f"{chapter} has no setting(s) {sorted(unknown)}; settings are {sorted(settings)}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    return SimpleNamespace(profile=profile, chapter=chapter, **settings)
+
+
+def of(chapter: str, profile: str, **overrides: Any) -> SimpleNamespace:
+    """``chapter``'s settings in ``profile`` as :func:`resolve` gives them, but never replaced by
+    ``$USFKIT_PROFILE``: what a quick run needs to name the full profile's runs (and show them)."""
+    settings = {**PROFILES[chapter][profile], **{k: v for k, v in overrides.items() if v is not None}}
     return SimpleNamespace(profile=profile, chapter=chapter, **settings)
 
 

@@ -165,9 +165,12 @@ class RunResult:
 
     @classmethod
     def from_fit(cls, fit, epochs_allowed: int, **kwargs) -> "RunResult":
-        """A result from a :class:`usfkit.train.FitResult` (ok, failure, epochs, wall time)."""
-        return cls(ok=fit.ok, failure=fit.failure, epochs_allowed=epochs_allowed, epochs_run=fit.epochs,
-                   train_time_s=round(fit.wall_time_s, 3), **kwargs)
+        """A result from a :class:`usfkit.train.FitResult` (ok, failure, epochs, wall time); ``info``
+        also says whether the loss was compiled (``torch.compile``: the same maths, faster)."""
+        out = cls(ok=fit.ok, failure=fit.failure, epochs_allowed=epochs_allowed, epochs_run=fit.epochs,
+                  train_time_s=round(fit.wall_time_s, 3), **kwargs)
+        out.info.setdefault("compiled", bool(getattr(fit, "compiled", False)))
+        return out
 
     def fail(self, reason: str) -> "RunResult":
         """This result turned into a failed run (e.g. scores that are not finite)."""

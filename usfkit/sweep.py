@@ -1,8 +1,8 @@
 """A resumable sweep: run a list of configurations, save each result the moment it
 finishes, and skip the finished ones on the next call.
 
-Chapters 04–07 train many independent models (04's search trials, 05–07's datasets ×
-methods × seeds) through :func:`run_sweep` (chapter 03's loops do not yet).  A run is named by its
+Chapters 03–07 train many independent models (03's loops of trainings, 04's search trials,
+05–07's datasets × methods × seeds) through :func:`run_sweep`.  A run is named by its
 *spec* (its coordinates: dataset, method, seed, ...) and the *settings* shared by the
 sweep (every setting that changes a result: epochs, learning rate, widths, protocol, ...).
 ``run_fn({**settings, **spec})`` trains and evaluates one model and returns a
@@ -11,7 +11,10 @@ sweep (every setting that changes a result: epochs, learning rate, widths, proto
 at once, where ``key`` hashes spec *and* settings: a run with other settings is a
 different run, never a finished one.  An interrupted sweep (or a re-run notebook) picks
 up where it stopped.  A run whose model diverges is recorded as failed and the sweep goes
-on; a data fault or any other exception propagates.
+on; a data fault or any other exception propagates.  ``workers=N`` trains N runs at a time in
+N processes with one torch thread each (on a 2-core CPU two one-thread processes train 1.7-1.85x
+as many runs per hour as one; one process with two threads gains about 1.1x), with the same
+single progress display.
 
 >>> records = run_sweep("05_tabular_benchmark", "quick",
 ...                     [{"dataset": "4_breastw", "method": "USFlow", "seed": 0}], run_one,
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import re
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,12 +61,15 @@ def frame(records: list[results.RunRecord]) -> pd.DataFrame:
 
 def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[dict], results.RunResult], *,
               settings: dict[str, Any], desc: str = "runs", force: bool = False,
-              progress: bool = True) -> list[results.RunRecord]:
+              progress: bool = True, workers: int = 1) -> list[results.RunRecord]:
     """Run ``run_fn`` on every spec not finished yet; return the records of all specs, in order.
 
     ``force=True`` reruns finished specs.  Failed runs (``ok`` false) are saved too and
     are not retried on the next call (their failure is a result); delete their file, or
-    pass ``force=True``, to retry them.
+    pass ``force=True``, to retry them.  ``workers > 1``: that many processes (one torch
+    thread each) train the pending runs, each taking the next run when it finishes one;
+    ``run_fn`` must then be picklable (a module-level function or a ``functools.partial``
+    of one), and each finished run is saved here, at once, as with one worker.
     """
     folder = runs_dir(chapter, profile)
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,30 +77,55 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     if clash:
         raise ValueError(f"{sorted(clash)} appear both in the specs and in the settings: name each once")
     paths = [folder / f"{spec_key(s, settings)}.json" for s in specs]
-    finished = [not force and p.exists() for p in paths]
-    bar = runs_bar(len(specs), desc, initial=sum(finished), enabled=progress)  # one in-place output in a notebook
-    records: list[results.RunRecord] = []
+    pending = [i for i, p in enumerate(paths) if force or not p.exists()]
+    bar = runs_bar(len(specs), desc, initial=len(specs) - len(pending), enabled=progress)  # one in-place output
     failed = 0
-    for spec, path, done in zip(specs, paths, finished):
-        if done:
-            records.append(results.RunRecord.from_file(path))
-            continue
-        started = time.time()
-        out = run_fn({**settings, **spec})
+
+    def save(i: int, out: results.RunResult, started: float) -> None:
+        nonlocal failed
         if not isinstance(out, results.RunResult):
             raise TypeError(f"run_fn must return a usfkit.results.RunResult, got {type(out).__name__}")
-        record = results.RunRecord(**vars(out), chapter=chapter, key=path.stem, spec=dict(spec),
+        record = results.RunRecord(**vars(out), chapter=chapter, key=paths[i].stem, spec=dict(specs[i]),
                                    settings=dict(settings),
-                                   provenance=results.provenance(profile, seeds=spec.get("seed"), started=started))
-        tmp = path.with_suffix(".tmp")
+                                   provenance=results.provenance(profile, seeds=specs[i].get("seed"), started=started))
+        tmp = paths[i].with_suffix(".tmp")
         tmp.write_text(record.to_json())
-        tmp.replace(path)  # atomic: a killed sweep never leaves half a record
-        records.append(results.RunRecord.from_file(path))
+        tmp.replace(paths[i])  # atomic: a killed sweep never leaves half a record
         failed += not out.ok
         bar.set_postfix_str(f"{failed} failed" if failed else "", refresh=False)
         bar.update()
+
+    if workers > 1 and len(pending) > 1:
+        ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
+        with ProcessPoolExecutor(min(workers, len(pending)), mp_context=ctx, initializer=_one_thread) as pool:
+            futures = {pool.submit(_timed, run_fn, {**settings, **specs[i]}): i for i in pending}
+            try:
+                for future in as_completed(futures):
+                    out, seconds = future.result()  # a worker's exception (a data fault) ends the sweep here
+                    save(futures[future], out, time.time() - seconds)
+            except BaseException:  # an error or Ctrl-C: runs not started yet are dropped, finished ones are saved
+                for future in futures:
+                    future.cancel()
+                raise
+    else:
+        for i in pending:
+            started = time.time()
+            save(i, run_fn({**settings, **specs[i]}), started)
     bar.close()
-    return records
+    return [results.RunRecord.from_file(p) for p in paths]
+
+
+def _one_thread() -> None:
+    """Worker start-up: one torch thread per process (the fastest split of a small CPU)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[results.RunResult, float]:
+    started = time.time()
+    out = run_fn(spec)
+    return out, time.time() - started
 
 
 def summarize(runs: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:

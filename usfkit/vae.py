@@ -376,6 +376,8 @@ class VAEModule(_Base):
     """Lightning glue: minimises the negative ELBO; logs its terms per epoch and keeps the
     last batch's terms so that a diverged run can say which term blew up."""
 
+    compilable = True
+
     def __init__(self, model: VAEFlow, lr: float = 1e-3, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
         self.model = model
@@ -384,10 +386,10 @@ class VAEModule(_Base):
     def loss(self, x: Tensor) -> Tensor:
         terms = self.model.elbo_terms(x)
         self._last = {k: v.detach() for k, v in terms.items()}
-        if self.training:
-            for k in ("rec_loglik", "log_q", "log_prior"):
-                self.log(k, terms[k].mean(), on_step=False, on_epoch=True, batch_size=len(x))
         return -terms["elbo"].mean()
+
+    def step_terms(self) -> dict[str, Tensor]:
+        return {k: self._last[k].mean() for k in ("rec_loglik", "log_q", "log_prior")}
 
     def diagnosis(self) -> str:
         if self._last is None:

@@ -606,10 +606,15 @@ def _appd_mixture(src: Source) -> Finding:
 # tabular benchmark (chapter 05)
 # --------------------------------------------------------------------------
 def _tabular(src: Source, need_all: bool = True) -> tuple[Loaded, pd.DataFrame, str, str]:
-    """Chapter 05's runs, a conditions text, and a basis text; NotRun below MIN_DATASETS datasets."""
+    """Chapter 05's runs under the protocol of the profile they come from (the full profile's sweep also
+    holds leak-free control runs of the small sets, which are not the benchmark), a conditions text, and a
+    basis text; NotRun below MIN_DATASETS datasets."""
     from . import tabular
 
     loaded = src.runs(tabular.CHAPTER)
+    protocol = profiles.PROFILES[tabular.CHAPTER][loaded.profile]["protocol"]
+    records = [r for r in loaded.data if r.settings.get("protocol") == protocol]
+    loaded = Loaded(records, loaded.profile, [r.provenance for r in records])
     runs = tabular.runs_frame(loaded.data)
     n, seeds = runs["dataset"].nunique(), runs["seed"].nunique()
     epochs = sorted({r.settings.get("epochs") for r in loaded.data})

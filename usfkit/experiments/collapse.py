@@ -11,7 +11,10 @@ log-det prior of App. B.2 in :mod:`usfkit.flows` (``sample_lu_log_dets``).
   :func:`svdd_stats` and :func:`flow_stats` are what this chapter probes;
 * :func:`run_svdd` and :func:`run_flow` — one training run each, returning a plain
   dict (fit result, per-epoch trajectory, final statistics) ready for a table;
-  :func:`run_status` classifies a flow run as ok, failed (NaN/inf) or diverged.
+  :func:`run_status` classifies a flow run as ok, failed (NaN/inf) or diverged;
+* :func:`svdd_variants`, :func:`explode_runs`, :func:`prior_sweep` — the chapter's three loops of
+  trainings, each a resumable :func:`usfkit.sweep.run_sweep` whose records keep every run's
+  trajectory (``info``); they return the runs as plain dicts for the tables and plots.
 """
 from __future__ import annotations
 
@@ -25,7 +28,11 @@ from torch import Tensor
 from ..flows import Flow, build_flow, seeded
 from ..metrics import auroc
 from ..oneclass import DeepSVDD, svdd_widths
+from ..results import RunRecord, RunResult
+from ..sweep import run_sweep
 from ..train import FitResult, train_flow, train_svdd
+
+CHAPTER = "03_collapse"
 
 
 # --------------------------------------------------------------------------
@@ -188,3 +195,95 @@ def run_status(result: FitResult, trajectory: list[dict]) -> str:
     if not math.isfinite(last) or last > first:
         return "diverged"
     return "ok"
+
+
+# --------------------------------------------------------------------------
+# The chapter's three loops, as resumable sweeps
+# --------------------------------------------------------------------------
+def _numbers(rows: list[dict]) -> list[dict]:
+    """Trajectory rows read back from a record: non-finite values are stored as the strings
+    ``"nan"``/``"inf"``/``"-inf"`` (strict JSON) and come back as floats."""
+    return [{k: float(v) for k, v in row.items()} for row in rows]
+
+
+def _flow_result(run: dict) -> RunResult:
+    """A :func:`run_flow` run as a record: a NaN/inf loss is a failed run (the finding of §3, not a
+    crash); its status, trajectory and the test NLL of the weights it kept (``final_nll``, the best
+    epoch's) go to ``info``."""
+    fit = run["fit"]
+    return RunResult.from_fit(fit, fit.epochs if not fit.ok else len(run["trajectory"]) - 1,
+                              metrics={"test_nll": run["final"]["nll"] if fit.ok else None},
+                              info={"status": run_status(fit, run["trajectory"]), "final_nll": run["final"]["nll"],
+                                    "constant_det": run["flow"].constant_det, "trajectory": run["trajectory"]})
+
+
+def _flow_run(record: RunRecord) -> dict:
+    """A flow record as the dict the chapter's tables and plots read."""
+    return {**record.spec, "constant_det": record.info["constant_det"], "status": record.info["status"],
+            "final_nll": float(record.info["final_nll"]),
+            "failure": record.failure, "epochs": record.epochs_run, "trajectory": _numbers(record.info["trajectory"])}
+
+
+def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[str, dict]:
+    """§1: every Deep SVDD variant of :data:`SVDD_VARIANTS` (:func:`run_svdd`) on the chapter's
+    anomaly data (the settings that make it are part of each run's key).  Returns name -> run with
+    ``trajectory``, ``history``, ``initial``, ``final`` and ``weight_decay``."""
+    settings = dict(experiment="svdd", dim=cfg.dim, n_train=cfg.n_train, n_test=cfg.n_test,
+                    n_anomalies=cfg.n_anomalies, anomaly_quantile=cfg.anomaly_quantile, depth=cfg.svdd_depth,
+                    lr=cfg.svdd_lr, epochs=cfg.svdd_epochs, pretrain_epochs=cfg.pretrain_epochs,
+                    batch_size=cfg.batch_size)
+
+    def one(spec: dict) -> RunResult:
+        run = run_svdd(SVDD_VARIANTS[spec["variant"]], x_train, x_test, y_test, depth=spec["depth"], lr=spec["lr"],
+                       epochs=spec["epochs"], pretrain_epochs=spec["pretrain_epochs"],
+                       batch_size=spec["batch_size"], seed=spec["seed"], desc=spec["variant"])
+        return RunResult.from_fit(run["fit"], spec["epochs"], metrics={"auroc": run["final"]["auroc"]},
+                                  info={k: run[k] for k in ("trajectory", "final", "weight_decay")}
+                                  | {"history": run["fit"].history})
+
+    specs = [{"variant": name, "seed": cfg.seed} for name in SVDD_VARIANTS]
+    records = run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings, desc="Deep SVDD variants")
+    out = {}
+    for r in records:
+        trajectory = _numbers(r.info["trajectory"])
+        out[r.spec["variant"]] = {"trajectory": trajectory, "initial": trajectory[0], "history": _numbers(r.info["history"]),
+                                  "final": _numbers([r.info["final"]])[0], "weight_decay": r.info["weight_decay"]}
+    return out
+
+
+def explode_runs(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
+    """§3: NonUSFlows and USFlows (``affine_lu`` / ``additive_lu``) at a high learning rate without
+    the prior, ``cfg.explode_runs`` seeds each, probed on ``x_test`` after every epoch."""
+    settings = dict(experiment="explode", dim=cfg.explode_dim, n_train=cfg.explode_n_train, n_test=cfg.n_test,
+                    n_anomalies=cfg.n_anomalies, anomaly_quantile=cfg.anomaly_quantile, data_seed=cfg.seed,
+                    lr=cfg.explode_lr, epochs=cfg.explode_epochs, blocks=cfg.explode_blocks, hidden=cfg.hidden,
+                    layers=cfg.layers, batch_size=cfg.batch_size)
+
+    def one(spec: dict) -> RunResult:
+        return _flow_result(run_flow(spec["coupling"], x_train, x_test, lr=spec["lr"], epochs=spec["epochs"],
+                                     blocks=spec["blocks"], hidden=spec["hidden"], layers=spec["layers"],
+                                     batch_size=spec["batch_size"], seed=spec["seed"],
+                                     desc=f"{spec['coupling']} seed {spec['seed']}"))
+
+    specs = [{"coupling": c, "seed": cfg.seed + i} for i in range(cfg.explode_runs) for c in ("affine_lu", "additive_lu")]
+    return [_flow_run(r) for r in run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings,
+                                            desc="high-learning-rate runs")]
+
+
+def prior_sweep(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
+    """§4b: USFlows and NonUSFlows under the log-det prior with each ``sigma`` of ``cfg.sigmas``
+    (``None``: no prior) on data that fill a low-dimensional subspace, ``cfg.sweep_runs`` seeds each."""
+    settings = dict(experiment="prior_sweep", dim=cfg.sweep_dim, rank=cfg.sweep_rank, n_train=cfg.sweep_n_train,
+                    n_test=cfg.n_test, data_seed=cfg.seed, lr=cfg.sweep_lr, epochs=cfg.sweep_epochs,
+                    blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, batch_size=cfg.batch_size)
+
+    def one(spec: dict) -> RunResult:
+        return _flow_result(run_flow(spec["coupling"], x_train, x_test, prior_sigma=spec["sigma"], lr=spec["lr"],
+                                     epochs=spec["epochs"], blocks=spec["blocks"], hidden=spec["hidden"],
+                                     layers=spec["layers"], batch_size=spec["batch_size"], seed=spec["seed"],
+                                     desc=f"{spec['coupling']} seed {spec['seed']} sigma {spec['sigma']}"))
+
+    specs = [{"sigma": sigma, "coupling": c, "seed": cfg.seed + i}
+             for sigma in cfg.sigmas for c in ("additive_lu", "affine_lu") for i in range(cfg.sweep_runs)]
+    return [_flow_run(r) for r in run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings,
+                                            desc="prior-scale sweep")]

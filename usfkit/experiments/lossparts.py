@@ -113,11 +113,10 @@ class DecomposedFlowModule(FlowModule):
     The loss and the optimisation are unchanged, so
     ``train_loss = svdd_term + logdet_term + constant`` (minus the prior term, if any)."""
 
-    def log_terms(self, z: Tensor, logdet: Tensor) -> None:
-        n = len(z)
-        svdd_term = self.flow.base.sq_dist(z) / (2 * self.flow.base.scale**2)
-        self.log("svdd_term", svdd_term.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
-        self.log("logdet_term", -logdet.mean().detach(), on_step=False, on_epoch=True, batch_size=n)
+    def step_terms(self) -> dict[str, Tensor]:
+        z, logdet = self._last
+        return {"svdd_term": (self.flow.base.sq_dist(z) / (2 * self.flow.base.scale**2)).mean(),
+                "logdet_term": -logdet.mean()}
 
 
 def train_flow_decomposed(flow: Flow, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -139,14 +140,16 @@ def datasets(cfg) -> list[str]:
     return wanted
 
 
-def run(cfg, progress: str = "auto") -> pd.DataFrame:
+def run(cfg, progress: str = "auto", workers: int = 1) -> pd.DataFrame:
     """Run (or resume) the sweep of ``cfg``; one row per run.  ``progress``: the per-run
-    display of :func:`usfkit.train.fit` (the sweep always shows a bar over runs)."""
+    display of :func:`usfkit.train.fit` (the sweep always shows a bar over runs; with
+    ``workers > 1`` runs train in that many processes and show only that bar)."""
     bad = set(cfg.methods) - set(METHODS)
     if bad:
         raise KeyError(f"unknown method(s) {sorted(bad)}; methods are {', '.join(METHODS)}")
-    records = run_sweep(CHAPTER, cfg.profile, specs(cfg), lambda s: run_one(s, cfg, progress),
-                        settings=profiles.run_settings(cfg, *SELECTORS), desc="tabular runs")
+    one = functools.partial(run_one, cfg=cfg, progress=progress if workers == 1 else "none")
+    records = run_sweep(CHAPTER, cfg.profile, specs(cfg), one, settings=profiles.run_settings(cfg, *SELECTORS),
+                        desc="tabular runs", workers=workers)
     return runs_frame(records)
 
 
@@ -158,6 +161,25 @@ def runs_frame(records: list) -> pd.DataFrame:
 
 def saved_runs(profile: str) -> pd.DataFrame:
     return runs_frame(load_runs(CHAPTER, profile))
+
+
+def small_datasets(names: list[str] | None = None) -> list[str]:
+    """The present datasets (or ``names``) with fewer than 1000 rows: the ones ADBench's generator
+    resamples with replacement (and so leaks test normals into training)."""
+    return [d for d in (names or adbench.available()) if len(adbench.load(d)[1]) < 1000]
+
+
+def full_sweeps() -> dict[str, tuple[list[dict], dict]]:
+    """The full profile's committed sweeps, by protocol: ``(specs, settings)`` of every dataset present
+    x 7 methods x seeds 1-3 under ``"adbench"``, and of the small datasets under the leak-free
+    ``"adbench-noresample"`` (the control of the resampling leak)."""
+    out = {}
+    for protocol in adbench.PROTOCOLS:
+        cfg = profiles.of(CHAPTER, "full", protocol=protocol)
+        if protocol != profiles.PROFILES[CHAPTER]["full"]["protocol"]:
+            cfg.datasets = small_datasets()
+        out[protocol] = (specs(cfg), profiles.run_settings(cfg, *SELECTORS))
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -173,6 +195,24 @@ def wide(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
     table = per_dataset(runs).pivot(index="dataset", columns="method", values="mean")
     order = [m for m in (methods or METHODS) if m in table.columns]
     return table[order].reindex(sorted(table.index, key=lambda d: int(d.split("_")[0])))
+
+
+def complete_datasets(runs: pd.DataFrame, methods=METHODS) -> list[str]:
+    """The datasets of ``runs`` that have a record of every method in ``methods`` (figures over datasets
+    compare methods on the same datasets), in ADBench's order."""
+    have = runs.groupby("dataset")["method"].apply(set)
+    return sorted((d for d, m in have.items() if set(methods) <= m), key=lambda d: int(d.split("_")[0]))
+
+
+def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
+    """Run-to-run stability per method: the standard deviation of AUC-ROC over seeds (in pp, ddof 1),
+    per dataset with at least 2 valid seeds, summarised over those datasets (mean and median), with
+    the number of datasets it rests on; sorted from the most stable."""
+    per = summarize(runs, ["dataset", "method"], "auroc")
+    per = per[per["valid"] >= 2]
+    out = per.groupby("method")["std"].agg(["mean", "median", "count"]) * [100, 100, 1]
+    out = out.rename(columns={"mean": "mean seed std (pp)", "median": "median seed std (pp)", "count": "datasets"})
+    return out.astype({"datasets": int}).sort_values("mean seed std (pp)")
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -276,11 +316,16 @@ def main(argv=None) -> None:
     p.add_argument("--seeds", type=int, help="number of seeds from the first (default: the profile's)")
     p.add_argument("--epochs", type=int, help="maximum epochs (default: the profile's)")
     p.add_argument("--protocol", choices=adbench.PROTOCOLS, help="data protocol (default: the profile's)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="runs trained at once, one process with one torch thread each (default: one per CPU core "
+                        "without a GPU, 1 with one)")
     args = p.parse_args(argv)
+    workers = args.workers or (1 if torch.cuda.is_available() else os.cpu_count() or 1)
     cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
                            seeds=args.seeds,
                            epochs=args.epochs, protocol=args.protocol)
-    runs = run(cfg, progress="bar")
+    print(f"{len(specs(cfg))} runs, {workers} worker(s); finished runs are skipped")
+    runs = run(cfg, progress="none", workers=workers)
     print(aggregate(runs).round(2).to_string())
     print(f"runs saved under {__import__('usfkit').results.chapter_dir(CHAPTER, cfg.profile) / 'runs'}")
 

@@ -21,12 +21,12 @@ def _column(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def svdd_collapse_curves(runs: dict[str, dict]):
-    """Deep SVDD variants over training: the training loss (``FitResult.history``), the
-    spread of the normal test embeddings and the test AUROC (epoch 0 = after pretraining
-    and centring).  ``runs``: name -> :func:`usfkit.experiments.collapse.run_svdd` result."""
+    """Deep SVDD variants over training: the training loss (``history``, the fit's per-epoch
+    rows), the spread of the normal test embeddings and the test AUROC (epoch 0 = after pretraining
+    and centring).  ``runs``: name -> run, as :func:`usfkit.experiments.collapse.svdd_variants` gives."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for name, run in runs.items():
-        hist = run["fit"].history
+        hist = run["history"]
         axes[0].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], label=name)
         axes[1].plot(*_column(run["trajectory"], "spread"), label=name)
         axes[2].plot(*_column(run["trajectory"], "auroc"), label=name)
