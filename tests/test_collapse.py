@@ -144,6 +144,12 @@ def test_chapter_loops_are_resumable_sweeps_whose_records_keep_the_trajectories(
     assert all(r["constant_det"] == r["coupling"].startswith("additive") for r in explode + prior)
     assert all(isinstance(v, float) for r in explode for row in r["trajectory"] for v in row.values())
 
+    from usfkit import sweep
+    folder = sweep.runs_dir(collapse.CHAPTER, "quick")
+    named = [folder / f"{sweep.spec_key(s, settings)}.json" for specs, settings in collapse.sweeps(cfg).values()
+             for s in specs]
+    assert len(named) == 5 + 2 + 4 and all(p.exists() for p in named)  # sweeps() names exactly the runs made
+
     monkeypatch.setattr(collapse, "run_svdd", lambda *a, **k: pytest.fail("trained again"))
     monkeypatch.setattr(collapse, "run_flow", lambda *a, **k: pytest.fail("trained again"))
     again = (collapse.svdd_variants(cfg, data["x_train"], data["x_test"], data["y_test"]),

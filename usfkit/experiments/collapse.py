@@ -224,14 +224,46 @@ def _flow_run(record: RunRecord) -> dict:
             "failure": record.failure, "epochs": record.epochs_run, "trajectory": _numbers(record.info["trajectory"])}
 
 
-def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[str, dict]:
-    """§1: every Deep SVDD variant of :data:`SVDD_VARIANTS` (:func:`run_svdd`) on the chapter's
-    anomaly data (the settings that make it are part of each run's key).  Returns name -> run with
-    ``trajectory``, ``history``, ``initial``, ``final`` and ``weight_decay``."""
+def svdd_sweep(cfg) -> tuple[list[dict], dict]:
+    """Specs and settings of §1's runs (:func:`svdd_variants`)."""
     settings = dict(experiment="svdd", dim=cfg.dim, n_train=cfg.n_train, n_test=cfg.n_test,
                     n_anomalies=cfg.n_anomalies, anomaly_quantile=cfg.anomaly_quantile, depth=cfg.svdd_depth,
                     lr=cfg.svdd_lr, epochs=cfg.svdd_epochs, pretrain_epochs=cfg.pretrain_epochs,
                     batch_size=cfg.batch_size)
+    return [{"variant": name, "seed": cfg.seed} for name in SVDD_VARIANTS], settings
+
+
+def explode_sweep(cfg) -> tuple[list[dict], dict]:
+    """Specs and settings of §3's runs (:func:`explode_runs`)."""
+    settings = dict(experiment="explode", dim=cfg.explode_dim, n_train=cfg.explode_n_train, n_test=cfg.n_test,
+                    n_anomalies=cfg.n_anomalies, anomaly_quantile=cfg.anomaly_quantile, data_seed=cfg.seed,
+                    lr=cfg.explode_lr, epochs=cfg.explode_epochs, blocks=cfg.explode_blocks, hidden=cfg.hidden,
+                    layers=cfg.layers, batch_size=cfg.batch_size)
+    specs = [{"coupling": c, "seed": cfg.seed + i} for i in range(cfg.explode_runs) for c in ("affine_lu", "additive_lu")]
+    return specs, settings
+
+
+def prior_scale_sweep(cfg) -> tuple[list[dict], dict]:
+    """Specs and settings of §4b's runs (:func:`prior_sweep`)."""
+    settings = dict(experiment="prior_sweep", dim=cfg.sweep_dim, rank=cfg.sweep_rank, n_train=cfg.sweep_n_train,
+                    n_test=cfg.n_test, data_seed=cfg.seed, lr=cfg.sweep_lr, epochs=cfg.sweep_epochs,
+                    blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, batch_size=cfg.batch_size)
+    specs = [{"sigma": sigma, "coupling": c, "seed": cfg.seed + i}
+             for sigma in cfg.sigmas for c in ("additive_lu", "affine_lu") for i in range(cfg.sweep_runs)]
+    return specs, settings
+
+
+def sweeps(cfg) -> dict[str, tuple[list[dict], dict]]:
+    """The chapter's three sweeps by name, as ``(specs, settings)``: what a run of ``cfg`` trains."""
+    return {"Deep SVDD variants (section 1)": svdd_sweep(cfg), "high-learning-rate runs (section 3)": explode_sweep(cfg),
+            "prior-scale sweep (section 4b)": prior_scale_sweep(cfg)}
+
+
+def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[str, dict]:
+    """§1: every Deep SVDD variant of :data:`SVDD_VARIANTS` (:func:`run_svdd`) on the chapter's
+    anomaly data (the settings that make it are part of each run's key).  Returns name -> run with
+    ``trajectory``, ``history``, ``initial``, ``final`` and ``weight_decay``."""
+    specs, settings = svdd_sweep(cfg)
 
     def one(spec: dict) -> RunResult:
         run = run_svdd(SVDD_VARIANTS[spec["variant"]], x_train, x_test, y_test, depth=spec["depth"], lr=spec["lr"],
@@ -241,7 +273,6 @@ def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[
                                   info={k: run[k] for k in ("trajectory", "final", "weight_decay")}
                                   | {"history": run["fit"].history})
 
-    specs = [{"variant": name, "seed": cfg.seed} for name in SVDD_VARIANTS]
     records = run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings, desc="Deep SVDD variants")
     out = {}
     for r in records:
@@ -254,10 +285,7 @@ def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[
 def explode_runs(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
     """§3: NonUSFlows and USFlows (``affine_lu`` / ``additive_lu``) at a high learning rate without
     the prior, ``cfg.explode_runs`` seeds each, probed on ``x_test`` after every epoch."""
-    settings = dict(experiment="explode", dim=cfg.explode_dim, n_train=cfg.explode_n_train, n_test=cfg.n_test,
-                    n_anomalies=cfg.n_anomalies, anomaly_quantile=cfg.anomaly_quantile, data_seed=cfg.seed,
-                    lr=cfg.explode_lr, epochs=cfg.explode_epochs, blocks=cfg.explode_blocks, hidden=cfg.hidden,
-                    layers=cfg.layers, batch_size=cfg.batch_size)
+    specs, settings = explode_sweep(cfg)
 
     def one(spec: dict) -> RunResult:
         return _flow_result(run_flow(spec["coupling"], x_train, x_test, lr=spec["lr"], epochs=spec["epochs"],
@@ -265,7 +293,6 @@ def explode_runs(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
                                      batch_size=spec["batch_size"], seed=spec["seed"],
                                      desc=f"{spec['coupling']} seed {spec['seed']}"))
 
-    specs = [{"coupling": c, "seed": cfg.seed + i} for i in range(cfg.explode_runs) for c in ("affine_lu", "additive_lu")]
     return [_flow_run(r) for r in run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings,
                                             desc="high-learning-rate runs")]
 
@@ -273,9 +300,7 @@ def explode_runs(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
 def prior_sweep(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
     """§4b: USFlows and NonUSFlows under the log-det prior with each ``sigma`` of ``cfg.sigmas``
     (``None``: no prior) on data that fill a low-dimensional subspace, ``cfg.sweep_runs`` seeds each."""
-    settings = dict(experiment="prior_sweep", dim=cfg.sweep_dim, rank=cfg.sweep_rank, n_train=cfg.sweep_n_train,
-                    n_test=cfg.n_test, data_seed=cfg.seed, lr=cfg.sweep_lr, epochs=cfg.sweep_epochs,
-                    blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, batch_size=cfg.batch_size)
+    specs, settings = prior_scale_sweep(cfg)
 
     def one(spec: dict) -> RunResult:
         return _flow_result(run_flow(spec["coupling"], x_train, x_test, prior_sigma=spec["sigma"], lr=spec["lr"],
@@ -283,7 +308,5 @@ def prior_sweep(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
                                      layers=spec["layers"], batch_size=spec["batch_size"], seed=spec["seed"],
                                      desc=f"{spec['coupling']} seed {spec['seed']} sigma {spec['sigma']}"))
 
-    specs = [{"sigma": sigma, "coupling": c, "seed": cfg.seed + i}
-             for sigma in cfg.sigmas for c in ("additive_lu", "affine_lu") for i in range(cfg.sweep_runs)]
     return [_flow_run(r) for r in run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings,
                                             desc="prior-scale sweep")]
