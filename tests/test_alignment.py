@@ -76,3 +76,15 @@ def test_second_mixture_component_is_2_5_to_the_d_over_4_times_as_voluminous():
             inside = ((u ** 2 / var).sum(1) <= 1.0).mean()
             volumes.append(inside * np.prod(2 * half))
         assert volumes[1] / volumes[0] == pytest.approx(2.5 ** (dim / 4), rel=0.02)
+
+
+def test_a_search_with_fewer_configurations_is_labelled_reduced():
+    from usfkit import profiles
+    from usfkit.experiments import alignment
+
+    assert alignment.search_label(profiles.of("04_alignment", "full")).startswith("full search: 10")
+    reduced = alignment.search_label(profiles.of("04_alignment", "full", search_runs=3))
+    assert reduced.startswith("REDUCED search: 3 of the full search's 10") and "full search:" not in reduced
+    assert alignment.search_label(profiles.of("04_alignment", "quick")).startswith("quick profile")
+    specs, settings = alignment.trial_sweep(profiles.of("04_alignment", "full"))
+    assert len(specs) == 4 * 3 * 10 and "search_runs" not in settings  # a reduced search's trials are full-search trials

@@ -105,12 +105,30 @@ def evaluate(method: str, model, data: Data) -> dict:
 SELECTORS = ("dims", "search_runs")
 
 
+def trial_sweep(cfg) -> tuple[list[dict], dict]:
+    """Specs and settings of the search's trials: every (dimension, method, search run)."""
+    specs = [{"dim": d, "method": m, "run": r} for d in cfg.dims for m in METHODS for r in range(cfg.search_runs)]
+    return specs, profiles.run_settings(cfg, *SELECTORS)
+
+
+def search_label(cfg) -> str:
+    """What search ``cfg`` runs, said plainly: App. C's full search, or a reduced one (fewer configurations
+    per method and dimension than the full profile's, the same dimensions, models and training), which
+    this book never calls full."""
+    full = profiles.PROFILES[CHAPTER]["full"]["search_runs"]
+    if cfg.profile != "full":
+        return f"{cfg.profile} profile: {cfg.search_runs} configuration(s) per method and dimension"
+    if cfg.search_runs >= full:
+        return f"full search: {cfg.search_runs} configurations per method and dimension (App. C)"
+    return (f"REDUCED search: {cfg.search_runs} of the full search's {full} configurations per method and dimension "
+            f"(the same dimensions, models, data and training; run 0 takes each list's first value, later runs draw)")
+
+
 def _trials(cfg, datasets: dict[int, "Data"], verbose: bool) -> list[tuple[dict, object]]:
     """Every (dimension, method, search run) through the shared sweep; returns ``(trial, model)``
     pairs, the model loaded from its checkpoint (``None`` for a failed trial)."""
     folder = results.chapter_dir(CHAPTER, cfg.profile) / "checkpoints"
-    settings = profiles.run_settings(cfg, *SELECTORS)
-    specs = [{"dim": d, "method": m, "run": r} for d in cfg.dims for m in METHODS for r in range(cfg.search_runs)]
+    specs, settings = trial_sweep(cfg)
     weights = {sweep.spec_key(s, settings): s for s in specs}
     for key in weights:  # a saved valid trial whose weights are gone is trained again
         record = sweep.runs_dir(CHAPTER, cfg.profile) / f"{key}.json"
