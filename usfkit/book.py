@@ -76,16 +76,20 @@ class Chapter:
         paths = [folder / f"{sweep.spec_key(s, settings)}.json" for s in specs]
         found = [results.RunRecord.from_file(p) for p in paths if p.exists()]
         missing = [s for s, p in zip(specs, paths) if not p.exists()]
-        print(f"Committed full-profile {what}: {len(found)} of {len(specs)} present, "
-              f"{sum(not r.ok for r in found)} of them failed runs.")
+        print(_wrap(f"Committed full-profile {what}: {len(found)} of {len(specs)} present, "
+                    f"{sum(not r.ok for r in found)} of them failed runs."))
         if missing:
-            print(f"Missing ({len(missing)}): {describe_specs(missing)}.")
+            print(_wrap(f"Missing ({len(missing)}): {describe_specs(missing)}."))
         return found
 
     def finish(self) -> None:
         """Record that the chapter ran to its end (with the seeds of its last save) and print its wall time."""
         results.mark_complete(self.name, self.cfg.profile, seeds=self.seeds, started=self.started)
         print(f"chapter finished in {time.time() - self.started:.0f} s")
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, width=110, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
 
 
 def describe_specs(specs: list[dict], limit: int = 6) -> str:
