@@ -162,6 +162,18 @@ def test_tabular_claims_read_only_the_profiles_protocol():
     assert f.verdict == claims.REPRODUCED and f"{7 * claims.MIN_DATASETS} runs" in f.basis
 
 
+def test_tabular_claims_compare_methods_on_the_same_datasets():
+    """A sweep in progress: datasets where only some methods ran are left out of every tabular claim."""
+    rows = tabular_rows(claims.MIN_DATASETS, usf_better=True)
+    partial = [r for r in tabular_rows(5, usf_better=False, seed=4) if r["spec"]["method"] in ("NonUSFlow", "DOHSC")]
+    for r in partial:
+        r["spec"]["dataset"] = "99_" + r["spec"]["dataset"]
+    write_runs(TABULAR, "full", rows + partial)
+    f = check("§5.1.2: USF variants beat")
+    assert f"{claims.MIN_DATASETS} of 47 datasets (those with every method)" in f.basis
+    assert f.verdict == claims.REPRODUCED  # the partial datasets, where NonUSFlow leads, do not count
+
+
 def test_tabular_sign_rule_not_reproduced():
     write_runs(TABULAR, "full", tabular_rows(claims.MIN_DATASETS, usf_better=False))
     assert check("§5.1.2: USF variants beat").verdict == claims.NOT_REPRODUCED

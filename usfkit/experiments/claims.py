@@ -614,11 +614,17 @@ def _tabular(src: Source, need_all: bool = True) -> tuple[Loaded, pd.DataFrame, 
     loaded = src.runs(tabular.CHAPTER)
     protocol = profiles.PROFILES[tabular.CHAPTER][loaded.profile]["protocol"]
     records = [r for r in loaded.data if r.settings.get("protocol") == protocol]
+    # methods are compared on the same datasets: those with a record of every method (a sweep in progress
+    # has datasets where only some methods ran)
+    complete = set(tabular.complete_datasets(tabular.runs_frame(records))) if records else set()
+    records = [r for r in records if r.spec["dataset"] in complete]
+    if not records:
+        raise NotRun(f"no dataset has runs of every method under protocol {protocol} ({loaded.profile} profile)")
     loaded = Loaded(records, loaded.profile, [r.provenance for r in records])
     runs = tabular.runs_frame(loaded.data)
     n, seeds = runs["dataset"].nunique(), runs["seed"].nunique()
     epochs = sorted({r.settings.get("epochs") for r in loaded.data})
-    basis = f"{n} of {PAPER_TABULAR_DATASETS} datasets, {seeds} seed(s), {len(runs)} runs"
+    basis = f"{n} of {PAPER_TABULAR_DATASETS} datasets (those with every method), {seeds} seed(s), {len(runs)} runs"
     cond = (f"protocol {'/'.join(sorted(runs['protocol'].dropna().unique()))}; up to {'/'.join(map(str, epochs))} "
             f"epochs (paper: 200); {loaded.devices}")
     return loaded, runs, basis, cond
