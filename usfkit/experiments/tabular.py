@@ -301,7 +301,7 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def main(argv=None) -> None:
-    """``usf-tabular``: run (or resume) the sweep from a terminal, e.g. on a GPU machine::
+    """``usf-tabular``: run (or resume) the sweep from a terminal (CPU: one worker process per core)::
 
         usf-tabular --profile full                       # everything, 3 seeds
         usf-tabular --profile full --datasets 4_breastw 29_Pima --methods USFlow OneFlow
