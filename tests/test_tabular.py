@@ -206,6 +206,10 @@ def test_seed_spread_and_complete_datasets():
     assert list(spread.index) == ["USFlow", "NonUSFlow"]  # the most stable first
     assert spread.loc["USFlow", "mean seed std (pp)"] == pytest.approx(100 * np.std([0.80, 0.82], ddof=1))
     assert spread.loc["NonUSFlow", "datasets"] == 1  # only 1_a has two seeds
+    # a second seed in progress (USFlow only on 2_b) counts nowhere until every method has it
+    more = pd.concat([runs, pd.DataFrame([{"dataset": "2_b", "method": "USFlow", "seed": 2, "ok": True, "auroc": 0.5}])])
+    assert tabular.seed_spread(more).equals(spread)
+    assert tabular.seed_spread(runs[runs["seed"] == 1]).empty
     assert tabular.complete_datasets(runs, methods=("USFlow", "NonUSFlow")) == ["1_a", "2_b"]
 
 

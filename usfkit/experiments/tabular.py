@@ -206,10 +206,13 @@ def complete_datasets(runs: pd.DataFrame, methods=METHODS) -> list[str]:
 
 def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
     """Run-to-run stability per method: the standard deviation of AUC-ROC over seeds (in pp, ddof 1),
-    per dataset with at least 2 valid seeds, summarised over those datasets (mean and median), with
-    the number of datasets it rests on; sorted from the most stable."""
+    per dataset, summarised over the datasets where every method of ``runs`` has at least 2 valid
+    seeds (mean and median; the same datasets for every method), with their number; sorted from the
+    most stable.  Empty while no dataset has two seeds of every method."""
     per = summarize(runs, ["dataset", "method"], "auroc")
     per = per[per["valid"] >= 2]
+    methods = runs["method"].nunique()
+    per = per[per.groupby("dataset")["method"].transform("nunique") == methods]
     out = per.groupby("method")["std"].agg(["mean", "median", "count"]) * [100, 100, 1]
     out = out.rename(columns={"mean": "mean seed std (pp)", "median": "median seed std (pp)", "count": "datasets"})
     return out.astype({"datasets": int}).sort_values("mean seed std (pp)")
