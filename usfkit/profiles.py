@@ -121,15 +121,21 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 
 
 def resolve(chapter: str, profile: str = "quick", **overrides: Any) -> SimpleNamespace:
-    """Settings of ``chapter`` in ``profile``; overrides that are not ``None`` replace them.
+    """Settings of ``chapter`` in ``profile`` (replaced by ``$USFKIT_PROFILE`` when it is set);
+    overrides that are not ``None`` replace them.
 
     >>> cfg = resolve("04_alignment", "quick", epochs=3)
     >>> cfg.profile, cfg.epochs
     ('quick', 3)
     """
+    return of(chapter, os.environ.get("USFKIT_PROFILE") or profile, **overrides)
+
+
+def of(chapter: str, profile: str, **overrides: Any) -> SimpleNamespace:
+    """``chapter``'s settings in ``profile`` as :func:`resolve` gives them, but never replaced by
+    ``$USFKIT_PROFILE``: what a quick run needs to name the full profile's runs (and show them)."""
     if chapter not in PROFILES:
         raise KeyError(f"unknown chapter {chapter!r}; known chapters: {', '.join(PROFILES)}")
-    profile = os.environ.get("USFKIT_PROFILE") or profile
     if profile not in PROFILES[chapter]:
         raise ValueError(f"unknown profile {profile!r} for {chapter}: use one of {', '.join(PROFILES[chapter])}")
     settings = dict(PROFILES[chapter][profile])
@@ -137,13 +143,6 @@ def resolve(chapter: str, profile: str = "quick", **overrides: Any) -> SimpleNam
     if unknown:
         raise TypeError(f"{chapter} has no setting(s) {sorted(unknown)}; settings are {sorted(settings)}")
     settings.update({k: v for k, v in overrides.items() if v is not None})
-    return SimpleNamespace(profile=profile, chapter=chapter, **settings)
-
-
-def of(chapter: str, profile: str, **overrides: Any) -> SimpleNamespace:
-    """``chapter``'s settings in ``profile`` as :func:`resolve` gives them, but never replaced by
-    ``$USFKIT_PROFILE``: what a quick run needs to name the full profile's runs (and show them)."""
-    settings = {**PROFILES[chapter][profile], **{k: v for k, v in overrides.items() if v is not None}}
     return SimpleNamespace(profile=profile, chapter=chapter, **settings)
 
 

@@ -101,8 +101,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
             futures = {pool.submit(_timed, run_fn, {**settings, **specs[i]}): i for i in pending}
             try:
                 for future in as_completed(futures):
-                    out, seconds = future.result()  # a worker's exception (a data fault) ends the sweep here
-                    save(futures[future], out, time.time() - seconds)
+                    save(futures[future], *future.result())  # a worker's exception (a data fault) ends it here
             except BaseException:  # an error or Ctrl-C: runs not started yet are dropped, finished ones are saved
                 for future in futures:
                     future.cancel()
@@ -123,9 +122,9 @@ def _one_thread() -> None:
 
 
 def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[results.RunResult, float]:
+    """``run_fn(spec)`` in a worker, with the time it started (for the record's provenance)."""
     started = time.time()
-    out = run_fn(spec)
-    return out, time.time() - started
+    return run_fn(spec), started
 
 
 def summarize(runs: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:

@@ -155,8 +155,12 @@ def load(name: str | int, root: Path | None = None, download: bool = True) -> tu
 PROTOCOLS = ("adbench", "adbench-noresample")
 
 
+#: ADBench's ``n_samples_threshold``: its generator resamples a dataset with fewer rows up to this many.
+MIN_ROWS = 1000
+
+
 def adbench_rows(y: np.ndarray, seed: int, resample: bool = True, test_size: float = 0.3,
-                 min_rows: int = 1000, max_rows: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+                 min_rows: int = MIN_ROWS, max_rows: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
     """Row indices ``(train, test)`` into the original file, as ADBench's ``DataGenerator.generator``
     draws them for ``seed`` with its defaults (``test_size=0.3, generate_duplicates=True,
     n_samples_threshold=1000``):

@@ -850,11 +850,7 @@ def _vae_per_class(emb: pd.DataFrame) -> pd.DataFrame:
        f"sign rule on the per-class mean AUC-ROC differences USF - NonUSF (paired Wilcoxon, {ALPHA}, at least "
        f"{MIN_PAIRS} classes)", "06_vae_usflow")
 def _fig11_mean(src: Source) -> Finding:
-    loaded, runs, cond = _vae_runs(src)
-    pc = _vae_per_class(runs[runs["experiment"] == "embeddings"])
-    diff = pc[("mean", "usf")] - pc[("mean", "nonusf")]
-    ours = f"mean over classes: USF {pc[('mean', 'usf')].mean():.1f}, NonUSF {pc[('mean', 'nonusf')].mean():.1f}"
-    return _sign_finding(diff, +1, "AUC-ROC difference (pp)", ours, loaded, cond, detail=pc.round(1))
+    return _fig11_sign(src, "mean", +1, "AUC-ROC difference (pp)", "mean over classes", digits=1, show=True)
 
 
 @claim("Figure 11: VAE-USFlow is more stable", "vae", "§5.2.2; App. F.3, Figure 11",
@@ -863,11 +859,18 @@ def _fig11_mean(src: Source) -> Finding:
        f"sign rule on the per-class std differences USF - NonUSF (paired Wilcoxon, {ALPHA}, at least {MIN_PAIRS} "
        f"classes with 2+ valid runs each)", "06_vae_usflow")
 def _fig11_std(src: Source) -> Finding:
+    return _fig11_sign(src, "std", -1, "std difference (pp)", "mean std over classes", digits=2)
+
+
+def _fig11_sign(src: Source, stat: str, sign: int, label: str, summary: str, digits: int,
+                show: bool = False) -> Finding:
+    """Figure 11's sign rule on the per-class ``stat`` ("mean" or "std") of USF minus NonUSF on the embeddings;
+    ``summary`` names the average over classes that ``ours`` reports (``show``: attach the per-class table)."""
     loaded, runs, cond = _vae_runs(src)
     pc = _vae_per_class(runs[runs["experiment"] == "embeddings"])
-    diff = pc[("std", "usf")] - pc[("std", "nonusf")]
-    ours = f"mean std over classes: USF {pc[('std', 'usf')].mean():.2f}, NonUSF {pc[('std', 'nonusf')].mean():.2f}"
-    return _sign_finding(diff, -1, "std difference (pp)", ours, loaded, cond)
+    usf, nonusf = pc[(stat, "usf")], pc[(stat, "nonusf")]
+    ours = f"{summary}: USF {usf.mean():.{digits}f}, NonUSF {nonusf.mean():.{digits}f}"
+    return _sign_finding(usf - nonusf, sign, label, ours, loaded, cond, detail=pc.round(1) if show else None)
 
 
 @claim("App. D: VAE-NonUSFlow fails, VAE-USFlow does not", "vae", "App. D; Figure 11",

@@ -164,9 +164,9 @@ def saved_runs(profile: str) -> pd.DataFrame:
 
 
 def small_datasets(names: list[str] | None = None) -> list[str]:
-    """The present datasets (or ``names``) with fewer than 1000 rows: the ones ADBench's generator
-    resamples with replacement (and so leaks test normals into training)."""
-    return [d for d in (names or adbench.available()) if len(adbench.load(d)[1]) < 1000]
+    """The present datasets (or ``names``) with fewer than ``adbench.MIN_ROWS`` (1000) rows: the ones
+    ADBench's generator resamples with replacement (and so leaks test normals into training)."""
+    return [d for d in (names or adbench.available()) if len(adbench.load(d)[1]) < adbench.MIN_ROWS]
 
 
 def full_sweeps() -> dict[str, tuple[list[dict], dict]]:
@@ -194,14 +194,19 @@ def wide(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
     """Datasets × methods of the per-dataset mean AUC-ROC (NaN where no run was valid)."""
     table = per_dataset(runs).pivot(index="dataset", columns="method", values="mean")
     order = [m for m in (methods or METHODS) if m in table.columns]
-    return table[order].reindex(sorted(table.index, key=lambda d: int(d.split("_")[0])))
+    return table[order].reindex(_in_adbench_order(table.index))
 
 
 def complete_datasets(runs: pd.DataFrame, methods=METHODS) -> list[str]:
     """The datasets of ``runs`` that have a record of every method in ``methods`` (figures over datasets
     compare methods on the same datasets), in ADBench's order."""
     have = runs.groupby("dataset")["method"].apply(set)
-    return sorted((d for d, m in have.items() if set(methods) <= m), key=lambda d: int(d.split("_")[0]))
+    return _in_adbench_order(d for d, m in have.items() if set(methods) <= m)
+
+
+def _in_adbench_order(names) -> list[str]:
+    """Dataset names sorted by ADBench's number (``"4_breastw"`` before ``"14_glass"``)."""
+    return sorted(names, key=lambda d: int(d.split("_")[0]))
 
 
 def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
