@@ -186,6 +186,40 @@ def test_tabular_claims_need_enough_datasets():
     assert f.verdict == claims.NOT_RUN and "rests on 6 datasets" in f.why and f.ours
 
 
+def seeded_rows(n_datasets: int, usf_stable: bool, seeds: int = 3) -> list[dict]:
+    """Every method on every dataset and seed; the USF variants (or, with ``usf_stable`` False, their non-USF
+    counterparts) vary little from seed to seed, their partners much."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for r in tabular_rows(n_datasets, usf_better=True):
+        m = r["spec"]["method"]
+        usf = m in ("USFlow", "VAE-USFlow")
+        calm = usf == usf_stable if m in ("USFlow", "VAE-USFlow", "NonUSFlow", "VAE-NonUSFlow") else True
+        for s in range(1, seeds + 1):
+            auroc = r["metrics"]["auroc"] + (0.002 if calm else 0.03) * rng.standard_normal()
+            rows.append({**r, "spec": {**r["spec"], "seed": s}, "metrics": {"auroc": float(np.clip(auroc, 0, 1))}})
+    return rows
+
+
+def test_tabular_seed_std_claim():
+    """The stability claim compares the seed std of each USF variant with its non-USF partner's, per dataset;
+    it needs two seeds of every method and does not wait for the 40 datasets of the aggregate claims."""
+    key = "Abstract: USFs make tabular training more stable"
+    write_runs(TABULAR, "full", tabular_rows(10, usf_better=True))
+    f = check(key)
+    assert f.verdict == claims.NOT_RUN and "no dataset has two or more seeds" in f.why
+    write_runs(TABULAR, "full", seeded_rows(10, usf_stable=True))
+    f = check(key)
+    assert f.verdict == claims.REPRODUCED, f.why
+    assert "10 datasets with 3 seeds of every method" in f.basis
+    assert f.detail.loc["USFlow", "mean seed std (pp)"] < f.detail.loc["NonUSFlow", "mean seed std (pp)"]
+
+
+def test_tabular_seed_std_claim_not_reproduced():
+    write_runs(TABULAR, "full", seeded_rows(10, usf_stable=False))
+    assert check("Abstract: USFs make tabular training more stable").verdict == claims.NOT_REPRODUCED
+
+
 def vae_rows(usf_better: bool, classes: int = 6, nonusf_failures: int = 0) -> list[dict]:
     rng = np.random.default_rng(1)
     rows = []

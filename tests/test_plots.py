@@ -172,3 +172,17 @@ def test_ablation_marks_the_class_wise_mean():
             points = [c for c in ax.collections if c.get_offsets().size and c not in marks]
             assert np.allclose(np.sort(np.concatenate([c.get_offsets()[:, 1] for c in points])),
                                np.sort(ab.loc[ab["arch"] == arch, col]))  # one point per class and coupling
+
+
+def test_seed_std_pairs_points_and_counts():
+    table = pd.DataFrame({"NonUSFlow": [2.0, 1.0, 3.0, np.nan], "USFlow": [1.0, 1.5, 0.5, 0.2],
+                          "VAE-NonUSFlow": [1.0, 1.0, 1.0, 1.0], "VAE-USFlow": [2.0, 2.0, 2.0, 0.5]},
+                         index=["a", "b", "c", "d"])
+    fig = plots.seed_std_pairs(table)
+    assert [ax.get_title() for ax in fig.axes] == ["USFlow steadier on 2 of 3 datasets",
+                                                    "VAE-USFlow steadier on 1 of 4 datasets"]
+    xy = scatter_points(fig.axes[0], 3).get_offsets()
+    assert np.allclose(xy, table[["NonUSFlow", "USFlow"]].dropna().to_numpy())  # x: the partner, y: the USF
+    colours = [to_rgb(c) for c in scatter_points(fig.axes[1], 4).get_facecolors()]
+    assert colours.count(to_rgb(tab.USF_COLOR)) == 1
+    plt.close(fig)

@@ -165,6 +165,11 @@ def test_protocol_comparison_changes_and_ranks():
     assert lead["adbench-noresample"] == pytest.approx(7.5) and lead["adbench"] == pytest.approx(12.5)
     with pytest.raises(ValueError, match="both protocols"):
         tabular.protocol_comparison(pd.DataFrame(rows[:4]))
+    # a third seed that ran under one protocol only is left out, so both means are over the same seeds
+    extra = [{"dataset": d, "method": m, "seed": 3, "protocol": "adbench-noresample", "ok": True, "auroc": 0.0}
+             for d in ("1_a", "2_b") for m in ("USFlow", "NonUSFlow")]
+    again = tabular.protocol_comparison(pd.DataFrame(rows + extra))
+    assert again["per_method"].equals(per) and again["seeds"] == [1, 2]
 
 
 def test_leak_table_counts_copied_test_normals(shared_data):

@@ -209,18 +209,27 @@ def _in_adbench_order(names) -> list[str]:
     return sorted(names, key=lambda d: int(d.split("_")[0]))
 
 
-def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
-    """Run-to-run stability per method: the standard deviation of AUC-ROC over seeds (in pp, ddof 1),
-    per dataset, summarised over the datasets where every method of ``runs`` has at least 2 valid
-    seeds (mean and median; the same datasets for every method), with their number; sorted from the
-    most stable.  Empty while no dataset has two seeds of every method."""
+def seed_std(runs: pd.DataFrame) -> pd.DataFrame:
+    """Run-to-run spread per dataset: datasets × methods of the standard deviation of AUC-ROC over seeds
+    (in pp, ddof 1), on the datasets where every method of ``runs`` has at least 2 valid seeds (the same
+    datasets for every method; a second seed in progress counts nowhere until every method has it).
+    Under ADBench's protocol each seed is also a different split, so this spread holds the split's part
+    too, the same for every method."""
     per = summarize(runs, ["dataset", "method"], "auroc")
     per = per[per["valid"] >= 2]
-    methods = runs["method"].nunique()
-    per = per[per.groupby("dataset")["method"].transform("nunique") == methods]
-    out = per.groupby("method")["std"].agg(["mean", "median", "count"]) * [100, 100, 1]
-    out = out.rename(columns={"mean": "mean seed std (pp)", "median": "median seed std (pp)", "count": "datasets"})
-    return out.astype({"datasets": int}).sort_values("mean seed std (pp)")
+    per = per[per.groupby("dataset")["method"].transform("nunique") == runs["method"].nunique()]
+    table = per.pivot(index="dataset", columns="method", values="std") * 100
+    return table[[m for m in METHODS if m in table.columns]].reindex(_in_adbench_order(table.index))
+
+
+def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
+    """Run-to-run stability per method: :func:`seed_std` summarised over its datasets (mean and median
+    seed std in pp, and their number), sorted from the most stable.  Empty while no dataset has two
+    seeds of every method."""
+    table = seed_std(runs)
+    out = pd.DataFrame({"mean seed std (pp)": table.mean(), "median seed std (pp)": table.median(),
+                        "datasets": table.count().astype(int)})
+    return out.sort_values("mean seed std (pp)")
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -283,7 +292,9 @@ def leak_table(datasets: list[str], seed: int = 1) -> pd.DataFrame:
 
 
 def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Runs under both protocols, on the datasets (and methods) that have valid runs under each:
+    """Runs under both protocols, on the datasets (and methods) that have valid runs under each, and of
+    those only the runs whose (dataset, method, seed) ran under both (a seed still running under one
+    protocol would otherwise compare a three-seed mean with a one-seed one):
 
     * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol, and the change;
     * ``per_method``: the mean over those datasets per protocol, the change, and each method's rank;
@@ -292,6 +303,9 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     both = [p for p in adbench.PROTOCOLS if p in set(runs["protocol"])]
     if len(both) < 2:
         raise ValueError(f"runs under both protocols are needed; these runs have {sorted(set(runs['protocol']))}")
+    key = ["dataset", "method", "seed"]
+    shared = set.intersection(*(set(map(tuple, runs.loc[runs["protocol"] == p, key].to_numpy())) for p in both))
+    runs = runs[[k in shared for k in map(tuple, runs[key].to_numpy())]]
     tables = {p: wide(runs[runs["protocol"] == p]) * 100 for p in both}
     common_d = tables[both[0]].index.intersection(tables[both[1]].index)
     common_m = [m for m in METHODS if m in tables[both[0]].columns and m in tables[both[1]].columns]
@@ -305,7 +319,7 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in pairs.items()
                              if a in t.columns and b in t.columns} for p, t in tables.items()})
     return {"per_dataset": per_dataset, "per_method": means.sort_values(both[0], ascending=False),
-            "usf_lead": lead, "datasets": list(common_d)}
+            "usf_lead": lead, "datasets": list(common_d), "seeds": sorted(runs["seed"].unique())}
 
 
 def main(argv=None) -> None:
