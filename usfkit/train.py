@@ -240,9 +240,10 @@ class EpochBar(Callback):
 # Compiling the loss (same maths, fewer and fused kernels)
 # --------------------------------------------------------------------------
 #: ``fit(compile="auto")`` compiles runs with at least this many training steps (batches x max epochs).
-#: Measured on a 2-core CPU (benchmarks/speedup.py, tabular flows, d = 36, batch 64): the compiled step is
-#: 1.6-1.7x faster than the eager one, but compiling costs 25-45 s the first time a model shape is seen and
-#: about 10 s when torch's on-disk cache has it, so it pays only for runs of many thousand steps.
+#: Measured on a 2-core CPU (benchmarks/speedup.py, 200-epoch runs of USFlow and VAE-USFlow, d = 36, batch 64):
+#: the compiled step saves 1.4-2.5 ms of 13.4 (1.1-1.25x), but compiling costs about 33 s the first time a model
+#: shape is seen and 7-10 s when torch's on-disk cache has it, so a cold compile pays back after about 13,000
+#: (USFlow) and 25,000 (VAE-USFlow) steps; a second model of the same shape in the same process compiles nothing.
 COMPILE_MIN_STEPS = 20_000
 
 
