@@ -2,8 +2,8 @@
 from types import SimpleNamespace
 
 import numpy as np
-
 import pytest
+import torch
 
 from usfkit.experiments import alignment
 
@@ -34,7 +34,7 @@ def test_run_search_selects_by_validation_and_usf_ranks_exactly(cfg, tmp_path):
 
 def test_rerun_resumes_from_saved_trials_and_settings_change_the_key(cfg, tmp_path, monkeypatch):
     first = alignment.run(cfg, verbose=False)
-    calls = []
+    calls, trained = [], alignment.train_model
     monkeypatch.setattr(alignment, "train_model", lambda *a, **k: calls.append(a))
     again = alignment.run(cfg, verbose=False)
     assert calls == []  # everything came from disk
@@ -44,14 +44,23 @@ def test_rerun_resumes_from_saved_trials_and_settings_change_the_key(cfg, tmp_pa
     with pytest.raises(AttributeError):  # the stub returns None: a new training was attempted
         alignment.run(cfg, verbose=False)
     assert calls
-    # a saved trial whose weights were deleted is trained again, not served without a model
+    # checkpoints are a cache: a lost one of a trial not chosen is never needed; a chosen trial whose
+    # weights are gone is trained again (its record stays), to the same weights
     cfg.epochs = 2
     folder = tmp_path / "quick" / "04_alignment" / "checkpoints"
-    next(folder.glob("*.pt")).unlink()
+    chosen = {t["key"] for t in first["trials"]
+              if first["best"][(t["dim"], t["method"])]["run"] == t["run"]}
+    other = next(p for p in folder.glob("*.pt") if p.stem not in chosen)
+    best = folder / f"{sorted(chosen)[0]}.pt"
+    weights = torch.load(best)
+    other.unlink(), best.unlink()
     calls.clear()
-    with pytest.raises(AttributeError):
-        alignment.run(cfg, verbose=False)
-    assert len(calls) == 1
+    monkeypatch.setattr(alignment, "train_model", lambda *a, **k: calls.append(a) or trained(*a, **k))
+    third = alignment.run(cfg, verbose=False)
+    assert len(calls) == 1 and best.exists() and not other.exists()
+    assert all(torch.equal(weights[k], v) for k, v in torch.load(best).items())
+    for key, ev in first["best"].items():
+        assert third["best"][key]["rho"] == pytest.approx(ev["rho"])
 
 
 def test_search_space_is_deterministic_and_first_run_uses_first_values(cfg):

@@ -11,7 +11,8 @@ estimated log-likelihood.
 Every trial is one run of the shared resumable sweep (:func:`usfkit.sweep.run_sweep`: a
 run record under ``runs/``, keyed by every setting), plus its weights in ``checkpoints/``
 under the same key, so an interrupted search resumes where it stopped and a rerun only
-loads what it trained.
+loads what it trained.  Only the chosen trials' weights are read again; checkpoints are a
+local cache (git ignores them), and a chosen trial whose checkpoint is gone is trained again.
 """
 from __future__ import annotations
 
@@ -124,23 +125,24 @@ def search_label(cfg) -> str:
             f"(the same dimensions, models, data and training; run 0 takes each list's first value, later runs draw)")
 
 
-def _trials(cfg, datasets: dict[int, "Data"], verbose: bool) -> list[tuple[dict, object]]:
-    """Every (dimension, method, search run) through the shared sweep; returns ``(trial, model)``
-    pairs, the model loaded from its checkpoint (``None`` for a failed trial)."""
+def _fit_trial(spec: dict, cfg, datasets: dict[int, "Data"]) -> tuple[object, FitResult, dict]:
+    """Train the trial ``spec`` (dimension, method, search run): its model, fit and configuration."""
+    conf = search_space(spec["method"], cfg, spec["run"])
+    model = build_model(spec["method"], spec["dim"], conf, cfg)
+    res = train_model(spec["method"], model, datasets[spec["dim"]], conf, cfg,
+                      desc=f"{spec['method']} d={spec['dim']} run {spec['run']}")
+    return model, res, conf
+
+
+def _trials(cfg, datasets: dict[int, "Data"], verbose: bool) -> list[dict]:
+    """Every (dimension, method, search run) through the shared sweep: one dict per trial (its spec,
+    configuration, validation loss, record key...); a valid trial's weights go to ``checkpoints/``."""
     folder = results.chapter_dir(CHAPTER, cfg.profile) / "checkpoints"
     specs, settings = trial_sweep(cfg)
-    weights = {sweep.spec_key(s, settings): s for s in specs}
-    for key in weights:  # a saved valid trial whose weights are gone is trained again
-        record = sweep.runs_dir(CHAPTER, cfg.profile) / f"{key}.json"
-        if record.exists() and not (folder / f"{key}.pt").exists() and results.RunRecord.from_file(record).ok:
-            record.unlink()
 
     def train_one(merged: dict) -> RunResult:
         spec = {k: merged[k] for k in ("dim", "method", "run")}
-        conf = search_space(spec["method"], cfg, spec["run"])
-        model = build_model(spec["method"], spec["dim"], conf, cfg)
-        res = train_model(spec["method"], model, datasets[spec["dim"]], conf, cfg,
-                          desc=f"{spec['method']} d={spec['dim']} run {spec['run']}")
+        model, res, conf = _fit_trial(spec, cfg, datasets)
         if res.ok:
             folder.mkdir(parents=True, exist_ok=True)
             torch.save(model.state_dict(), folder / f"{sweep.spec_key(spec, settings)}.pt")
@@ -149,33 +151,47 @@ def _trials(cfg, datasets: dict[int, "Data"], verbose: bool) -> list[tuple[dict,
 
     records = sweep.run_sweep(CHAPTER, cfg.profile, specs, train_one, settings=settings,
                               desc="alignment trials", progress=verbose)
-    out = []
-    for r in records:
-        trial = {**r.spec, "config": r.info["config"], "ok": r.ok, "val_loss": r.metrics["val_loss"],
-                 "epochs": r.epochs_run, "wall_time_s": r.train_time_s, "failure": r.failure}
-        model = None
-        if r.ok:
-            model = build_model(r.spec["method"], r.spec["dim"], r.info["config"], cfg)
-            model.load_state_dict(torch.load(folder / f"{r.key}.pt"))
-        out.append((trial, model))
-    return out
+    return [{**r.spec, "config": r.info["config"], "ok": r.ok, "val_loss": r.metrics["val_loss"],
+             "epochs": r.epochs_run, "wall_time_s": r.train_time_s, "failure": r.failure, "key": r.key}
+            for r in records]
+
+
+def _chosen_model(trial: dict, cfg, datasets: dict[int, "Data"]):
+    """The weights of a chosen trial, from its checkpoint.  Checkpoints are a local cache (the committed
+    full-profile results hold the records and the summary, not ~100 MB of weights): when the checkpoint
+    is gone the trial is trained again from its seed, the same training, and its weights are kept."""
+    path = results.chapter_dir(CHAPTER, cfg.profile) / "checkpoints" / f"{trial['key']}.pt"
+    spec = {k: trial[k] for k in ("dim", "method", "run")}
+    if path.exists():
+        model = build_model(spec["method"], spec["dim"], trial["config"], cfg)
+        model.load_state_dict(torch.load(path))
+        return model
+    model, res, _ = _fit_trial(spec, cfg, datasets)
+    if not res.ok:
+        raise RuntimeError(f"trial {spec} has a valid record but training it again (its checkpoint {path} is "
+                           f"gone) failed: {res.failure}. Delete {path.with_suffix('.json').name} under runs/ "
+                           "to let the search drop it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    return model
 
 
 def run(cfg, verbose: bool = True) -> dict:
     """Run the whole experiment for ``cfg.dims`` x METHODS; returns per-(dim, method) results."""
     datasets = {dim: Data.sample(dim, cfg) for dim in cfg.dims}
     trials = _trials(cfg, datasets, verbose)
-    out: dict = {"trials": [t for t, _ in trials], "best": {}, "data": datasets}
+    out: dict = {"trials": trials, "best": {}, "data": datasets}
     for dim in cfg.dims:
         for method in METHODS:
             start = time.time()
-            mine = [(t, m) for t, m in trials if t["dim"] == dim and t["method"] == method]
-            valid = [(t, m) for t, m in mine if t["ok"]]
+            mine = [t for t in trials if t["dim"] == dim and t["method"] == method]
+            valid = [t for t in mine if t["ok"]]
             if not valid:
                 out["best"][(dim, method)] = {"ok": False, "failed_runs": len(mine)}
                 continue
-            trial, model = min(valid, key=lambda tm: tm[0]["val_loss"])
-            ev = evaluate(method, model.eval(), datasets[dim])
+            trial = min(valid, key=lambda t: t["val_loss"])
+            model = _chosen_model(trial, cfg, datasets).eval()
+            ev = evaluate(method, model, datasets[dim])
             ev.update(ok=True, config=trial["config"], run=trial["run"], val_loss=trial["val_loss"],
                       failed_runs=len(mine) - len(valid), model=model, wall_time_s=round(time.time() - start, 1))
             out["best"][(dim, method)] = ev
