@@ -186,3 +186,16 @@ def test_seed_std_pairs_points_and_counts():
     colours = [to_rgb(c) for c in scatter_points(fig.axes[1], 4).get_facecolors()]
     assert colours.count(to_rgb(tab.USF_COLOR)) == 1
     plt.close(fig)
+
+
+def test_rho_by_dim_one_colour_per_method_one_style_per_run():
+    rows = lambda shift: [{"d": d, "method": m, "Spearman rho (ln p, -||z||)": r + shift}  # noqa: E731
+                          for d in (2, 8) for m, r in (("USFlow", 0.9), ("NonUSFlow", 0.5))]
+    fig = plots.rho_by_dim({"full": rows(0.0), "quick": rows(-0.1)})
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+    assert sorted(lines) == ["NonUSFlow (full)", "NonUSFlow (quick)", "USFlow (full)", "USFlow (quick)"]
+    assert lines["USFlow (full)"].get_color() == lines["USFlow (quick)"].get_color()
+    assert lines["USFlow (full)"].get_linestyle() != lines["USFlow (quick)"].get_linestyle()
+    assert np.allclose(lines["NonUSFlow (quick)"].get_ydata(), [0.4, 0.4])
+    plt.close(fig)

@@ -1,7 +1,7 @@
 """Figures of the book, one module per topic; everything is re-exported here, so
 ``from usfkit import plots; plots.latent_panels(...)`` works."""
 from .style import apply_style, density_cmap  # noqa: F401
-from .alignment import estimated_vs_true, latent_panels, norm_vs_loglik, volume_map  # noqa: F401
+from .alignment import estimated_vs_true, latent_panels, norm_vs_loglik, rho_by_dim, volume_map  # noqa: F401
 from .moons import density_map, moons_figure  # noqa: F401
 from .loss_terms import eq5_decomposition, eq5_terms_over_training  # noqa: F401
 from .collapse import logdet_trajectories, lu_prior_histograms, prop1_figure, sigma_sweep_plot, svdd_collapse_curves, usf_no_collapse  # noqa: F401,E501

@@ -128,3 +128,31 @@ def volume_map(out: dict, method: str, dim: int = 2):
         ax.set_aspect("equal", "datalim")
     fig.colorbar(sc, ax=axes, shrink=0.85, label="ln |det J_φ(x)|")
     return fig
+
+
+RHO_NORM = "Spearman rho (ln p, -||z||)"
+
+
+def rho_by_dim(tables: dict, column: str = RHO_NORM):
+    """The alignment summary as lines over the dimension: one colour per method, one line style per
+    table (``{"label": summary table}``, e.g. this run and the committed full-profile run), so the
+    runs can be read side by side.  +1 is perfect alignment, 0 none."""
+    import pandas as pd
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    styles = ["-", "--", ":", "-."]
+    colours = {}
+    for (label, table), style in zip(tables.items(), styles):
+        pivot = pd.DataFrame(table).pivot(index="d", columns="method", values=column)
+        for method in pivot.columns:
+            line, = ax.plot(pivot.index, pivot[method], style, marker="o", color=colours.get(method),
+                            label=f"{method} ({label})" if len(tables) > 1 else method)
+            colours.setdefault(method, line.get_color())
+        dims = pivot.index
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set(xlabel="dimension d", ylabel="Spearman ρ (ln p, −‖z − c‖)", title="Alignment of latent norm and true density")
+    ax.axhline(0, color="k", lw=0.6)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
