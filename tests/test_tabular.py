@@ -170,6 +170,8 @@ def test_protocol_comparison_changes_and_ranks():
              for d in ("1_a", "2_b") for m in ("USFlow", "NonUSFlow")]
     again = tabular.protocol_comparison(pd.DataFrame(rows + extra))
     assert again["per_method"].equals(per) and again["seeds"] == [1, 2]
+    spread = out["seed_spread"]  # seeds 1 and 2 differ nowhere here: every std is 0
+    assert spread.loc["USFlow", ("adbench", "datasets")] == 2 and (spread.xs("mean seed std (pp)", 1, 1) == 0).all().all()
 
 
 def test_leak_table_counts_copied_test_normals(shared_data):

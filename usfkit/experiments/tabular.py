@@ -298,7 +298,8 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
     * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol, and the change;
     * ``per_method``: the mean over those datasets per protocol, the change, and each method's rank;
-    * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol.
+    * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol;
+    * ``seed_spread``: :func:`seed_spread` per protocol (empty while there is one seed).
     """
     both = [p for p in adbench.PROTOCOLS if p in set(runs["protocol"])]
     if len(both) < 2:
@@ -319,7 +320,9 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in pairs.items()
                              if a in t.columns and b in t.columns} for p, t in tables.items()})
     return {"per_dataset": per_dataset, "per_method": means.sort_values(both[0], ascending=False),
-            "usf_lead": lead, "datasets": list(common_d), "seeds": sorted(runs["seed"].unique())}
+            "usf_lead": lead, "datasets": list(common_d), "seeds": sorted(runs["seed"].unique()),
+            "seed_spread": pd.concat({p: seed_spread(runs[(runs["protocol"] == p) & runs["dataset"].isin(common_d)])
+                                      for p in both}, axis=1)}
 
 
 def main(argv=None) -> None:
