@@ -176,15 +176,16 @@ def test_ablation_marks_the_class_wise_mean():
 
 def test_seed_std_pairs_points_and_counts():
     table = pd.DataFrame({"NonUSFlow": [2.0, 1.0, 3.0, np.nan], "USFlow": [1.0, 1.5, 0.5, 0.2],
-                          "VAE-NonUSFlow": [1.0, 1.0, 1.0, 1.0], "VAE-USFlow": [2.0, 2.0, 2.0, 0.5]},
+                          "VAE-NonUSFlow": [1.0, 1.0, 1.0, 0.0], "VAE-USFlow": [2.0, 2.0, 2.0, 0.0]},
                          index=["a", "b", "c", "d"])
     fig = plots.seed_std_pairs(table)
-    assert [ax.get_title() for ax in fig.axes] == ["USFlow steadier on 2 of 3 datasets",
-                                                    "VAE-USFlow steadier on 1 of 4 datasets"]
+    assert [ax.get_title() for ax in fig.axes] == ["USFlow steadier on 2, less steady on 1 of 3 datasets",
+                                                    "VAE-USFlow steadier on 0, less steady on 3 of 4 datasets"]
     xy = scatter_points(fig.axes[0], 3).get_offsets()
     assert np.allclose(xy, table[["NonUSFlow", "USFlow"]].dropna().to_numpy())  # x: the partner, y: the USF
     colours = [to_rgb(c) for c in scatter_points(fig.axes[1], 4).get_facecolors()]
-    assert colours.count(to_rgb(tab.USF_COLOR)) == 1
+    assert colours.count(to_rgb(tab.OUTCOME_COLORS["row method worse"])) == 3
+    assert colours.count(to_rgb(tab.OUTCOME_COLORS["tie"])) == 1  # equal spread (both 0): neither colour
     plt.close(fig)
 
 

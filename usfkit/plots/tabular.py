@@ -78,18 +78,21 @@ def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: flo
 def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-NonUSFlow", "VAE-USFlow"))):
     """The run-to-run spread of each USF variant against its non-USF partner: one point per dataset, the
     partner's seed std (x) against the USF variant's (y), in pp (``tabular.seed_std``).  Points under the
-    diagonal are datasets where the USF variant varies less from seed to seed; each title counts them."""
+    diagonal (blue) are datasets where the USF variant varies less from seed to seed, above it (red) more, on it
+    (grey) equally (e.g. every seed at AUC-ROC 1); each title counts them."""
     pairs = [(n, u) for n, u in pairs if n in table.columns and u in table.columns]
     fig, axes = plt.subplots(1, len(pairs), figsize=(3.6 * len(pairs), 3.5), squeeze=False)
     top = max(1.0, float(np.nanmax(table[[m for p in pairs for m in p]].to_numpy())) * 1.08)
     for ax, (n, u) in zip(axes.flat, pairs):
         both = table[[n, u]].dropna()
-        steadier = both[u] < both[n]
+        steadier, less = both[u] < both[n], both[u] > both[n]
         ax.fill_between([0, top], [0, 0], [0, top], color=USF_COLOR, alpha=0.08, lw=0)
         ax.plot([0, top], [0, top], "--", color="0.5", lw=0.8)
-        ax.scatter(both[n], both[u], s=22, c=np.where(steadier, USF_COLOR, OUTCOME_COLORS["row method worse"]))
+        ax.scatter(both[n], both[u], s=22, c=np.select([steadier, less], [USF_COLOR, OUTCOME_COLORS["row method worse"]],
+                                                       OUTCOME_COLORS["tie"]))
         ax.set(xlim=(0, top), ylim=(0, top), xlabel=f"{n}: seed std (pp)", ylabel=f"{u}: seed std (pp)")
-        ax.set_title(f"{u} steadier on {int(steadier.sum())} of {len(both)} datasets", fontsize=9)
+        ax.set_title(f"{u} steadier on {int(steadier.sum())}, less steady on {int(less.sum())} of {len(both)} datasets",
+                     fontsize=9)
     fig.suptitle("Run-to-run spread per dataset (shaded: the USF variant varies less)", fontsize=10)
     fig.tight_layout()
     return fig
