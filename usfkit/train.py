@@ -243,7 +243,7 @@ class EpochBar(Callback):
 #: Measured on a 2-core CPU (benchmarks/speedup.py, 200-epoch runs of USFlow and VAE-USFlow, d = 36, batch 64):
 #: the compiled step saves 1.4-2.5 ms of 13.4 (1.1-1.25x), but compiling costs about 33 s the first time a model
 #: shape is seen and 7-10 s when torch's on-disk cache has it, so a cold compile pays back after about 13,000
-#: (USFlow) and 25,000 (VAE-USFlow) steps; a second model of the same shape in the same process compiles nothing.
+#: (USFlow) and 25,000 (VAE-USFlow) steps.
 COMPILE_MIN_STEPS = 20_000
 
 
@@ -275,10 +275,17 @@ def compiled_loss(module: "_Base", enabled: bool):
     a few fused kernels, forward and backward.  The same maths up to float rounding: random draws
     inside the loss (the VAE's) come from torch's eager generator (``fallback_random``), so a seeded
     run draws the same numbers compiled or not; shapes are dynamic, so an epoch's shorter last batch
-    does not compile a second graph.  On leaving, the module's own ``loss`` is back."""
+    does not compile a second graph.  On leaving, the module's own ``loss`` is back.
+
+    Each block starts from an empty in-process cache (``torch._dynamo.reset()``; torch's on-disk cache
+    stays): torch keeps the compiled code per function and, after ``recompile_limit`` (8) models of
+    other shapes, silently runs that function eagerly, so a long sweep's later runs would be marked
+    compiled while they ran eagerly.  The price: a later run of a shape already seen pays a warm
+    compile (about 10 s) instead of none."""
     if not enabled:
         yield
         return
+    torch._dynamo.reset()
     module.loss = torch.compile(module.loss, dynamic=True, options={"fallback_random": True})
     try:
         yield
