@@ -61,6 +61,10 @@ def test_sign_rule():
     mixed = np.array([1.0, -0.9, 0.8, -0.7, 0.6, 0.5, -0.4])  # median > 0, far from significant
     assert claims.sign_rule(mixed, +1)[0] == claims.PARTLY
     assert claims.sign_rule(np.zeros(8), +1)[0] == claims.NOT_REPRODUCED
+    # a median that is 0 up to float rounding (two equal stds computed apart) is a tie, not a sign
+    rounding = np.array([1.0, -1.0, 2.0, -2.0, -1.6e-15, 3.0, -3.0])
+    assert claims.sign_rule(rounding, -1)[0] == claims.NOT_REPRODUCED
+    assert "median difference +0 " in claims.sign_rule(rounding, -1)[1]
     with pytest.raises(claims.NotRun, match="at least 6"):
         claims.sign_rule(up[:5], +1)
 

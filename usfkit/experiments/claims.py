@@ -48,6 +48,7 @@ VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN)
 
 ALPHA = 0.05  # significance level of every paired Wilcoxon test
 MIN_PAIRS = 6  # a two-sided Wilcoxon test on fewer pairs cannot reach p < 0.05
+TIE_EPS = 1e-9  # a paired difference smaller than this (in the values' unit) is float rounding: a tie
 MIN_DATASETS = 40  # an aggregate over the paper's 47 tabular datasets is judged on at least this many
 MIN_TOL_PP = 1.0  # smallest tolerance of a table cell, in AUROC percentage points
 CELLS_REPRODUCED, CELLS_PARTLY = 0.8, 0.5  # share of table cells within tolerance for each verdict
@@ -147,7 +148,8 @@ def sign_rule(diffs, expected: int, what: str = "difference") -> tuple[str, str]
     that sign and a two-sided Wilcoxon signed-rank test gives p < ALPHA -> reproduced; the sign holds but
     p >= ALPHA -> partly; the median has the other sign (or is 0) -> not reproduced.  Fewer than
     MIN_PAIRS pairs raise :class:`NotRun`."""
-    d = np.asarray(pd.Series(diffs, dtype=float).dropna())
+    d = pd.Series(diffs, dtype=float).dropna().to_numpy(copy=True)
+    d[np.abs(d) < TIE_EPS] = 0.0  # equal up to float rounding (e.g. two stds that are both 0) is a tie
     if len(d) < MIN_PAIRS:
         raise NotRun(f"only {len(d)} paired value(s) of the {what}: a two-sided Wilcoxon test needs at least "
                      f"{MIN_PAIRS} to reach p < {ALPHA}")
