@@ -31,6 +31,8 @@ from ..train import FitResult, train_flow, train_svdd
 
 CHAPTER = "04_alignment"
 METHODS = ("Deep SVDD", "NonUSFlow", "USFlow")
+#: the summary table's correlation columns (the chapter, its plots and the report read them by name)
+RHO, TAU, RHO_EST = "Spearman rho (ln p, -||z||)", "Kendall tau (ln p, -||z||)", "Spearman rho (ln p, ln p_hat)"
 
 
 def search_space(method: str, cfg, run: int) -> dict:
@@ -205,7 +207,6 @@ def summary_table(out: dict):
     rows = []
     for (dim, method), ev in out["best"].items():
         rows.append({"d": dim, "method": method,
-                     "Spearman rho (ln p, -||z||)": ev.get("rho"), "Kendall tau (ln p, -||z||)": ev.get("tau"),
-                     "Spearman rho (ln p, ln p_hat)": ev.get("rho_est"),
+                     RHO: ev.get("rho"), TAU: ev.get("tau"), RHO_EST: ev.get("rho_est"),
                      "failed runs": ev.get("failed_runs"), "chosen config": ev.get("config")})
     return pd.DataFrame(rows)

@@ -41,6 +41,7 @@ from scipy import stats
 
 from .. import flows, profiles, results, sweep
 from ..image import paper_numbers
+from .alignment import RHO, RHO_EST, TAU
 
 CHAPTER = "08_reproduction_report"
 REPRODUCED, PARTLY, NOT_REPRODUCED, NOT_RUN = "reproduced", "partly", "not reproduced", "not run here"
@@ -512,9 +513,6 @@ def _norm_ranking(src: Source) -> Finding:
     except NotRun:
         pass
     return _finding(parts_rule(parts), ours, s)
-
-
-RHO, TAU, RHO_EST = "Spearman rho (ln p, -||z||)", "Kendall tau (ln p, -||z||)", "Spearman rho (ln p, ln p_hat)"
 
 
 def _alignment(src: Source) -> tuple[Loaded, pd.DataFrame, str]:

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from matplotlib.patches import Circle
 
+from ..experiments.alignment import RHO
 from .style import density_cmap
 
 _SUB = 3000  # points per scatter panel
@@ -130,10 +131,7 @@ def volume_map(out: dict, method: str, dim: int = 2):
     return fig
 
 
-RHO_NORM = "Spearman rho (ln p, -||z||)"
-
-
-def rho_by_dim(tables: dict, column: str = RHO_NORM):
+def rho_by_dim(tables: dict, column: str = RHO):
     """The alignment summary as lines over the dimension: one colour per method, one line style per
     table (``{"label": summary table}``, e.g. this run and the committed full-profile run), so the
     runs can be read side by side.  +1 is perfect alignment, 0 none."""
