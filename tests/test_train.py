@@ -234,7 +234,7 @@ def test_use_compile_decides_by_run_length_module_and_environment(monkeypatch):
     assert not train.use_compile(flow_module, 10**9, True)
 
 
-def test_compiled_loss_compiles_every_model_of_a_long_process(monkeypatch):
+def test_compiled_loss_compiles_every_model_of_a_long_process():
     """torch keeps compiled code per function and stops compiling it after ``recompile_limit`` shapes,
     running it eagerly without a word; ``compiled_loss`` starts every model afresh, so a run marked
     compiled was compiled however many models the process compiled before (here the limit is 1)."""
@@ -242,11 +242,11 @@ def test_compiled_loss_compiles_every_model_of_a_long_process(monkeypatch):
 
     if not train.can_compile():
         pytest.skip("torch.compile does not work here (no C++ compiler)")
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
     frames = torch._dynamo.utils.counters["frames"]
-    for dim in (3, 5):
-        module = FlowModule(USFlow(dim, blocks=1, hidden=4, layers=1))
-        before = frames["ok"]
-        with train.compiled_loss(module, True):
-            module.loss(torch.randn(8, dim, generator=torch.Generator().manual_seed(dim))).backward()
-        assert frames["ok"] > before, f"the d = {dim} model ran eagerly"
+    with torch._dynamo.config.patch(recompile_limit=1):  # torch's own way to set its config for a block
+        for dim in (3, 5):
+            module = FlowModule(USFlow(dim, blocks=1, hidden=4, layers=1))
+            before = frames["ok"]
+            with train.compiled_loss(module, True):
+                module.loss(torch.randn(8, dim, generator=torch.Generator().manual_seed(dim))).backward()
+            assert frames["ok"] > before, f"the d = {dim} model ran eagerly"
