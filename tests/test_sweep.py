@@ -120,3 +120,24 @@ def test_two_workers_give_the_records_one_worker_gives(tmp_path, monkeypatch):
     again = sweep.run_sweep("ch", "quick", specs, lambda s: pytest.fail("rerun"), settings={"epochs": 1},
                             progress=False, workers=2)
     assert [r.key for r in again] == [r.key for r in one]
+
+
+def test_records_say_how_much_of_the_wall_time_was_the_run_s_own_cpu_time():
+    """A run that waits (as one sharing its core does) has a wall time well above its CPU time;
+    a run that computes has both about equal."""
+    import time
+
+    def run(spec):
+        if spec["method"] == "waits":
+            time.sleep(0.3)
+        else:
+            end = time.process_time() + 0.3
+            while time.process_time() < end:
+                pass
+        return RunResult(ok=True, metrics={"auroc": 0.5})
+
+    specs = [{"method": m, "seed": 0} for m in ("waits", "computes")]
+    waits, computes = sweep.run_sweep("ch", "quick", specs, run, settings={}, progress=False)
+    assert waits.provenance["wall_time_s"] >= 0.29 and waits.provenance["cpu_time_s"] < 0.15
+    assert computes.provenance["cpu_time_s"] >= 0.29
+    assert computes.provenance["wall_time_s"] >= computes.provenance["cpu_time_s"] - 0.02

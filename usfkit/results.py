@@ -78,10 +78,13 @@ def device_description() -> str:
     return f"cpu: {cpu}, {os.cpu_count()} logical cores"
 
 
-def provenance(profile: str, seeds: list[int] | int | None = None, started: float | None = None) -> dict[str, Any]:
-    """Where a result came from: profile, seeds, device, wall time, versions, git commit."""
+def provenance(profile: str, seeds: list[int] | int | None = None, started: float | None = None,
+               cpu_time_s: float | None = None) -> dict[str, Any]:
+    """Where a result came from: profile, seeds, device, wall time, versions, git commit.
+    ``cpu_time_s`` (run records): the CPU seconds the run's process used, all its threads; with one
+    thread, a wall time well above it means the run shared its core with other work."""
     seeds = [seeds] if isinstance(seeds, int) else seeds
-    return {
+    out = {
         "profile": profile,
         "seeds": list(seeds) if seeds is not None else None,
         "device": device_description(),
@@ -91,6 +94,9 @@ def provenance(profile: str, seeds: list[int] | int | None = None, started: floa
         "python": platform.python_version(),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    if cpu_time_s is not None:
+        out["cpu_time_s"] = round(cpu_time_s, 2)
+    return out
 
 
 def _jsonable(obj: Any) -> Any:

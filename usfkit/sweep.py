@@ -81,13 +81,14 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     bar = runs_bar(len(specs), desc, initial=len(specs) - len(pending), enabled=progress)  # one in-place output
     failed = 0
 
-    def save(i: int, out: results.RunResult, started: float) -> None:
+    def save(i: int, out: results.RunResult, started: float, cpu_s: float) -> None:
         nonlocal failed
         if not isinstance(out, results.RunResult):
             raise TypeError(f"run_fn must return a usfkit.results.RunResult, got {type(out).__name__}")
         record = results.RunRecord(**vars(out), chapter=chapter, key=paths[i].stem, spec=dict(specs[i]),
                                    settings=dict(settings),
-                                   provenance=results.provenance(profile, seeds=specs[i].get("seed"), started=started))
+                                   provenance=results.provenance(profile, seeds=specs[i].get("seed"), started=started,
+                                                                 cpu_time_s=cpu_s))
         tmp = paths[i].with_suffix(".tmp")
         tmp.write_text(record.to_json())
         tmp.replace(paths[i])  # atomic: a killed sweep never leaves half a record
@@ -108,8 +109,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
                 raise
     else:
         for i in pending:
-            started = time.time()
-            save(i, run_fn({**settings, **specs[i]}), started)
+            save(i, *_timed(run_fn, {**settings, **specs[i]}))
     bar.close()
     return [results.RunRecord.from_file(p) for p in paths]
 
@@ -121,10 +121,12 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[results.RunResult, float]:
-    """``run_fn(spec)`` in a worker, with the time it started (for the record's provenance)."""
-    started = time.time()
-    return run_fn(spec), started
+def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[results.RunResult, float, float]:
+    """``run_fn(spec)`` with the wall clock time it started and the CPU seconds this process spent
+    on it (for the record's provenance); in a worker, the worker's CPU time."""
+    started, cpu = time.time(), time.process_time()
+    out = run_fn(spec)
+    return out, started, time.process_time() - cpu
 
 
 def summarize(runs: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:
