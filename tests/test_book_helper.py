@@ -68,8 +68,9 @@ def test_full_results_absent_then_present(results_dir, capsys):
     chapter = book.start("06_vae_usflow", "quick")
     assert chapter.full_results("summary") is None and chapter.full_results() is None
     out = capsys.readouterr().out
-    assert out.count("No full-profile results of this chapter are committed yet") == 2
-    assert "usf-reproduce 06_vae_usflow --profile full" in out
+    assert out.count("No full-profile results of this chapter are committed yet") == 1  # no run records
+    assert "The full-profile summary of this chapter is not committed yet" in out  # runs may exist, the summary not
+    assert out.count("usf-reproduce 06_vae_usflow --profile full") == 2
 
     results.save("06_vae_usflow", "summary", {"auroc": 0.9}, "full", seeds=[0, 1, 2], started=0.0)
     record = results.RunRecord(ok=True, metrics={"auroc": 0.8}, chapter="06_vae_usflow", key="a", spec={"seed": 0})
@@ -108,12 +109,15 @@ def test_full_runs_says_which_runs_are_present_and_which_missing(results_dir, ca
     have = [s for s in specs if s["seed"] == 1 and not (s["method"] == "B" and s["dataset"] == "z")]
     sweep.run_sweep("05_tabular_benchmark", "full", have,
                     lambda s: RunResult(ok=s["dataset"] != "y" or s["method"] != "A", failure="nan loss",
-                                        metrics={"auroc": 0.5}), settings=settings, progress=False)
+                                        metrics={"auroc": 0.5},
+                                        info={"status": "diverged" if s["dataset"] == "x" else "ok"}),
+                    settings=settings, progress=False)
     chapter = book.Chapter(cfg=__import__("usfkit").profiles.of("05_tabular_benchmark", "quick"))
     found = chapter.full_runs(specs, settings)
     out = capsys.readouterr().out
     assert [r.spec for r in found] == have
     assert "5 of 12 present, 1 of them failed" in out
+    assert "Outcomes: 2 diverged, 3 ok." in " ".join(out.split())  # a measured outcome (a diverged flow) is not a failed run
     assert "method B x seed 1: dataset z (1)" in out and "method A/B x seed 2: dataset x, y, z (3)" in out
     assert chapter.full_runs(specs, {"epochs": 3}) == []  # other settings: other runs, none of them present
     assert "0 of 12 present" in capsys.readouterr().out
@@ -126,3 +130,11 @@ def test_describe_specs_lists_long_groups_briefly():
     # combinations that are not a full grid are listed one by one, not merged into a grid they are not
     odd = [{"d": "x", "m": "A", "s": 1}, {"d": "x", "m": "B", "s": 2}]
     assert book.describe_specs(odd) == "m A, s 1: d x (1); m B, s 2: d x (1)"
+
+
+def test_describe_missing_lists_items_per_group_and_says_which_are_partial():
+    specs = [{"dataset": d, "method": m, "seed": s} for s in (1, 2) for d in ("x", "y") for m in ("A", "B", "C")]
+    missing = [s for s in specs if s["seed"] == 2 or (s["dataset"] == "y" and s["method"] == "C")]
+    assert book.describe_missing(missing, specs, "seed", "dataset") == [
+        "seed 1: 1 dataset, 1 run: y (only some runs missing: y 1 of 3)",
+        "seed 2: 2 datasets, 6 runs: x, y"]

@@ -158,8 +158,8 @@ def test_protocol_comparison_changes_and_ranks():
     out = tabular.protocol_comparison(pd.DataFrame(rows))
     assert out["datasets"] == ["1_a", "2_b"]  # 3_c has no leak-free run: left out
     per = out["per_method"]
-    assert per.loc["USFlow", "change (pp)"] == pytest.approx(10.0)
-    assert per.loc["NonUSFlow", "change (pp)"] == pytest.approx(5.0)
+    assert per.loc["USFlow", "adbench − adbench-noresample (pp)"] == pytest.approx(10.0)
+    assert per.loc["NonUSFlow", "adbench − adbench-noresample (pp)"] == pytest.approx(5.0)
     assert per.loc["USFlow", "rank (adbench)"] == 1
     lead = out["usf_lead"].loc["USFlow − NonUSFlow"]
     assert lead["adbench-noresample"] == pytest.approx(7.5) and lead["adbench"] == pytest.approx(12.5)

@@ -12,6 +12,7 @@ The cell after a chapter's ``parameters`` cell and its last cells read::
 """
 from __future__ import annotations
 
+import collections
 import math
 import textwrap
 import time
@@ -57,6 +58,11 @@ class Chapter:
             print("This run is the full profile: its results are the ones above.")
             return None
         found = results.load(self.name, name, "full") if name else sweep.load_runs(self.name, "full")
+        if not found and name:
+            print(f"The full-profile {name} of this chapter is not committed yet: it is written when the whole "
+                  f"chapter has run at the full profile (`usf-reproduce {self.name} --profile full`, to "
+                  f"results/full/{self.name}/{name}.json); committed run records, if any, are listed above.")
+            return None
         if not found:
             print(f"No full-profile results of this chapter are committed yet: run `usf-reproduce {self.name} "
                   f"--profile full`; they are written to results/full/{self.name}/.")
@@ -69,16 +75,25 @@ class Chapter:
             print(f"Committed full-profile results: {len(found)} runs, {sum(not r.ok for r in found)} failed")
         return found
 
-    def full_runs(self, specs: list[dict], settings: dict[str, Any], what: str = "runs") -> list[results.RunRecord]:
+    def full_runs(self, specs: list[dict], settings: dict[str, Any], what: str = "runs",
+                  by: tuple[str, str] | None = None) -> list[results.RunRecord]:
         """The committed full-profile run records of ``specs`` (under the full profile's ``settings``), in
-        order; prints how many are present and which are missing, so that no missing run goes unseen."""
+        order; prints how many are present and which are missing, so that no missing run goes unseen.
+        ``by=(group, item)``, e.g. ``("seed", "dataset")``: the missing runs are listed per group as the items
+        that miss runs (:func:`describe_missing`), for sweeps too large for :func:`describe_specs`."""
         folder = sweep.runs_dir(self.name, "full")
         paths = [folder / f"{sweep.spec_key(s, settings)}.json" for s in specs]
         found = [results.RunRecord.from_file(p) for p in paths if p.exists()]
         missing = [s for s, p in zip(specs, paths) if not p.exists()]
+        status = collections.Counter(r.info["status"] for r in found if "status" in r.info)
+        outcome = f" Outcomes: {', '.join(f'{n} {k}' for k, n in status.items())}." if status else ""
         print(_wrap(f"Committed full-profile {what}: {len(found)} of {len(specs)} present, "
-                    f"{sum(not r.ok for r in found)} of them failed runs."))
-        if missing:
+                    f"{sum(not r.ok for r in found)} of them failed runs (training broke off).{outcome}"))
+        if missing and by:
+            print(f"Missing ({len(missing)}):")
+            for line in describe_missing(missing, specs, *by):
+                print(_wrap("- " + line))
+        elif missing:
             print(_wrap(f"Missing ({len(missing)}): {describe_specs(missing)}."))
         return found
 
@@ -90,6 +105,26 @@ class Chapter:
 
 def _wrap(text: str) -> str:
     return textwrap.fill(text, width=110, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+
+
+def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
+    """The ``missing`` run specs (of all ``specs``), one line per value of ``group``: every ``item`` with a
+    missing run, and for those that miss only some of their runs how many, e.g.
+    ``"seed 1: 2 datasets, 8 runs: 1_ALOI, 17_InternetAds (1 of 7 missing: 17_InternetAds)"``."""
+    lines = []
+    groups = list(dict.fromkeys(s[group] for s in missing))
+    try:
+        groups = sorted(groups)  # seed 1 before seed 2, whatever order the specs come in
+    except TypeError:
+        pass
+    for g in groups:
+        miss = collections.Counter(s[item] for s in missing if s[group] == g)
+        every = collections.Counter(s[item] for s in specs if s[group] == g)
+        partly = [f"{k} {n} of {every[k]}" for k, n in miss.items() if n < every[k]]
+        n, runs = len(miss), sum(miss.values())
+        lines.append(f"{group} {g}: {n} {item}{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)}: {', '.join(map(str, miss))}"
+                     + (f" (only some runs missing: {', '.join(partly)})" if partly else ""))
+    return lines
 
 
 def describe_specs(specs: list[dict], limit: int = 6) -> str:

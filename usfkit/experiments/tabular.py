@@ -296,8 +296,9 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     those only the runs whose (dataset, method, seed) ran under both (a seed still running under one
     protocol would otherwise compare a three-seed mean with a one-seed one):
 
-    * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol, and the change;
-    * ``per_method``: the mean over those datasets per protocol, the change, and each method's rank;
+    * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol;
+    * ``per_method``: the mean over those datasets per protocol, the change (column
+      ``"adbench − adbench-noresample (pp)"``) and each method's rank;
     * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol;
     * ``seed_spread``: :func:`seed_spread` per protocol (empty while there is one seed).
     """
@@ -313,7 +314,7 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     tables = {p: t.loc[common_d, common_m] for p, t in tables.items()}
     per_dataset = pd.concat(tables, axis=1, names=["protocol", "method"])
     means = pd.DataFrame({p: t.mean() for p, t in tables.items()})
-    means["change (pp)"] = means[both[0]] - means[both[1]]
+    means[f"{both[0]} − {both[1]} (pp)"] = means[both[0]] - means[both[1]]
     for p in both:
         means[f"rank ({p})"] = means[p].rank(ascending=False).astype(int)
     pairs = {"USFlow": "NonUSFlow", "VAE-USFlow": "VAE-NonUSFlow"}

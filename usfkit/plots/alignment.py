@@ -137,7 +137,7 @@ def rho_by_dim(tables: dict, column: str = RHO):
     runs can be read side by side.  +1 is perfect alignment, 0 none."""
     import pandas as pd
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(8.0, 3.8))
     styles = ["-", "--", ":", "-."]
     colours = {}
     for (label, table), style in zip(tables.items(), styles):
@@ -151,6 +151,6 @@ def rho_by_dim(tables: dict, column: str = RHO):
     ax.set_xticks(dims, [str(d) for d in dims])
     ax.set(xlabel="dimension d", ylabel="Spearman ρ (ln p, −‖z − c‖)", title="Alignment of latent norm and true density")
     ax.axhline(0, color="k", lw=0.6)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: no line hidden
     fig.tight_layout()
     return fig

@@ -55,7 +55,7 @@ def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: flo
         points.append(pd.DataFrame({"pair": f"{m} vs {o}", "x": 100 * both[o], "y": 100 * both[m],
                                     "outcome": outcome}))
     points = pd.concat(points, ignore_index=True)
-    per_row = len(pairs) // len(rows)
+    per_row = min(3, len(pairs) // len(rows))  # at most 3 panels a row: the figure stays legible in a book column
     g = sns.relplot(data=points, x="x", y="y", col="pair", col_order=[f"{m} vs {o}" for m, o in pairs],
                     col_wrap=per_row, hue="outcome", hue_order=list(OUTCOME_COLORS), palette=OUTCOME_COLORS,
                     s=22, height=2.3, aspect=1, facet_kws={"sharex": False})
@@ -65,7 +65,7 @@ def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: flo
         ax.plot(grid, grid, "--", color="0.5", lw=0.8)
         ax.fill_between(grid, grid - 100 * tie, grid + 100 * tie, color="0.5", alpha=0.25, lw=0)
         counts = points.loc[points["pair"] == f"{m} vs {o}", "outcome"].value_counts()
-        ax.set_title(f"vs {o}: " + "/".join(str(counts.get(k, 0)) for k in OUTCOME_COLORS), fontsize=9)
+        ax.set_title(f"{m} vs {o}: " + "/".join(str(counts.get(k, 0)) for k in OUTCOME_COLORS), fontsize=8)
         ax.set(xlim=(lo, 101), ylim=(lo, 101), xlabel=f"{o} (%)", ylabel=f"{m} (%)" if i % per_row == 0 else "")
         ax.xaxis.label.set_size(8), ax.tick_params(labelsize=7)
     g.legend.set_title(f"tie: |Δ| ≤ {100 * tie:g} pp")
@@ -81,7 +81,7 @@ def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-No
     diagonal (blue) are datasets where the USF variant varies less from seed to seed, above it (red) more, on it
     (grey) equally (e.g. every seed at AUC-ROC 1); each title counts them."""
     pairs = [(n, u) for n, u in pairs if n in table.columns and u in table.columns]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(3.6 * len(pairs), 3.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.0 * len(pairs), 3.8), squeeze=False)
     top = max(1.0, float(np.nanmax(table[[m for p in pairs for m in p]].to_numpy())) * 1.08)
     for ax, (n, u) in zip(axes.flat, pairs):
         both = table[[n, u]].dropna()
@@ -91,7 +91,7 @@ def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-No
         ax.scatter(both[n], both[u], s=22, c=np.select([steadier, less], [USF_COLOR, OUTCOME_COLORS["row method worse"]],
                                                        OUTCOME_COLORS["tie"]))
         ax.set(xlim=(0, top), ylim=(0, top), xlabel=f"{n}: seed std (pp)", ylabel=f"{u}: seed std (pp)")
-        ax.set_title(f"{u} steadier on {int(steadier.sum())}, less steady on {int(less.sum())} of {len(both)} datasets",
+        ax.set_title(f"{u} steadier on {int(steadier.sum())},\nless steady on {int(less.sum())} of {len(both)} datasets",
                      fontsize=9)
     fig.suptitle("Run-to-run spread per dataset (shaded: the USF variant varies less)", fontsize=10)
     fig.tight_layout()
