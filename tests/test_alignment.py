@@ -97,3 +97,12 @@ def test_a_search_with_fewer_configurations_is_labelled_reduced():
     assert alignment.search_label(profiles.of("04_alignment", "quick")).startswith("quick profile")
     specs, settings = alignment.trial_sweep(profiles.of("04_alignment", "full"))
     assert len(specs) == 4 * 3 * 10 and "search_runs" not in settings  # a reduced search's trials are full-search trials
+
+
+def test_styled_summary_shows_three_decimals_and_a_dash_for_a_stored_nan():
+    from usfkit.experiments import alignment as al
+
+    saved = [{"d": 2, "method": "Deep SVDD", al.RHO: -0.194849, al.TAU: -0.1191, al.RHO_EST: "nan", "config": "{}"},
+             {"d": 2, "method": "USFlow", al.RHO: 0.990321, al.TAU: 0.92827, al.RHO_EST: 0.990321, "config": "{}"}]
+    html = al.styled(saved).to_html()
+    assert "0.990" in html and "-0.195" in html and "–" in html and "nan" not in html and "0.990321" not in html

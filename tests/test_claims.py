@@ -64,7 +64,7 @@ def test_sign_rule():
     # a median that is 0 up to float rounding (two equal stds computed apart) is a tie, not a sign
     rounding = np.array([1.0, -1.0, 2.0, -2.0, -1.6e-15, 3.0, -3.0])
     assert claims.sign_rule(rounding, -1)[0] == claims.NOT_REPRODUCED
-    assert "median difference +0 " in claims.sign_rule(rounding, -1)[1]
+    assert "median difference 0 (a tie) " in claims.sign_rule(rounding, -1)[1]
     with pytest.raises(claims.NotRun, match="at least 6"):
         claims.sign_rule(up[:5], +1)
 
@@ -174,7 +174,7 @@ def test_tabular_claims_compare_methods_on_the_same_datasets():
         r["spec"]["dataset"] = "99_" + r["spec"]["dataset"]
     write_runs(TABULAR, "full", rows + partial)
     f = check("§5.1.2: USF variants beat")
-    assert f"{claims.MIN_DATASETS} of 47 datasets (those with every method)" in f.basis
+    assert f"{claims.MIN_DATASETS} of 47 datasets (those with every method; 1 seed on {claims.MIN_DATASETS} datasets)" in f.basis
     assert f.verdict == claims.REPRODUCED  # the partial datasets, where NonUSFlow leads, do not count
 
 
@@ -328,3 +328,9 @@ def test_claims_quote_the_paper_verbatim():
     assert not missing, f"quotes not found verbatim in the paper: {missing}"
     keys = [c.key for c in claims.CLAIMS]
     assert len(keys) == len(set(keys)) and {c.topic for c in claims.CLAIMS} <= set(claims.TOPICS)
+
+
+def test_quotes_with_inline_tex_show_as_plain_text_in_the_report_tables():
+    quote = next(c.says for c in claims.CLAIMS if c.key.startswith("App. B.2: sigma0"))
+    assert claims.plain_math(quote) == "with σ₀ = σ/(chw) on each u_i := U_ii"
+    assert claims.plain_math(1.5) == 1.5 and claims.plain_math("no maths") == "no maths"

@@ -230,3 +230,11 @@ def test_full_sweeps_name_the_full_profiles_runs(shared_data, monkeypatch):
     assert small_settings["protocol"] == "adbench-noresample"
     assert {s["dataset"] for s in small} == set(tabular.small_datasets()) and "15_Hepatitis" in tabular.small_datasets()
     assert all(len(adbench.load(d)[1]) < 1000 for d in tabular.small_datasets())
+
+
+def test_seeds_text_counts_a_seed_only_where_every_method_has_it():
+    rows = [{"dataset": d, "method": m, "seed": s} for d in ("a", "b") for m in ("A", "B") for s in (1, 2, 3)]
+    rows = [r for r in rows if not (r["dataset"] == "b" and r["seed"] > 1)]
+    rows.remove({"dataset": "a", "method": "B", "seed": 3})  # a seed only some methods have does not count
+    rows += [{"dataset": "c", "method": m, "seed": 1} for m in ("A", "B")]
+    assert tabular.seeds_text(pd.DataFrame(rows)) == "2 seeds on 1 dataset, 1 seed on 2"

@@ -183,17 +183,27 @@ def test_image_encoder_decoder_round_trip_shapes_256():
     assert rec.shape == x.shape and score.shape == (1,) and torch.isfinite(score).all()
 
 
-def test_auto_falls_back_to_random_weights_loudly(monkeypatch):
+def test_auto_falls_back_to_random_weights_loudly_and_tries_once(monkeypatch):
+    import warnings
+
     import torchvision.models as tvm
+
+    attempts = []
 
     def offline(weights=None):
         if weights is not None:
+            attempts.append(weights)
             raise OSError("no network")
         return tvm.resnet18()                                                   # small stand-in
     monkeypatch.setattr(tvm, "wide_resnet50_2", offline)
+    monkeypatch.setattr(vae, "_WEIGHTS_ERROR", None)                            # no earlier attempt in this process
     with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
         _, loaded = vae.wide_resnet50_2_trunk("auto")
-    assert loaded is False
+    assert loaded is False and len(attempts) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                          # the second run: no retry, no warning
+        _, loaded = vae.wide_resnet50_2_trunk("auto")
+    assert loaded is False and len(attempts) == 1
     with pytest.raises(RuntimeError, match="could not load the ImageNet weights"):
         vae.wide_resnet50_2_trunk(True)
 

@@ -114,30 +114,36 @@ class MLPDecoder(nn.Module):
         return self.net(z)
 
 
+_WEIGHTS_ERROR: Exception | None = None  # why the ImageNet weights could not be loaded in this process, if so
+
+
 def wide_resnet50_2_trunk(pretrained: bool | str = "auto") -> tuple[nn.Module, bool]:
     """torchvision's Wide-ResNet-50-2 without its classifier (outputs 2048 features) and
     whether ImageNet weights were loaded.
 
     ``pretrained``: ``True`` loads ``Wide_ResNet50_2_Weights.DEFAULT`` (downloading them
     once into torch's cache) and raises if that fails; ``False`` uses random weights;
-    ``"auto"`` tries to load them and falls back to random weights with a loud warning.
+    ``"auto"`` tries to load them and falls back to random weights with a loud warning; after one
+    failed attempt it does not try again in the same process (one download attempt, one warning).
     """
     from torchvision.models import Wide_ResNet50_2_Weights, wide_resnet50_2
 
+    global _WEIGHTS_ERROR
     if pretrained not in (True, False, "auto"):
         raise ValueError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
     net, loaded = None, False
-    if pretrained:
+    if pretrained is True or (pretrained == "auto" and _WEIGHTS_ERROR is None):  # "auto" tries once per process
         try:
             net, loaded = wide_resnet50_2(weights=Wide_ResNet50_2_Weights.DEFAULT), True
         except Exception as err:  # offline, proxy, corrupt cache, ...
+            _WEIGHTS_ERROR = err
             if pretrained is True:
                 raise RuntimeError(
                     "could not load the ImageNet weights of Wide-ResNet-50-2 "
                     f"({type(err).__name__}: {err}). Connect to the internet once (torchvision caches "
                     "them under ~/.cache/torch), or pass pretrained=False/'auto' for random weights.") from err
             warnings.warn(
-                "\n" + "!" * 78 + "\nVAE-USFlow image encoder: ImageNet weights of Wide-ResNet-50-2 could NOT be "
+                "\n" + "!" * 78 + "\nVAE-Flow image encoder: ImageNet weights of Wide-ResNet-50-2 could NOT be "
                 f"loaded ({type(err).__name__}).\nUsing RANDOMLY INITIALISED weights: results are NOT "
                 "comparable to the paper's pretrained encoder.\n" + "!" * 78, stacklevel=2)
     if net is None:

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import metrics, profiles, results, sweep
@@ -200,10 +201,17 @@ def run(cfg, verbose: bool = True) -> dict:
     return out
 
 
+def styled(table):
+    """A summary table (:func:`summary_table`, or the ``table`` of a saved summary, where NaN is stored as the
+    text ``"nan"``) as the book shows it: three decimals, "–" where a method has no value, no index."""
+    t = pd.DataFrame(table).replace({"nan": np.nan})
+    cols = [c for c in (RHO, TAU, RHO_EST) if c in t.columns]
+    t[cols] = t[cols].astype(float)
+    return t.style.format({c: "{:.3f}" for c in cols}, na_rep="–").hide(axis="index")
+
+
 def summary_table(out: dict):
     """One row per (dimension, method): rho, tau, rho of the estimate, failures, chosen config."""
-    import pandas as pd
-
     rows = []
     for (dim, method), ev in out["best"].items():
         rows.append({"d": dim, "method": method,

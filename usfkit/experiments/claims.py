@@ -435,7 +435,7 @@ def _prior_scale(src: Source) -> Finding:
 
 
 @claim("App. B.2: sigma0 = sigma/(chw) gives ln|det J| ~ N(0, sigma^2)", "theory", "App. B.2",
-       "with sigma0 = sigma/(chw) on each u_i := U_ii",
+       "with $\\sigma_0 = \\sigma/(chw)$ on each $u_i := U_{ii}$",
        "|det J_C(x)| ~ LogNormal(0, sigma^2)",
        "sampled variance of ln|det J| within 5% of sigma^2 with the paper's sigma0 -> reproduced; only with the "
        "corrected sigma0 = sigma/(hw sqrt(c)) (usfkit.flows.lu_prior_sigma0 rule 'exact') -> partly", "03_collapse")
@@ -506,15 +506,18 @@ def _norm_ranking(src: Source) -> Finding:
     rho = {label: row["Spearman(NLL, latent norm)"] for label, row in comp.items()}
     parts = {"chapter 02: USFlow rho = 1": rho[pick(rho, "usf")] >= 1 - 1e-6}
     ours = ", ".join(f"ch02 {k}: rho {v:.6f}" for k, v in rho.items())
+    basis = "chapter 02"
     try:
-        check = src.summary("05_tabular_benchmark").data["latent_norm_check"]
-        ours += f"; ch05 USFlow on {check['dataset']}: rho {check['spearman']:.6f}"
+        ch05 = src.summary("05_tabular_benchmark")
+        check = ch05.data["latent_norm_check"]
+        ours += f"; ch05 ({ch05.profile}) USFlow on {check['dataset']}: rho {check['spearman']:.6f}"
         if "discordant" in check:
             parts["chapter 05: no discordant pair"] = check["discordant"] == 0
             ours += f", {check['discordant']} discordant pairs"
+        basis += f"; chapter 05: {ch05.profile}"  # the two chapters' results may come from different profiles
     except NotRun:
         pass
-    return _finding(parts_rule(parts), ours, s)
+    return _finding(parts_rule(parts), ours, s, basis)
 
 
 def _alignment(src: Source) -> tuple[Loaded, pd.DataFrame, str]:
@@ -624,9 +627,10 @@ def _tabular(src: Source, need_all: bool = True) -> tuple[Loaded, pd.DataFrame, 
         raise NotRun(f"no dataset has runs of every method under protocol {protocol} ({loaded.profile} profile)")
     loaded = Loaded(records, loaded.profile, [r.provenance for r in records])
     runs = tabular.runs_frame(loaded.data)
-    n, seeds = runs["dataset"].nunique(), runs["seed"].nunique()
+    n = runs["dataset"].nunique()
     epochs = sorted({r.settings.get("epochs") for r in loaded.data})
-    basis = f"{n} of {PAPER_TABULAR_DATASETS} datasets (those with every method), {seeds} seed(s), {len(runs)} runs"
+    basis = (f"{n} of {PAPER_TABULAR_DATASETS} datasets (those with every method; {tabular.seeds_text(runs)}), "
+             f"{len(runs)} runs")
     cond = (f"protocol {'/'.join(sorted(runs['protocol'].dropna().unique()))}; up to {'/'.join(map(str, epochs))} "
             f"epochs (paper: 200); {loaded.devices}")
     return loaded, runs, basis, cond
@@ -1275,18 +1279,25 @@ def verdict_text(table: pd.DataFrame) -> str:
     quick = sorted({c for c, b in zip(table["chapter"], table["read from"]) if str(b).startswith("quick")})
     topics = "; ".join(f"{t}: {r[REPRODUCED]} reproduced, {r[PARTLY]} partly, {r[NOT_REPRODUCED]} not reproduced, "
                        f"{r[NOT_RUN]} not run" for t, r in n.drop(index="all").iterrows())
-    failed = list(table.loc[table["verdict"] == NOT_REPRODUCED, "claim"])
+    def first_condition(text: Any) -> str:  # the leading condition, unless it is only the device
+        first = str(text or "").split("; ")[0]
+        return f" ({first})" if first and not first.startswith(("cpu", "cuda")) else ""
+
+    failed = [f"{c}{first_condition(cond)}" for c, cond in
+              table.loc[table["verdict"] == NOT_REPRODUCED, ["claim", "conditions (ours)"]].itertuples(index=False)]
     text = (f"Of the paper's {len(table)} checkable claims listed here, {checked} could be judged on the results "
             f"this book holds: {total[REPRODUCED]} reproduced, {total[PARTLY]} partly and {total[NOT_REPRODUCED]} not "
             f"reproduced; {total[NOT_RUN]} could not be run here. By topic — {topics}. ")
     if failed:
-        text += "Not reproduced: " + "; ".join(failed) + ". "
+        text += "Not reproduced, each under the conditions its row states: " + "; ".join(failed) + ". "
     if total[NOT_RUN]:
         text += "Each claim that was not run says why in the table below. "
     if quick:
         text += (f"Results of {len(quick)} chapter(s) ({', '.join(quick)}) come from the quick profile: smaller runs "
                  "than the paper's (fewer datasets, classes, seeds and epochs; random backbone weights), so their "
-                 "verdicts are indicative only, and committed full-profile results replace them.")
+                 "verdicts are indicative only. A chapter's committed full-profile summary replaces them once the "
+                 "whole chapter has run at the full profile; full sweeps still under way are shown in their "
+                 "chapter, not judged here.")
     else:
         text += "Every judged claim reads full-profile results or a check computed here."
     return text
@@ -1319,10 +1330,24 @@ RULE_COLUMNS = ["rule", "why", "read from", "conditions (ours)"]
 COLOURS = {REPRODUCED: "#d5efd5", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f7d0d0", NOT_RUN: "#e6e6e6"}
 
 
+_TEX = {"\\sigma": "σ", "\\phi": "φ", "_0": "₀", "_{ii}": "_ii", "$": ""}
+
+
+def plain_math(text: Any) -> Any:
+    """A paper quote's inline TeX (``$\\sigma_0 = \\sigma/(chw)$``) as plain text (σ₀ = σ/(chw)): a table
+    cell in the book is HTML that no maths renderer reads."""
+    if not isinstance(text, str) or "$" not in text:
+        return text
+    for tex, plain in _TEX.items():
+        text = text.replace(tex, plain)
+    return text
+
+
 def styled(table: pd.DataFrame, topic: str, columns: list[str]):
-    """The claims of ``topic`` with ``columns``, one row per claim, verdicts coloured, text left-aligned."""
+    """The claims of ``topic`` with ``columns``, one row per claim, verdicts coloured, text left-aligned,
+    inline TeX of the quotes as plain text."""
     t = table[table["topic"] == topic].set_index("claim")[columns]
-    style = t.style.set_table_styles([{"selector": "td, th", "props": "text-align: left; vertical-align: top;"}])
+    style = t.style.format(plain_math).set_table_styles([{"selector": "td, th", "props": "text-align: left; vertical-align: top;"}])
     if "verdict" in columns:
         style = style.map(lambda v: f"background-color: {COLOURS[v]}", subset=["verdict"])
     return style

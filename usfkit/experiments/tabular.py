@@ -209,6 +209,15 @@ def _in_adbench_order(names) -> list[str]:
     return sorted(names, key=lambda d: int(d.split("_")[0]))
 
 
+def seeds_text(runs: pd.DataFrame) -> str:
+    """How many seeds the datasets have, counting a seed only where every method of ``runs`` has it, e.g.
+    ``"3 seeds on 14 datasets, 1 seed on 18"`` (a sweep runs seed 1 everywhere before seeds 2 and 3)."""
+    per = runs.groupby(["dataset", "method"])["seed"].nunique().groupby("dataset").min()
+    counts = per.value_counts().sort_index(ascending=False)
+    return ", ".join(f"{k} seed{'s' * (k != 1)} on {n}" + (f" dataset{'s' * (n != 1)}" if i == 0 else "")
+                     for i, (k, n) in enumerate(counts.items()))
+
+
 def seed_std(runs: pd.DataFrame) -> pd.DataFrame:
     """Run-to-run spread per dataset: datasets × methods of the standard deviation of AUC-ROC over seeds
     (in pp, ddof 1), on the datasets where every method of ``runs`` has at least 2 valid seeds (the same
