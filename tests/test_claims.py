@@ -334,3 +334,12 @@ def test_quotes_with_inline_tex_show_as_plain_text_in_the_report_tables():
     quote = next(c.says for c in claims.CLAIMS if c.key.startswith("App. B.2: sigma0"))
     assert claims.plain_math(quote) == "with σ₀ = σ/(chw) on each u_i := U_ii"
     assert claims.plain_math(1.5) == 1.5 and claims.plain_math("no maths") == "no maths"
+
+
+def test_a_failed_oneflow_run_is_a_failed_usf_run():
+    """OneFlow's model is a USFlow (coupling additive_lu): App. D's count of failed USF runs includes it."""
+    write_runs("05_tabular_benchmark", "quick", [
+        {"spec": {"dataset": "d", "method": m, "seed": 1}, "metrics": {"auroc": 0.9}, "ok": m != "OneFlow"}
+        for m in ("USFlow", "NonUSFlow", "OneFlow", "DOHSC")])
+    found = check("App. D: no USF run fails")
+    assert found.verdict == claims.NOT_REPRODUCED and found.ours == "1 of 2 USF runs failed"
