@@ -27,6 +27,11 @@ def test_run_search_selects_by_validation_and_usf_ranks_exactly(cfg, tmp_path):
         if method != "Deep SVDD" and ev["model"].constant_det:
             assert ev["rho_est_norm"] == pytest.approx(1.0, abs=1e-9)
     assert alignment.summary_table(out).shape[0] == len(cfg.dims) * 3
+    from usfkit import plots  # every figure of the chapter says which run drew it
+
+    for fig in (plots.latent_panels(out, dim=2), plots.norm_vs_loglik(out), plots.volume_map(out, "USFlow", dim=2)):
+        assert [t.get_text() for t in fig.texts] == ["quick profile: 2 configuration(s) per method and dimension"]
+    __import__("matplotlib.pyplot").pyplot.close("all")
     records = list((tmp_path / "quick" / "04_alignment" / "runs").glob("*.json"))  # the shared sweep's records
     weights = list((tmp_path / "quick" / "04_alignment" / "checkpoints").glob("*.pt"))
     assert len(records) == len(out["trials"]) and len(weights) == sum(t["ok"] for t in out["trials"])

@@ -183,7 +183,7 @@ def run(cfg, verbose: bool = True) -> dict:
     """Run the whole experiment for ``cfg.dims`` x METHODS; returns per-(dim, method) results."""
     datasets = {dim: Data.sample(dim, cfg) for dim in cfg.dims}
     trials = _trials(cfg, datasets, verbose)
-    out: dict = {"trials": trials, "best": {}, "data": datasets}
+    out: dict = {"trials": trials, "best": {}, "data": datasets, "label": search_label(cfg)}  # label: the figures say it
     for dim in cfg.dims:
         for method in METHODS:
             start = time.time()

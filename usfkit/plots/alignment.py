@@ -12,6 +12,12 @@ from .style import density_cmap
 _SUB = 3000  # points per scatter panel
 
 
+def _label(fig, out: dict) -> None:
+    """Say under the figure which run drew it (``out["label"]``, e.g. "quick profile: 1 configuration(s) ...")."""
+    if out.get("label"):
+        fig.text(0.5, -0.01, out["label"], ha="center", va="top", fontsize=8, color="0.35")
+
+
 def _sub(n: int, k: int = _SUB) -> np.ndarray:
     return np.random.default_rng(0).permutation(n)[: min(n, k)]
 
@@ -53,6 +59,7 @@ def latent_panels(out: dict, dim: int = 2):
         ax.set_aspect("equal", "datalim")
     axes[0].set_aspect("equal", "datalim")
     fig.colorbar(sc, ax=axes, shrink=0.8, label="true ln p(x)")
+    _label(fig, out)
     return fig
 
 
@@ -74,6 +81,7 @@ def _grid(out: dict, methods, draw, xlabel: str, ylabel: str):
             if j == 0:
                 ax.set_ylabel(ylabel)
     fig.tight_layout()
+    _label(fig, out)
     return fig
 
 
@@ -128,6 +136,7 @@ def volume_map(out: dict, method: str, dim: int = 2):
     for ax in axes:
         ax.set_aspect("equal", "datalim")
     fig.colorbar(sc, ax=axes, shrink=0.85, label="ln |det J_φ(x)|")
+    _label(fig, out)
     return fig
 
 
