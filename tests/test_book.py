@@ -27,3 +27,4 @@ def test_book_builds(tmp_path):
     assert (html / "index.html").exists() and (html / "intro.html").exists()
     for chapter in chapters:
         assert (html / f"{chapter}.html").exists(), f"no page for {chapter}"
+    assert "_static/usf.css" in (html / "chapters" / "05_tabular_benchmark.html").read_text()  # printed output wraps

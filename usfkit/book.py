@@ -104,7 +104,7 @@ class Chapter:
 
 
 def _wrap(text: str) -> str:
-    return textwrap.fill(text, width=110, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+    return textwrap.fill(text, width=78, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
 
 
 def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
@@ -167,6 +167,6 @@ def start(chapter: str, profile: str = "quick", **overrides: Any) -> Chapter:
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} torch thread(s)"
     print(f"{chapter}, profile {cfg.profile}, {device}")
     settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items() if k not in ("chapter", "profile"))
-    print(textwrap.fill(settings, width=110, initial_indent="settings: ", subsequent_indent="  ",
+    print(textwrap.fill(settings, width=78, initial_indent="settings: ", subsequent_indent="  ",
                         break_long_words=False, break_on_hyphens=False))
     return Chapter(cfg)

@@ -144,6 +144,7 @@ def build_book(out: Path, root: Path | None = None) -> int:
     (out / "chapters").mkdir(parents=True, exist_ok=True)
     for name in BOOK_FILES:
         shutil.copy2(root / name, out / name)
+    shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)  # the book's CSS (Jupyter Book adds it)
     for pattern in CHAPTER_EXTRAS:
         for path in (root / "chapters").glob(pattern):
             shutil.copy2(path, out / "chapters" / path.name)
