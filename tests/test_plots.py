@@ -123,6 +123,9 @@ def test_vae_class_auroc_marks_the_number_of_valid_runs():
     assert (usf < non).all()  # the two methods side by side within a class
     legend = [t.get_text() for t in ax.get_legend().texts]
     assert {"3/3", "2/3", "1/3", "0/3", "VAE-USFlow", "VAE-NonUSFlow"} <= set(legend)
+    one = plots.vae_class_auroc(summary[summary["class"] == "bottle"])  # one class: its pair sits mid-axis,
+    lo, hi = one.get_xlim()                                              # not at the two edges
+    assert lo < -0.5 and hi > 0.5
     # error bars (± std) only where at least two runs were valid
     segments = [s for c in ax.collections if not isinstance(c, PathCollection) for s in c.get_segments()]
     spans = sorted(round(float(s[1, 1] - s[0, 1]), 6) for s in segments if len(s))  # NaN std: no segment
