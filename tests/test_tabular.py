@@ -238,3 +238,24 @@ def test_seeds_text_counts_a_seed_only_where_every_method_has_it():
     rows.remove({"dataset": "a", "method": "B", "seed": 3})  # a seed only some methods have does not count
     rows += [{"dataset": "c", "method": m, "seed": 1} for m in ("A", "B")]
     assert tabular.seeds_text(pd.DataFrame(rows)) == "2 seeds on 1 dataset, 1 seed on 2"
+
+
+def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path, monkeypatch):
+    from usfkit import sweep
+    from usfkit.results import RunResult
+
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    settings = {"epochs": 200, "protocol": "adbench"}
+    todo = [{"dataset": d, "method": m, "seed": s} for d in ("a", "b") for m in ("USFlow", "DOHSC") for s in (1, 2)]
+    monkeypatch.setattr(tabular, "full_sweeps", lambda: {"adbench": (todo, settings)})
+    seconds = {("a", "USFlow"): 3600.0, ("a", "DOHSC"): 360.0}
+    done = [sp for sp in todo if sp["seed"] == 1 and sp["dataset"] == "a"]
+    sweep.run_sweep(tabular.CHAPTER, "full", done, lambda sp: RunResult(
+        ok=True, metrics={"auroc": 0.9}, train_time_s=seconds[sp["dataset"], sp["method"]]),
+        settings=settings, progress=False)
+    table = tabular.status()
+    est = "estimated hours (missing runs with a record of another seed)"
+    assert table.loc[("adbench", 1)].to_dict() == {"present": 2, "missing": 2, est: 0.0,
+                                                   "missing runs without an estimate": 2}
+    assert table.loc[("adbench", 2)].to_dict() == {"present": 0, "missing": 4, est: 1.1,
+                                                   "missing runs without an estimate": 2}

@@ -31,8 +31,8 @@ import torch
 from .. import metrics, profiles
 from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
-from ..results import STD_DDOF, RunResult
-from ..sweep import frame, load_runs, run_sweep, summarize
+from ..results import STD_DDOF, RunRecord, RunResult
+from ..sweep import frame, load_runs, run_sweep, runs_dir, spec_key, summarize
 from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
@@ -180,6 +180,30 @@ def full_sweeps() -> dict[str, tuple[list[dict], dict]]:
             cfg.datasets = small_datasets()
         out[protocol] = (specs(cfg), profiles.run_settings(cfg, *SELECTORS))
     return out
+
+
+def status() -> pd.DataFrame:
+    """Where the full profile's sweeps stand, per protocol and seed: runs present and missing, and the
+    training hours the missing ones will take, estimated from the same (dataset, method) under another seed
+    (the mean of their recorded training times, wall clock on one core); missing runs with no such record
+    are counted apart, not guessed."""
+    rows = []
+    for protocol, (todo, settings) in full_sweeps().items():
+        folder = runs_dir(CHAPTER, "full")
+        records = {spec_key(sp, settings): sp for sp in todo}  # file key -> spec
+        done = {k: RunRecord.from_file(folder / f"{k}.json") for k in records if (folder / f"{k}.json").exists()}
+        seconds = pd.DataFrame([{**r.spec, "s": r.train_time_s} for r in done.values()] or None,
+                               columns=["dataset", "method", "seed", "s"]).groupby(["dataset", "method"])["s"].mean()
+        for seed in sorted({sp["seed"] for sp in todo}):
+            mine = [k for k, sp in records.items() if sp["seed"] == seed]
+            missing = [records[k] for k in mine if k not in done]
+            known = [seconds.get((sp["dataset"], sp["method"])) for sp in missing]
+            rows.append({"protocol": protocol, "seed": seed, "present": len(mine) - len(missing),
+                         "missing": len(missing),
+                         "estimated hours (missing runs with a record of another seed)":
+                             round(sum(k for k in known if k is not None) / 3600, 1),
+                         "missing runs without an estimate": sum(k is None for k in known)})
+    return pd.DataFrame(rows).set_index(["protocol", "seed"])
 
 
 # --------------------------------------------------------------------------
@@ -340,6 +364,7 @@ def main(argv=None) -> None:
 
         usf-tabular --profile full                       # everything, 3 seeds
         usf-tabular --profile full --datasets 4_breastw 29_Pima --methods USFlow OneFlow
+        usf-tabular --status                             # what the full sweeps still miss, and how long
     """
     import argparse
 
@@ -354,7 +379,12 @@ def main(argv=None) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="runs trained at once, one process with one torch thread each (default: one per CPU core "
                         "without a GPU, 1 with one)")
+    p.add_argument("--status", action="store_true",
+                   help="print where the full profile's sweeps stand (present, missing, estimated hours) and exit")
     args = p.parse_args(argv)
+    if args.status:
+        print(status().to_string())
+        return
     workers = args.workers or (1 if torch.cuda.is_available() else os.cpu_count() or 1)
     cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
                            seeds=args.seeds,
