@@ -248,6 +248,7 @@ def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path
     settings = {"epochs": 200, "protocol": "adbench"}
     todo = [{"dataset": d, "method": m, "seed": s} for d in ("a", "b") for m in ("USFlow", "DOHSC") for s in (1, 2)]
     monkeypatch.setattr(tabular, "full_sweeps", lambda: {"adbench": (todo, settings)})
+    monkeypatch.setattr(tabular.adbench, "available", lambda root=None: ["a", "b"])
     seconds = {("a", "USFlow"): 3600.0, ("a", "DOHSC"): 360.0}
     done = [sp for sp in todo if sp["seed"] == 1 and sp["dataset"] == "a"]
     sweep.run_sweep(tabular.CHAPTER, "full", done, lambda sp: RunResult(
@@ -259,3 +260,6 @@ def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path
                                                    "missing runs without an estimate": 2}
     assert table.loc[("adbench", 2)].to_dict() == {"present": 0, "missing": 4, est: 1.1,
                                                    "missing runs without an estimate": 2}
+    monkeypatch.setattr(tabular.adbench, "available", lambda root=None: [])
+    with pytest.raises(FileNotFoundError, match="USFKIT_DATA"):  # no data: a clear error, not an empty table
+        tabular.status()

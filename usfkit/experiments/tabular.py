@@ -187,6 +187,9 @@ def status() -> pd.DataFrame:
     training hours the missing ones will take, estimated from the same (dataset, method) under another seed
     (the mean of their recorded training times, wall clock on one core); missing runs with no such record
     are counted apart, not guessed."""
+    if not adbench.available():
+        raise FileNotFoundError(f"no ADBench file in {adbench.folder()}: the sweeps' runs are the present datasets' "
+                                "runs. Set $USFKIT_DATA to the folder that holds adbench_classical/.")
     rows = []
     for protocol, (todo, settings) in full_sweeps().items():
         folder = runs_dir(CHAPTER, "full")
