@@ -97,3 +97,19 @@ def test_time_chapters_without_chapters(tmp_path, capsys, monkeypatch):
     time_chapters = _load("time_chapters")
     assert time_chapters.main(["--chapters-dir", str(tmp_path)]) == 1
     assert "no chapter notebooks" in capsys.readouterr().err
+
+
+def test_seed_batching_computes_what_one_seed_at_a_time_computes(tmp_path, monkeypatch):
+    """The batched seeds (vmap over stacked weights, one Adam) give every seed the losses it gets alone."""
+    import torch
+
+    threads = torch.get_num_threads()
+    out = tmp_path / "batching.json"
+    monkeypatch.setattr(sys, "argv", ["seed_batching", "--dim", "6", "--seeds", "2", "--steps", "4", "--repeats", "1",
+                                      "--out", str(out)])
+    try:
+        _load("seed_batching").main()
+    finally:
+        torch.set_num_threads(threads)
+    rep = json.loads(out.read_text())["repeats"][0]
+    assert rep["max_rel_loss_diff"] < 1e-5 and rep["speedup"] > 0
