@@ -1286,7 +1286,7 @@ def verdict_text(table: pd.DataFrame) -> str:
                        f"{r[NOT_RUN]} not run" for t, r in n.drop(index="all").iterrows())
     def first_condition(text: Any) -> str:  # the leading condition, unless it is only the device
         first = str(text or "").split("; ")[0]
-        return f" ({first})" if first and not first.startswith(("cpu", "cuda")) else ""
+        return f" — {first}" if first and not first.startswith(("cpu", "cuda")) else ""
 
     failed = [f"{c}{first_condition(cond)}" for c, cond in
               table.loc[table["verdict"] == NOT_REPRODUCED, ["claim", "conditions (ours)"]].itertuples(index=False)]
