@@ -343,3 +343,9 @@ def test_a_failed_oneflow_run_is_a_failed_usf_run():
         for m in ("USFlow", "NonUSFlow", "OneFlow", "DOHSC")])
     found = check("App. D: no USF run fails")
     assert found.verdict == claims.NOT_REPRODUCED and found.ours == "1 of 2 USF runs failed"
+
+
+def test_devices_say_how_many_results_each_gave_when_there_are_several():
+    one = claims.Loaded([], "full", [{"device": "cpu: A"}] * 2)
+    two = claims.Loaded([], "full", [{"device": "cpu: A"}, {"device": "cpu: B"}, {"device": "cpu: B"}])
+    assert one.devices == "cpu: A" and two.devices == "cpu: B (2 results), cpu: A (1 result)"

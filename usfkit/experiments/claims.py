@@ -30,6 +30,7 @@ our numbers shown.
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -194,7 +195,10 @@ class Loaded:
 
     @property
     def devices(self) -> str:
-        return ", ".join(sorted({p.get("device", "?") for p in self.provenance}))
+        """The device the results ran on; with several (or one machine described two ways by usfkit versions),
+        each with how many results it gave."""
+        n = collections.Counter(p.get("device", "?") for p in self.provenance)
+        return ", ".join(sorted(n)) if len(n) == 1 else ", ".join(f"{d} ({k} result{'s' * (k != 1)})" for d, k in n.most_common())
 
 
 @dataclass
