@@ -198,7 +198,9 @@ class Loaded:
         """The device the results ran on; with several (or one machine described two ways by usfkit versions),
         each with how many results it gave."""
         n = collections.Counter(p.get("device", "?") for p in self.provenance)
-        return ", ".join(sorted(n)) if len(n) == 1 else ", ".join(f"{d} ({k} result{'s' * (k != 1)})" for d, k in n.most_common())
+        if len(n) == 1:
+            return next(iter(n))
+        return ", ".join(f"{d} ({k} result{'s' * (k != 1)})" for d, k in n.most_common())
 
 
 @dataclass
