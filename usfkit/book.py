@@ -122,7 +122,8 @@ def describe_missing(missing: list[dict], specs: list[dict], group: str, item: s
         every = collections.Counter(s[item] for s in specs if s[group] == g)
         partly = [f"{k} {n} of {every[k]}" for k, n in miss.items() if n < every[k]]
         n, runs = len(miss), sum(miss.values())
-        lines.append(f"{group} {g}: {n} {item}{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)}: {', '.join(map(str, miss))}"
+        head = f"{group} {g}: {n} {item}{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)}"
+        lines.append(f"{head}: {', '.join(map(str, miss))}"
                      + (f" (only some runs missing: {', '.join(partly)})" if partly else ""))
     return lines
 

@@ -183,7 +183,8 @@ def run(cfg, verbose: bool = True) -> dict:
     """Run the whole experiment for ``cfg.dims`` x METHODS; returns per-(dim, method) results."""
     datasets = {dim: Data.sample(dim, cfg) for dim in cfg.dims}
     trials = _trials(cfg, datasets, verbose)
-    out: dict = {"trials": trials, "best": {}, "data": datasets, "label": search_label(cfg)}  # label: the figures say it
+    # "label": which search drew the figures, written under each of them
+    out: dict = {"trials": trials, "best": {}, "data": datasets, "label": search_label(cfg)}
     for dim in cfg.dims:
         for method in METHODS:
             start = time.time()
