@@ -73,7 +73,8 @@ def test_pairwise_grid_points_outcomes_and_tie_band():
     fig = plots.pairwise_grid(w, methods=("USFlow", "VAE-USFlow"), tie=tie)
     assert len(fig.axes) == 2 * (len(w.columns) - 1)
     titles = [ax.get_title() for ax in fig.axes]
-    panel = fig.axes[titles.index("USFlow vs OneFlow: 4/3/2")]  # wins / ties (|Δ| ≤ 0.005) / losses of USFlow
+    panel = fig.axes[titles.index("vs OneFlow: 4/3/2")]  # the first such panel: USFlow's row
+    assert panel.get_ylabel() == "USFlow (%)"  # wins / ties (|Δ| ≤ 0.005) / losses of USFlow
     points = scatter_points(panel, len(w))
     xy = points.get_offsets()
     assert np.allclose(np.sort(xy[:, 0]), np.sort(100 * w["OneFlow"])) and np.allclose(np.sort(xy[:, 1]),
@@ -82,7 +83,7 @@ def test_pairwise_grid_points_outcomes_and_tie_band():
     expected = {**{to_rgb(c): k for k, c in tab.OUTCOME_COLORS.items()}}
     counts = pd.Series([expected[c] for c in colours]).value_counts()
     assert (counts.get("row method better", 0), counts.get("tie", 0), counts.get("row method worse", 0)) == (4, 3, 2)
-    nonus = fig.axes[titles.index(next(t for t in titles if t.startswith("USFlow vs NonUSFlow")))]
+    nonus = fig.axes[titles.index(next(t for t in titles if t.startswith("vs NonUSFlow")))]
     assert len(scatter_points(nonus).get_offsets()) == len(w) - 1  # NonUSFlow's missing dataset is left out
     band = [c for c in panel.collections if not isinstance(c, PathCollection)]
     assert len(band) == 1

@@ -65,8 +65,8 @@ def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: flo
         ax.plot(grid, grid, "--", color="0.5", lw=0.8)
         ax.fill_between(grid, grid - 100 * tie, grid + 100 * tie, color="0.5", alpha=0.25, lw=0)
         counts = points.loc[points["pair"] == f"{m} vs {o}", "outcome"].value_counts()
-        ax.set_title(f"{m} vs {o}: " + "/".join(str(counts.get(k, 0)) for k in OUTCOME_COLORS), fontsize=8)
-        ax.set(xlim=(lo, 101), ylim=(lo, 101), xlabel=f"{o} (%)", ylabel=f"{m} (%)" if i % per_row == 0 else "")
+        ax.set_title(f"vs {o}: " + "/".join(str(counts.get(k, 0)) for k in OUTCOME_COLORS), fontsize=8)  # row: y label
+        ax.set(xlim=(lo, 101), ylim=(lo, 101), xlabel=f"{o} (%)", ylabel=f"{m} (%)")
         ax.xaxis.label.set_size(8), ax.tick_params(labelsize=7)
     g.legend.set_title(f"tie: |Δ| ≤ {100 * tie:g} pp")
     g.tight_layout()
