@@ -110,7 +110,7 @@ def _wrap(text: str) -> str:
 def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
     """The ``missing`` run specs (of all ``specs``), one line per value of ``group``: every ``item`` with a
     missing run, and for those that miss only some of their runs how many, e.g.
-    ``"seed 1: 2 datasets, 8 runs: 1_ALOI, 17_InternetAds (1 of 7 missing: 17_InternetAds)"``."""
+    ``"seed 1: 2 datasets, 8 runs: 1_ALOI, 17_InternetAds (only some runs missing: 17_InternetAds 1 of 7)"``."""
     lines = []
     groups = list(dict.fromkeys(s[group] for s in missing))
     try:
