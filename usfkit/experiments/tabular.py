@@ -190,22 +190,22 @@ def status() -> pd.DataFrame:
     if not adbench.available():
         raise FileNotFoundError(f"no ADBench file in {adbench.folder()}: the sweeps' runs are the present datasets' "
                                 "runs. Set $USFKIT_DATA to the folder that holds adbench_classical/.")
-    rows = []
+    folder, rows = runs_dir(CHAPTER, "full"), []
     for protocol, (todo, settings) in full_sweeps().items():
-        folder = runs_dir(CHAPTER, "full")
-        records = {spec_key(sp, settings): sp for sp in todo}  # file key -> spec
-        done = {k: RunRecord.from_file(folder / f"{k}.json") for k in records if (folder / f"{k}.json").exists()}
-        seconds = pd.DataFrame([{**r.spec, "s": r.train_time_s} for r in done.values()] or None,
-                               columns=["dataset", "method", "seed", "s"]).groupby(["dataset", "method"])["s"].mean()
+        path = {id(sp): folder / f"{spec_key(sp, settings)}.json" for sp in todo}
+        times: dict[tuple, list[float]] = {}  # (dataset, method) -> training seconds of its finished seeds
+        for sp in todo:
+            if path[id(sp)].exists():
+                times.setdefault((sp["dataset"], sp["method"]), []).append(
+                    RunRecord.from_file(path[id(sp)]).train_time_s)
         for seed in sorted({sp["seed"] for sp in todo}):
-            mine = [k for k, sp in records.items() if sp["seed"] == seed]
-            missing = [records[k] for k in mine if k not in done]
-            known = [seconds.get((sp["dataset"], sp["method"])) for sp in missing]
+            mine = [sp for sp in todo if sp["seed"] == seed]
+            missing = [sp for sp in mine if not path[id(sp)].exists()]
+            known = [np.mean(times[k]) for k in ((sp["dataset"], sp["method"]) for sp in missing) if k in times]
             rows.append({"protocol": protocol, "seed": seed, "present": len(mine) - len(missing),
                          "missing": len(missing),
-                         "estimated hours (missing runs with a record of another seed)":
-                             round(sum(k for k in known if k is not None) / 3600, 1),
-                         "missing runs without an estimate": sum(k is None for k in known)})
+                         "estimated hours (missing runs with a record of another seed)": round(sum(known) / 3600, 1),
+                         "missing runs without an estimate": len(missing) - len(known)})
     return pd.DataFrame(rows).set_index(["protocol", "seed"])
 
 
