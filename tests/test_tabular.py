@@ -218,6 +218,8 @@ def test_seed_spread_and_complete_datasets():
     assert tabular.seed_spread(more).equals(spread)
     assert tabular.seed_spread(runs[runs["seed"] == 1]).empty
     assert tabular.complete_datasets(runs, methods=("USFlow", "NonUSFlow")) == ["1_a", "2_b"]
+    same = tabular.comparable(more, methods=("USFlow", "NonUSFlow"))  # 2_b's seed 2 has USFlow only: left out
+    assert len(same) == 6 and not ((same["dataset"] == "2_b") & (same["seed"] == 2)).any()
 
 
 def test_full_sweeps_name_the_full_profiles_runs(shared_data, monkeypatch):

@@ -625,10 +625,11 @@ def _tabular(src: Source, need_all: bool = True) -> tuple[Loaded, pd.DataFrame, 
     loaded = src.runs(tabular.CHAPTER)
     protocol = profiles.PROFILES[tabular.CHAPTER][loaded.profile]["protocol"]
     records = [r for r in loaded.data if r.settings.get("protocol") == protocol]
-    # methods are compared on the same datasets: those with a record of every method (a sweep in progress
-    # has datasets where only some methods ran)
-    complete = set(tabular.complete_datasets(tabular.runs_frame(records))) if records else set()
-    records = [r for r in records if r.spec["dataset"] in complete]
+    # methods are compared on the same datasets and seeds: the (dataset, seed) pairs with a record of every
+    # method (a sweep in progress has datasets and seeds that only some methods ran)
+    same = tabular.comparable(tabular.runs_frame(records)) if records else pd.DataFrame(columns=["dataset", "seed"])
+    pairs = set(zip(same["dataset"], same["seed"]))
+    records = [r for r in records if (r.spec["dataset"], r.spec["seed"]) in pairs]
     if not records:
         raise NotRun(f"no dataset has runs of every method under protocol {protocol} ({loaded.profile} profile)")
     loaded = Loaded(records, loaded.profile, [r.provenance for r in records])
