@@ -87,14 +87,14 @@ class Chapter:
         missing = [s for s, p in zip(specs, paths) if not p.exists()]
         status = collections.Counter(r.info["status"] for r in found if "status" in r.info)
         outcome = f" Outcomes: {', '.join(f'{n} {k}' for k, n in status.items())}." if status else ""
-        print(_wrap(f"Committed full-profile {what}: {len(found)} of {len(specs)} present, "
+        print(wrap(f"Committed full-profile {what}: {len(found)} of {len(specs)} present, "
                     f"{sum(not r.ok for r in found)} of them failed runs (training broke off).{outcome}"))
         if missing and by:
             print(f"Missing ({len(missing)}):")
             for line in describe_missing(missing, specs, *by):
-                print(_wrap("- " + line))
+                print(wrap("- " + line))
         elif missing:
-            print(_wrap(f"Missing ({len(missing)}): {describe_specs(missing)}."))
+            print(wrap(f"Missing ({len(missing)}): {describe_specs(missing)}."))
         return found
 
     def finish(self) -> None:
@@ -103,8 +103,11 @@ class Chapter:
         print(f"chapter finished in {time.time() - self.started:.0f} s")
 
 
-def _wrap(text: str) -> str:
-    return textwrap.fill(text, width=78, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
+def wrap(text: str, initial_indent: str = "") -> str:
+    """``text`` filled to the book's text column (78 characters), continuation lines indented, words and
+    hyphenated names never broken: how every chapter prints a sentence."""
+    return textwrap.fill(text, width=78, initial_indent=initial_indent, subsequent_indent="  ",
+                         break_long_words=False, break_on_hyphens=False)
 
 
 def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
@@ -168,6 +171,5 @@ def start(chapter: str, profile: str = "quick", **overrides: Any) -> Chapter:
     device = "cuda" if torch.cuda.is_available() else f"cpu, {torch.get_num_threads()} torch thread(s)"
     print(f"{chapter}, profile {cfg.profile}, {device}")
     settings = ", ".join(f"{k}={v}" for k, v in vars(cfg).items() if k not in ("chapter", "profile"))
-    print(textwrap.fill(settings, width=78, initial_indent="settings: ", subsequent_indent="  ",
-                        break_long_words=False, break_on_hyphens=False))
+    print(wrap(settings, initial_indent="settings: "))
     return Chapter(cfg)

@@ -192,15 +192,14 @@ def status() -> pd.DataFrame:
                                 "runs. Set $USFKIT_DATA to the folder that holds adbench_classical/.")
     folder, rows = runs_dir(CHAPTER, "full"), []
     for protocol, (todo, settings) in full_sweeps().items():
-        path = {id(sp): folder / f"{spec_key(sp, settings)}.json" for sp in todo}
+        paths = [folder / f"{spec_key(sp, settings)}.json" for sp in todo]
         times: dict[tuple, list[float]] = {}  # (dataset, method) -> training seconds of its finished seeds
-        for sp in todo:
-            if path[id(sp)].exists():
-                times.setdefault((sp["dataset"], sp["method"]), []).append(
-                    RunRecord.from_file(path[id(sp)]).train_time_s)
+        for sp, path in zip(todo, paths):
+            if path.exists():
+                times.setdefault((sp["dataset"], sp["method"]), []).append(RunRecord.from_file(path).train_time_s)
         for seed in sorted({sp["seed"] for sp in todo}):
-            mine = [sp for sp in todo if sp["seed"] == seed]
-            missing = [sp for sp in mine if not path[id(sp)].exists()]
+            mine = [(sp, path) for sp, path in zip(todo, paths) if sp["seed"] == seed]
+            missing = [sp for sp, path in mine if not path.exists()]
             known = [np.mean(times[k]) for k in ((sp["dataset"], sp["method"]) for sp in missing) if k in times]
             rows.append({"protocol": protocol, "seed": seed, "present": len(mine) - len(missing),
                          "missing": len(missing),
