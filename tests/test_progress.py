@@ -1,5 +1,7 @@
 """Progress displays: in a notebook a sweep is ONE output updated in place (its trainings
 add none of their own), a lone training is one output; in a terminal, tqdm bars."""
+import types
+
 import pytest
 import torch
 from tqdm import tqdm
@@ -103,3 +105,15 @@ def test_track_makes_a_loop_of_trainings_one_output(notebook):
     assert all(r.ok for r in done)
     assert sum(1 for kind, _ in notebook if kind == "display") == 1  # one output for the whole loop
     assert "three trainings: 3/3 done" in notebook[-1][1]
+
+
+def test_epoch_bar_ends_an_early_stopped_fit_without_a_half_full_bar():
+    shown = []
+    bar = train.EpochBar(total=50, desc="USFlow")
+    bar.show = shown.append
+    stopped = types.SimpleNamespace(current_epoch=3, callback_metrics={"train_loss": torch.tensor(1.25)})
+    bar.on_train_end(stopped, None)
+    assert shown[-1].startswith("USFlow: stopped early after 3 of at most 50 epochs [")
+    assert "train_loss 1.25" in shown[-1] and "%|" not in shown[-1]
+    bar.on_train_end(types.SimpleNamespace(current_epoch=50, callback_metrics={}), None)
+    assert "100%|" in shown[-1] and "stopped" not in shown[-1]

@@ -218,9 +218,13 @@ class EpochBar(Callback):
     def __init__(self, total: int, desc: str):
         self.total, self.desc, self.show, self.start = total, desc, None, time.time()
 
+    @staticmethod
+    def _losses(metrics: dict) -> str:
+        return "  ".join(f"{k} {float(v):.4g}" for k, v in sorted(metrics.items()))
+
     def _text(self, n: int, metrics: dict) -> str:
-        loss = "  ".join(f"{k} {float(v):.4g}" for k, v in sorted(metrics.items()))
-        return tqdm.format_meter(n, self.total, time.time() - self.start, ncols=60, prefix=self.desc) + "  " + loss
+        bar = tqdm.format_meter(n, self.total, time.time() - self.start, ncols=60, prefix=self.desc)
+        return bar + "  " + self._losses(metrics)
 
     def on_train_start(self, trainer, pl_module):
         self.start, self.show = time.time(), run_display()
@@ -230,10 +234,13 @@ class EpochBar(Callback):
         self.show(self._text(trainer.current_epoch + 1, trainer.callback_metrics))
 
     def on_train_end(self, trainer, pl_module):
-        text = self._text(trainer.current_epoch, trainer.callback_metrics)
-        if trainer.current_epoch < self.total:
-            text += "  (stopped early)"
-        self.show(text)
+        n = trainer.current_epoch
+        if n < self.total:  # early stopping: a half-full bar with a time left would look like a broken-off run
+            elapsed = tqdm.format_interval(time.time() - self.start)
+            self.show(f"{self.desc}: stopped early after {n} of at most {self.total} epochs [{elapsed}]  "
+                      + self._losses(trainer.callback_metrics))
+        else:
+            self.show(self._text(n, trainer.callback_metrics))
 
 
 # --------------------------------------------------------------------------

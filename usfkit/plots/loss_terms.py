@@ -18,22 +18,21 @@ def eq5_terms_over_training(histories: dict[str, list[dict]], constant: float, d
     :attr:`usfkit.train.FitResult.history` of :func:`usfkit.experiments.lossparts.train_flow_decomposed`.
     The dotted line in the first panel is ``d/2``, where a flow fitted by maximum likelihood
     puts the mean squared distance (chapter 02 derives why)."""
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    panels = [("svdd_term", r"$\overline{\|\phi(x)-c\|^2}$ (SVDD term)"),
-              ("logdet_term", r"$-\overline{\ln|\det J_\phi(x)|}$ ($=-\ln\psi_{\det}(w)$ for a USF)"),
-              ("train_loss", "training NLL (nats)")]
-    for ax, (key, title) in zip(axes, panels):
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.6), layout="constrained")
+    panels = [("svdd_term", "SVDD term", r"mean $\|\phi(x)-c\|^2$"),
+              ("logdet_term", "log-determinant term", r"mean $-\ln|\det J_\phi(x)|$ (nats)"),
+              ("train_loss", "training NLL", "mean NLL (nats)")]
+    for ax, (key, title, ylabel) in zip(axes, panels):
         for name, rows in histories.items():
             epochs = [r["epoch"] for r in rows]
             ax.plot(epochs, [r[key] for r in rows], c=FLOW_COLOURS.get(name), label=name)
-        ax.set(title=title, xlabel="epoch")
+        ax.set(title=title, xlabel="epoch", ylabel=ylabel)
     axes[0].axhline(dim / 2, c="black", ls=":", lw=1, label=f"$d/2 = {dim / 2:g}$")
     for i, rows in enumerate(histories.values()):  # Eq. 5 re-assembled from the recorded terms
         axes[2].plot([r["epoch"] for r in rows], [r["svdd_term"] + r["logdet_term"] + constant for r in rows],
-                     c="black", ls="--", lw=0.8, label="SVDD + logdet + const" if i == 0 else None)
-    for ax in axes:
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+                     c="black", ls="--", lw=0.8, label="sum of the two terms + (d/2) ln π" if i == 0 else None)
+    handles = {label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels())}
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), fontsize=8)
     return fig
 
 
@@ -42,7 +41,7 @@ def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
     every point on one line of slope 1).  Right: histogram of ``ln|det J_phi(x)|`` across the
     inputs (a USF has one value).  ``parts`` maps a flow name to the output of
     :func:`usfkit.experiments.lossparts.decompose`."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.4))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.2), layout="constrained")
     lo, hi = np.inf, -np.inf
     for name, p in parts.items():
         svdd, nll = to_numpy(p["svdd_term"]), to_numpy(p["nll"])
@@ -51,7 +50,7 @@ def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
         order = np.argsort(svdd)
         ax.plot(svdd[order], line[order], c="black", lw=0.8, ls="--")
         lo, hi = min(lo, svdd.min()), max(hi, svdd.max())
-    ax.plot([], [], c="black", lw=0.8, ls="--", label="SVDD term + logdet_term + constant")
+    ax.plot([], [], c="black", lw=0.8, ls="--", label="SVDD term + mean log-det term + (d/2) ln π (Eq. 5)")
     ax.set(title="per-sample NLL against the SVDD term", xlabel=r"$\|\phi(x)-c\|^2$",
            ylabel=r"$-\ln\hat p_X(x)$ (nats)")
     ax.legend(fontsize=8, markerscale=3)
@@ -69,5 +68,4 @@ def eq5_decomposition(parts: dict[str, dict], bins: int = 60) -> Figure:
     bx.set(title=r"$\ln|\det J_\phi(x)|$ across test inputs", xlabel=r"$\ln|\det J_\phi(x)|$ (nats)",
            ylabel="test inputs")
     bx.legend(fontsize=8)
-    fig.tight_layout()
     return fig

@@ -60,7 +60,7 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
     names ``"Deep SVDD"`` and ``"USFlow"``) go into the panel titles.
     """
     aurocs = aurocs or {}
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.6))
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 4.4), layout="constrained")
 
     ax = axes[0]
     _scatter(ax, x, labels)
@@ -71,7 +71,7 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
                        linestyles="solid")
             ax.plot([], [], c=colour, label=f"{name} boundary")
     ax.set(title="input space", xlabel="$x_1$", ylabel="$x_2$", xlim=(-lim, lim), ylim=(-lim, lim), aspect="equal")
-    ax.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.85)
+    _legend_below(ax)
 
     ax = axes[1]
     _scatter(ax, svdd_latent, labels)
@@ -83,7 +83,7 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
         title += f"\nAUROC {aurocs['Deep SVDD']:.3f}"
     _zoom_to_normals(ax, svdd_latent, labels, svdd_center, svdd_radius)
     ax.set(title=title, xlabel="$\\omega_1$", ylabel="$\\omega_2$", aspect="equal")
-    ax.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.85)
+    _legend_below(ax)
 
     ax = axes[2]
     _scatter(ax, flow_latent, labels)
@@ -96,9 +96,13 @@ def moons_figure(x: torch.Tensor, labels: torch.Tensor, svdd_latent: torch.Tenso
         title += f"\nAUROC {aurocs['USFlow']:.3f}"
     _zoom_to_normals(ax, flow_latent, labels, flow_center, 3 * flow_sigma)
     ax.set(title=title, xlabel="$z_1$", ylabel="$z_2$", aspect="equal")
-    ax.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.85)
-    fig.tight_layout()
+    _legend_below(ax)
     return fig
+
+
+def _legend_below(ax) -> None:
+    """The panel's legend under its x-axis label, where it covers no point."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, fontsize=8, frameon=False)
 
 
 def _zoom_to_normals(ax, latent, labels, center, radius, pad: float = 1.4) -> None:
