@@ -36,7 +36,8 @@ def latent_panels(out: dict, dim: int = 2):
     lp = data.test_log_prob
     idx = _sub(len(lp))
     vmin, vmax = np.percentile(lp, [1, 100])
-    fig, axes = plt.subplots(1, 4, figsize=(17, 4.6), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(9.5, 8.4), layout="constrained")
+    axes = axes.ravel()
     x = data.test.numpy()
     sc = axes[0].scatter(x[idx, 0], x[idx, 1], c=lp[idx], s=4, cmap=density_cmap, vmin=vmin, vmax=vmax)
     axes[0].set_title("(a) data\n(colour: true ln p(x))")
@@ -66,7 +67,8 @@ def latent_panels(out: dict, dim: int = 2):
 def _grid(out: dict, methods, draw, xlabel: str, ylabel: str):
     """One panel per (method, dimension); ``draw(ax, ev, true_log_prob, idx, row)`` fills a panel."""
     dims = sorted({d for d, _ in out["best"]})
-    fig, axes = plt.subplots(len(methods), len(dims), figsize=(3.6 * len(dims), 3.1 * len(methods)), squeeze=False)
+    fig, axes = plt.subplots(len(methods), len(dims), figsize=(2.6 * len(dims), 2.6 * len(methods) + 0.4),
+                             squeeze=False)
     for i, method in enumerate(methods):
         for j, dim in enumerate(dims):
             ax, ev = axes[i, j], out["best"][(dim, method)]
@@ -75,7 +77,7 @@ def _grid(out: dict, methods, draw, xlabel: str, ylabel: str):
                 ax.set_title(f"{method}, d={dim}: failed")
                 continue
             title = draw(ax, ev, lp, _sub(len(lp)), i)
-            ax.set_title(f"{method}, d={dim}\n{title}", fontsize=9)
+            ax.set_title(f"{method}, d={dim}\n{title}", fontsize=8)
             if i == len(methods) - 1:
                 ax.set_xlabel(xlabel)
             if j == 0:
@@ -118,7 +120,7 @@ def volume_map(out: dict, method: str, dim: int = 2):
     _, logdet = flow(x)
     logdet = logdet.numpy()
     idx = _sub(len(x))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.2), layout="constrained")
     g = np.linspace(-7, 6, 200)
     gx, gy = np.meshgrid(g, g)
     grid_lp = data.mixture.log_prob(np.stack([gx.ravel(), gy.ravel()], 1)).reshape(gx.shape)

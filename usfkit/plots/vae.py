@@ -43,7 +43,7 @@ def elbo_history(runs, cls: str, seed: int = 0):
     """The ELBO's three terms over training (per-epoch means) for both priors on one class:
     reconstruction log-likelihood, log q (minus the encoder entropy) and the prior log-density."""
     terms = [("rec_loglik", "E ln p(x|z)"), ("log_q", "E ln q(z|x)"), ("log_prior", "E ln p_Z(z)")]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.0))
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.0))
     for _, r in runs[(runs["class"] == cls) & (runs["seed"] == seed)].iterrows():
         hist = r["history"] or []
         epochs = [h["epoch"] for h in hist]
