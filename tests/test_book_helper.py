@@ -138,3 +138,12 @@ def test_describe_missing_lists_items_per_group_and_says_which_are_partial():
     assert book.describe_missing(missing, specs, "seed", "dataset") == [
         "seed 1: 1 dataset, 1 run: y (only some runs missing: y 1 of 3)",
         "seed 2: 2 datasets, 6 runs: x, y"]
+
+
+def test_expect_prints_each_outcome_and_stops_only_the_quick_profile(capsys):
+    book.expect({"a holds": True, "b holds": False}, "full")  # a result at the full profile, not an error
+    out = capsys.readouterr().out
+    assert "holds: a holds" in out and "does NOT hold: b holds" in out
+    book.expect({"a holds": True}, "quick")
+    with pytest.raises(AssertionError, match="no longer shows: b holds"):
+        book.expect({"a holds": True, "b holds": False}, "quick")

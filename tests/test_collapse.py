@@ -165,3 +165,107 @@ def test_records_turn_non_finite_strings_back_into_floats():
     rows = collapse._numbers([{"epoch": 1, "nll": "nan", "logdet_absmax": "inf", "logdet_mean": "-inf"}])
     assert rows[0]["epoch"] == 1.0 and math.isnan(rows[0]["nll"]) and rows[0]["logdet_absmax"] == math.inf
     assert rows[0]["logdet_mean"] == -math.inf
+
+
+# --------------------------------------------------------------------------
+# Reading trajectories and the sentences chapter 03 prints from them
+# --------------------------------------------------------------------------
+def _traj(key_values: dict[str, list[float]]) -> list[dict]:
+    n = len(next(iter(key_values.values())))
+    return [{"epoch": float(i), **{k: float(v[i]) for k, v in key_values.items()}} for i in range(n)]
+
+
+def test_first_epoch_and_tail_change():
+    t = _traj({"spread": [1.0, 1e-3, 0.0, 0.0], "x": [10.0, 8.0, 6.0, 5.0]})
+    assert collapse.first_epoch(t, "spread", 0.0) == 2
+    assert collapse.first_epoch(t, "spread", 1e-2) == 1
+    assert collapse.first_epoch(t, "x", 1.0) is None
+    assert collapse.tail_change(t, "x", last=1) == (1, pytest.approx(-1 / 6))
+    assert collapse.tail_change(t, "x") == (3, pytest.approx(-0.5))  # default window capped at the epochs run
+    long = _traj({"x": [100.0 - i for i in range(101)]})
+    k, change = collapse.tail_change(long, "x")
+    assert k == 10 and change == pytest.approx((0 - 10) / 10)  # max(5, 100 // 10) epochs
+    with pytest.raises(ValueError):
+        collapse.tail_change(long[:1], "x")
+
+
+def _svdd_runs(collapse_at: int | None, loss_rises: bool) -> dict[str, dict]:
+    """Fake section-1 runs: every variant shrinks; the strong-decay bounded one reaches spread 0 at
+    ``collapse_at`` (None: never)."""
+    rng = torch.Generator().manual_seed(0)
+
+    def run(spread0, factor, auroc0, auroc1, decay=1e-6, loss0=None):
+        spreads = [spread0 * factor ** (i / 4) for i in range(5)]
+        loss = [(loss0 if loss0 is not None else 8 * s * s) for s in spreads]
+        t = _traj({"spread": spreads, "loss": loss, "mean_dist": [math.sqrt(v) for v in loss],
+                   "auroc": torch.linspace(auroc0, auroc1, 5).tolist()})
+        return {"trajectory": t, "initial": t[0], "final": dict(t[-1]), "weight_decay": decay}
+
+    runs = {collapse.RUFF: run(1.4, 0.15, 0.59, 0.78), collapse.BIASED: run(1.5, 0.03, 0.59, 0.83),
+            collapse.BOUNDED: run(0.47, 0.01, 0.38, 0.81), collapse.RUFF_DECAY: run(1.4, 0.2, 0.55, 0.77, 1e-2)}
+    spreads = [1e-6 * float(torch.rand(1, generator=rng)) + 1e-7 for _ in range(5)]
+    if collapse_at is not None:
+        spreads[collapse_at:] = [0.0] * (5 - collapse_at)
+    loss = [1e-11] + [4e-8 if loss_rises else 1e-12] * 4
+    t = _traj({"spread": spreads, "loss": loss, "mean_dist": [math.sqrt(v) for v in loss],
+               "auroc": [0.88 if s > 0 else 0.5 for s in spreads]})
+    runs[collapse.BOUNDED_DECAY] = {"trajectory": t, "initial": t[0], "final": dict(t[-1]), "weight_decay": 1e-2}
+    return runs
+
+
+def test_describe_svdd_says_when_the_bounded_network_collapsed_and_why_its_loss_rose():
+    text = " ".join(collapse.describe_svdd(_svdd_runs(collapse_at=3, loss_rises=True)))
+    assert "at epoch 3 of 4 of one-class training and stayed so" in text
+    assert "test AUROC of 0.880 at the start" in text
+    assert "Its loss rose from 1e-11 to 4e-08" in text and "is the whole loss" in text
+    assert "none of the three" in text
+    assert "'with bias (leaky ReLU)' 0.830 (higher)" in text
+    start = " ".join(collapse.describe_svdd(_svdd_runs(collapse_at=0, loss_rises=False)))
+    assert "exactly constant already when one-class training started" in start and "rose" not in start
+    never = " ".join(collapse.describe_svdd(_svdd_runs(collapse_at=None, loss_rises=True)))
+    assert "never became exactly constant in the 4 epochs" in never and "is the whole loss" not in never
+
+
+def test_describe_usf_fit_reports_the_gap_and_whether_training_levelled_off():
+    dim, std = 8, math.sqrt(0.5)
+    falling = _traj({"sq_dist": [20.0 - 0.5 * i for i in range(31)], "logdet_mean": [-0.1 * i for i in range(31)],
+                     "latent_spread": [0.8] * 31})
+    text = " ".join(collapse.describe_usf_fit(falling, dim, std))
+    assert "E‖φ(x) − c‖² = 5 against d/2 = 4" in text and "(+25.0%)" in text
+    assert "last 5 of 30 epochs" in text and "had not converged" in text
+    flat = _traj({"sq_dist": [4.1] * 31, "logdet_mean": [-3.0] * 31, "latent_spread": [0.72] * 31})
+    text = " ".join(collapse.describe_usf_fit(flat, dim, std))
+    assert "levelled off" in text and "not converged" not in text and "+0.0%" in text
+
+
+def test_table_views_have_short_two_level_headers():
+    import pandas as pd
+
+    svdd = pd.DataFrame([{"variant": "a", "weight decay": 1e-6, "loss start": 1.0, "loss end": 0.5,
+                          "spread start": 1.0, "spread end": 0.1, "AUROC start": 0.5, "AUROC end": 0.81234}]
+                        ).set_index("variant")
+    view = collapse.svdd_view(svdd)
+    assert list(view.data.columns) == [("weight decay", "λ"), ("loss", "start"), ("loss", "end"),
+                                       ("spread", "start"), ("spread", "end"), ("AUROC", "start"), ("AUROC", "end")]
+    assert "0.812" in view.to_html() and "0.81234" not in view.to_html()
+
+    row = {"flow": "affine_lu", "seed": 0, "status": "ok", "epochs": 15, "mean ln|det J|": -31.0,
+           "std over inputs": 1.8, "max |ln det J|": 130.3, "test NLL (last epoch)": 61.7,
+           "test NLL (best epoch)": 61.7, "max LU cond": 2.01e4, "failure": ""}
+    quiet = collapse.explode_view(pd.DataFrame([row, {**row, "seed": 1}]))
+    assert ("run", "failure") not in quiet.data.columns and len(quiet.data.columns) == 8
+    loud = collapse.explode_view(pd.DataFrame([row, {**row, "seed": 1, "status": "failed",
+                                                     "failure": "loss became nan at epoch 3, batch 2. " * 5}]))
+    fails = loud.data[("run", "failure")].tolist()
+    assert fails[0] == "–" and fails[1].startswith("loss became nan") and fails[1].endswith("…")
+
+    sweep = pd.DataFrame([{"coupling": "additive_lu", "sigma": "0.1", "runs": 2, "ok": 2, "failed": 0, "diverged": 0,
+                           "ln_det_mean": 9.9, "ln_det_spread": 9.5e-7, "growth_last_quarter": -0.003,
+                           "test_nll": -0.69},
+                          {"coupling": "affine_lu", "sigma": "0.1", "runs": 2, "ok": 1, "failed": 1, "diverged": 0,
+                           "ln_det_mean": 30.0, "ln_det_spread": 3.0, "growth_last_quarter": 1.0, "test_nll": -10.0}]
+                         ).set_index(["coupling", "sigma"])
+    view = collapse.sweep_view(sweep)
+    assert view.data[("", "runs")].tolist() == ["2 ok", "1 ok, 1 failed"]
+    assert not any("_" in part for col in view.data.columns for part in col)
+    assert list(view.data.index.names) == ["flow", "σ"] and list(sweep.index.names) == ["coupling", "sigma"]

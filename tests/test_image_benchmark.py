@@ -182,6 +182,10 @@ def test_tiny_sweep_resumes_and_tables(isolated, monkeypatch):
     assert [r.metrics for r in again] == [r.metrics for r in records]
 
     df = bench.frame(records)
+    from usfkit.image import ARCHITECTURES
+    assert (df.backbone == ARCHITECTURES["fastflow"]["backbone"]).all()  # spec None = the App. E backbone, named
+    shown = bench.runs_table(df)
+    assert "backbone" in shown.columns and not any("_" in c for c in shown.columns)  # readable headers
     t1 = bench.class_averaged(df, "pixel_auroc")
     assert set(t1.coupling) == {"affine", "additive"} and (t1.classes == 1).all()
     seeds = df[(df.coupling == "additive")]["pixel_auroc"]
@@ -250,9 +254,126 @@ def test_per_class_tables_put_the_papers_values_beside_ours():
     tables = bench.per_class_tables(pd.DataFrame(rows))
     t = tables[("mvtec", "image_auroc")]
     usf = [col for col in t.columns if col[2] == "paper" and "fastflow" in col[1].lower()]
-    assert len(usf) == 2 and list(t.index) == ["bottle", "Average"]
+    assert len(usf) == 2 and list(t.index) == ["bottle", "average of bottle (1 of 15)"]
     paper = paper_numbers.PER_CLASS[("mvtec", "image_auroc")]["bottle"]
     assert set(t.loc["bottle", usf]) == {bench.fmt(*paper[("affine", "fastflow")]),
                                           bench.fmt(*paper[("additive_lu", "fastflow")])}
+    # one class ran: the average row's paper values are that class's, not the paper's 15-class Average
+    assert t.loc[t.index[-1], usf].tolist() == t.loc["bottle", usf].tolist()
     ours = [col for col in t.columns if col[2] == "ours"]
     assert set(t.loc["bottle", ours]) == {"91.0 ± 1.0"}
+
+
+def fake_runs(classes, couplings, seeds=(0, 1, 2), seed=0, arch="fastflow"):
+    """Our runs on ``classes``: random AUROCs (seeded) with a known per-class mean."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame([{"experiment": "main", "dataset": "mvtec", "cls": k, "arch": arch, "coupling": c,
+                          "seed": s, "ok": True, "image_auroc": rng.uniform(60, 99), "pixel_auroc": rng.uniform(60, 99)}
+                         for k in classes for c in couplings for s in seeds])
+
+
+def test_per_class_average_row_uses_the_classes_that_ran():
+    """The paper column of the average row averages the paper's values over the same classes as ours
+    (not the paper's all-class Average), and the row says which classes those are."""
+    df = fake_runs(["bottle", "hazelnut"], ["affine", "additive_lu"], seed=3)
+    df = pd.concat([df, fake_runs(["bottle"], ["additive"], seed=4)])  # additive ran on bottle only
+    for metric in ("image_auroc", "pixel_auroc"):
+        t = bench.per_class_tables(df)[("mvtec", metric)]
+        assert list(t.index) == ["bottle", "hazelnut", "average of bottle, hazelnut (2 of 15)"]
+        paper = paper_numbers.PER_CLASS[("mvtec", metric)]
+        for coupling in ("affine", "additive_lu"):
+            col = (bench.COUPLING_LABELS[coupling], "FastFlow", "paper")
+            want = [np.mean([paper[k][(coupling, "fastflow")][i] for k in ("bottle", "hazelnut")]) for i in (0, 1)]
+            got = [float(x) for x in t.loc[t.index[-1], col].split(" ± ")]
+            assert got == pytest.approx(want, abs=0.051)  # printed to 0.1
+            assert t.loc[t.index[-1], col] != bench.fmt(*paper["Average"][(coupling, "fastflow")])
+            ours = df[(df.coupling == coupling)].groupby("cls")[metric]
+            assert t.loc[t.index[-1], (*col[:2], "ours")] == bench.fmt(ours.mean().mean(), ours.std().mean())
+        assert t.loc[t.index[-1], (bench.COUPLING_LABELS["additive"], "FastFlow", "paper")] == "–"
+    one = bench.per_class_tables(fake_runs(["bottle"], ["affine"]))[("mvtec", "image_auroc")]
+    assert one.index[-1] == "average of bottle (1 of 15)"
+    assert one.iloc[-1, 1] == one.iloc[0, 1] == bench.fmt(*paper_numbers.PER_CLASS[("mvtec", "image_auroc")]
+                                                          ["bottle"][("affine", "fastflow")])
+    everything = bench.per_class_tables(fake_runs(list(paper_numbers.PER_CLASS[("mvtec", "image_auroc")])[:-1],
+                                                  ["affine"], seeds=(0, 1)))[("mvtec", "image_auroc")]
+    assert everything.index[-1] == "average of all 15 classes"
+    assert everything.iloc[-1, 1] == bench.fmt(*paper_numbers.TABLE1[("mvtec", "image_auroc")][("affine", "fastflow")])
+
+
+def test_paper_reference_names_table_and_classes():
+    values, label = bench.paper_reference("mvtec", "pixel_auroc", ["bottle"])
+    assert label == "paper, Table 3: bottle"
+    assert values == paper_numbers.PER_CLASS[("mvtec", "pixel_auroc")]["bottle"]
+    assert bench.paper_reference("visa", "image_auroc", ["pcb1", "candle"])[1] == "paper, Table 4: mean over candle, pcb1"
+    values, label = bench.paper_reference("mvtec", "image_auroc", paper_numbers.PER_CLASS[("mvtec", "image_auroc")])
+    assert label == "paper, Table 1: all 15 classes" and values == paper_numbers.TABLE1[("mvtec", "image_auroc")]
+
+
+def test_variant_summary_and_outcome_follow_the_numbers():
+    df = fake_runs(["bottle"], ["affine", "additive", "additive_lu"], seed=7)
+    summary = bench.variant_summary(df)
+    assert not any("_" in c for c in summary.columns)
+    img = summary[summary.metric == "image AUROC"].set_index("coupling")
+    for c in ("additive", "additive_lu"):
+        mine, base = df[df.coupling == c].image_auroc, df[df.coupling == "affine"].image_auroc
+        row = img.loc[bench.COUPLING_LABELS[c]]
+        assert row["mean (%)"] == pytest.approx(mine.mean()) and row["std over seeds (pp)"] == pytest.approx(mine.std())
+        assert row["Δ mean vs affine (pp)"] == pytest.approx(mine.mean() - base.mean())
+        assert row["Δ std vs affine (pp)"] == pytest.approx(mine.std() - base.std())
+    assert np.isnan(img.loc[bench.COUPLING_LABELS["affine"], "Δ mean vs affine (pp)"])
+    # a run where every USF variant is better and steadier than affine, and one where none is
+    value = np.where(df.coupling == "affine", 50.0 + 10 * df.seed, 90.0 + 0.1 * df.seed)  # affine: 60 ± 10
+    good = df.assign(image_auroc=value, pixel_auroc=value)
+    text = bench.outcome_sentences(bench.variant_summary(good))
+    assert len(text) == 3 and "beats it by 30.1 pp" in text[0] and "are smaller than the affine 10.0 pp" in text[0]
+    assert "4 of 4 USF comparisons have the higher mean and 4 of 4 the smaller std, so this run shows" in text[-1]
+    bad = good.assign(coupling=good.coupling.map({"affine": "additive", "additive": "affine",
+                                                  "additive_lu": "additive_lu"}))
+    bad = bad[bad.coupling != "additive_lu"]
+    text = bench.outcome_sentences(bench.variant_summary(bad))
+    assert "trails it by 30.1 pp" in text[0] and "not smaller than" in text[0] and "does not show" in text[-1]
+
+
+def record(coupling, history, allowed, seed=0):
+    from usfkit.results import RunRecord
+    return RunRecord(ok=True, epochs_allowed=allowed, epochs_run=len(history), info={"loss_history": history},
+                     spec={"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow",
+                           "coupling": coupling, "seed": seed})
+
+
+def test_convergence_from_the_loss_history():
+    falling = [100.0 - 10 * i for i in range(10)]           # 90 down in total, 30 of it in the last 3 epochs
+    flat = [100.0, 50.0, 20.0, 10.0, 10.0, 10.0, 9.99, 9.99]  # stopped by its budget, but flat
+    early = [10.0, 5.0, 4.0, 4.5, 4.2, 4.1]                   # early stopping ended it
+    conv = bench.convergence([record("affine", falling, 10), record("additive", flat, 8),
+                              record("additive_lu", early, 20)])
+    share = [c for c in conv.columns if "share" in c][0]
+    assert share.startswith("last 3 epochs") and conv[share].iloc[0] == pytest.approx(100 * 30 / 90)
+    assert conv[share].iloc[1] == pytest.approx(100 * 0.01 / 90.01)
+    assert conv["stopped early"].tolist() == [False, False, True]
+    answer = bench.convergence_answer(conv, patience=3)
+    assert answer.startswith("Only 2 of 3 had: 1 of 3 runs stopped early") and "the other 2 used all 8/10" in answer
+    assert bench.convergence_answer(conv.iloc[:1], patience=3).startswith("No: early stopping")
+    assert "33% of the loss decrease" in bench.convergence_answer(conv.iloc[:1], patience=3)
+    assert bench.convergence_answer(conv.iloc[2:], patience=3).startswith("Yes")
+
+
+def test_epoch_benchmark_table_beside_this_run():
+    committed = bench.load_epoch_benchmark()
+    assert committed is not None and {r["coupling"] for r in committed["runs"]} == set(bench.COUPLING_LABELS)
+    fake = {"epochs": 80, "image_size": 48, "runs": [
+        {"coupling": "affine", "ok": True, "image_auroc": 95.0, "pixel_auroc": 86.0, "provenance": {"seeds": [0]}},
+        {"coupling": "additive", "ok": True, "image_auroc": 93.0, "pixel_auroc": 86.5, "provenance": {"seeds": [0]}},
+        {"coupling": "additive_lu", "ok": True, "image_auroc": 94.0, "pixel_auroc": 86.0, "provenance": {"seeds": [0]}}]}
+    df = fake_runs(["bottle"], ["affine", "additive", "additive_lu"], seeds=(0, 1), seed=2).assign(
+        image_size=48, weights="random-abc", epochs_run=12)
+    table = bench.epoch_benchmark_table(fake, df)
+    assert table.shape == (3, 4) and table.attrs["this_run_epochs"] == 12
+    assert table.iloc[:, 2].tolist() == pytest.approx(df.groupby("coupling").image_auroc.mean()
+                                                      .reindex(list(bench.COUPLING_LABELS)).tolist())
+    text = bench.epoch_benchmark_sentences(fake, table)
+    assert "80 epochs" in text[0] and "seed 0" in text[0]
+    assert "1.0 to 2.0 pp behind at image level and level or ahead at pixel level" in text[0]
+    assert "after at most 12 epochs in this run" in text[0]
+    other = bench.epoch_benchmark_table(fake, df.assign(image_size=256))  # another setting: no comparison
+    assert other.shape == (3, 2) and "this run" not in bench.epoch_benchmark_sentences(fake, other)[0]

@@ -16,6 +16,7 @@ from torch.utils.data import TensorDataset
 
 from usfkit.flows import AffineCoupling, GlobalAffine, LUAffine, SplitConditioner, lu_prior_sigma0
 from usfkit.image import ARCHITECTURES, COUPLINGS, build_model
+from usfkit.image import backbones
 from usfkit.image.backbones import PretrainedUnavailable, build_backbone
 from usfkit.image.cflow import CflowHead
 from usfkit.image.couplings import count_parameters
@@ -228,6 +229,7 @@ def _no_network(*args, **kwargs):
 
 def test_pretrained_true_without_internet_raises(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", _no_network)
+    monkeypatch.setattr(backbones, "_FAILED", {})  # no earlier failure in this process
     try:
         bb = build_backbone("resnet18", ("layer1",), 64, pretrained=True)
     except PretrainedUnavailable as err:
@@ -237,6 +239,10 @@ def test_pretrained_true_without_internet_raises(monkeypatch):
     with pytest.warns(UserWarning, match="RANDOM BACKBONE WEIGHTS"):
         bb = build_backbone("resnet18", ("layer1",), 64, pretrained="auto")
     assert bb.pretrained_loaded is False and "RANDOM" in bb.describe()
+    with warnings.catch_warnings():  # "auto" tries once per process: no second attempt, no second warning
+        warnings.simplefilter("error")
+        again = build_backbone("resnet18", ("layer1",), 64, pretrained="auto")
+    assert again.pretrained_loaded is False
 
 
 def test_build_model_interface():

@@ -152,7 +152,37 @@ def test_mean_std_bars_error_bars_and_paper_diamonds():
     diamonds = diamonds[~np.isnan(diamonds[:, 1])]
     assert diamonds.shape == (1, 2) and diamonds[0, 1] == 91.3
     assert bars[round(float(diamonds[0, 0]), 6)] == 80  # on the affine FastFlow bar
-    assert [t.get_text() for t in ax.get_legend().texts][:2] == ["affine (base)", "additive (USF)"]
+    assert [t.get_text() for t in ax.get_legend().texts] == ["affine (base)", "additive (USF)", "paper"]
+
+
+def test_mean_std_bars_name_the_paper_source_and_show_markers_whole():
+    """The legend says where the diamonds come from, and the y-range holds every diamond and error bar
+    with room to spare (a paper value of 100 and a bar of 99 ± 2 are not cut at the top)."""
+    rng = np.random.default_rng(2)
+    table = pd.DataFrame([{"dataset": "mvtec", "arch": "fastflow", "coupling": c, "mean": m, "std": s, "classes": 1}
+                          for c, m, s in (("affine", 99.0, 2.0), ("additive", rng.uniform(40, 60), 9.0),
+                                          ("additive_lu", 88.0, 0.5))])
+    paper = {("affine", "fastflow"): (100.0, 0.0), ("additive_lu", "fastflow"): (98.9, 0.2)}
+    fig = plots.mean_std_bars(table, paper=paper, paper_label="paper, Table 2: bottle")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().texts][-1] == "paper, Table 2: bottle"
+    lo, hi = ax.get_ylim()
+    tops = [*(table["mean"] + table["std"]), 100.0]
+    bottoms = [*(table["mean"] - table["std"]), 50.0]
+    assert hi >= max(tops) + 1 and lo <= min(bottoms) - 1 and lo >= 0
+
+
+def test_loss_curves_integer_epochs_and_a_title_that_says_what_is_shown():
+    from types import SimpleNamespace
+    rng = np.random.default_rng(4)
+    records = [SimpleNamespace(spec={"arch": "fastflow", "coupling": c}, info={"loss_history":
+               list(np.cumsum(-rng.uniform(1, 5, size=12)))}) for c in ("affine", "additive", "additive_lu")]
+    fig = plots.loss_curves(records, context="MVTec AD bottle, quick profile")
+    ax = fig.axes[0]
+    assert ax.get_title() == "FastFlow on MVTec AD bottle, quick profile\ntraining loss per epoch"
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_ablation_marks_the_class_wise_mean():
@@ -175,6 +205,7 @@ def test_ablation_marks_the_class_wise_mean():
             points = [c for c in ax.collections if c.get_offsets().size and c not in marks]
             assert np.allclose(np.sort(np.concatenate([c.get_offsets()[:, 1] for c in points])),
                                np.sort(ab.loc[ab["arch"] == arch, col]))  # one point per class and coupling
+            assert ax.get_ylabel() == ("Δ mean (pp)" if col == "d_mean" else "Δ std (pp)")  # percentage points
 
 
 def test_seed_std_pairs_points_and_counts():
@@ -203,3 +234,87 @@ def test_rho_by_dim_one_colour_per_method_one_style_per_run():
     assert lines["USFlow (full)"].get_linestyle() != lines["USFlow (quick)"].get_linestyle()
     assert np.allclose(lines["NonUSFlow (quick)"].get_ydata(), [0.4, 0.4])
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------
+# Chapter 03's figures: limits from the data, legends off the data, widths the book can show
+# --------------------------------------------------------------------------
+def _svdd_runs(seed=0):
+    rng = np.random.default_rng(seed)
+    runs = {}
+    for k, name in enumerate(["Ruff", "with bias", "bounded", "Ruff, decay", "bounded, decay"]):
+        spread = np.geomspace(1.0, 10.0 ** -(k + 1), 6)
+        if name == "bounded, decay":
+            spread[3:] = 0.0  # exactly constant from epoch 3
+        auroc = np.clip(rng.uniform(0.3, 0.9, 6), 0, 1)
+        runs[name] = {"history": [{"epoch": e, "train_loss": float(s) + 1e-9} for e, s in enumerate(spread) if e],
+                      "trajectory": [{"epoch": e, "spread": float(s), "auroc": float(a)}
+                                     for e, (s, a) in enumerate(zip(spread, auroc))]}
+    return runs
+
+
+def _inside(fig, artist, ax) -> bool:
+    fig.canvas.draw()
+    a, b = artist.get_window_extent(), ax.get_window_extent()
+    return a.x0 < b.x1 and a.x1 > b.x0 and a.y0 < b.y1 and a.y1 > b.y0
+
+
+def test_svdd_collapse_curves_auroc_limits_from_data_legend_under_the_panels_and_zero_markers():
+    runs = _svdd_runs()
+    runs["bounded"]["trajectory"][2]["auroc"] = 0.21
+    fig = plots.svdd_collapse_curves(runs)
+    lo, hi = fig.axes[2].get_ylim()
+    assert lo < 0.21 and hi >= 1.0
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert not any(_inside(fig, fig.legends[0], ax) for ax in fig.axes)
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[:5] == list(runs) and labels[-1] == "spread exactly 0 (float32)"
+    marks = [c for c in fig.axes[1].collections if isinstance(c, PathCollection)]
+    assert len(marks) == 1 and len(marks[0].get_offsets()) == 3  # epochs 3, 4, 5
+    assert fig.get_figwidth() <= 10
+
+
+def test_auroc_limits_keep_chance_and_the_lowest_value_visible():
+    assert plots.collapse.auroc_limits([0.7, 0.9])[0] < 0.5
+    assert plots.collapse.auroc_limits([0.384, np.nan, 0.9])[0] < 0.384
+    assert plots.collapse.auroc_limits([0.01])[0] == 0.0
+
+
+def _flow_runs(sigmas=(0.1, 1.0, 10.0, None), seeds=(0, 1)):
+    rng = np.random.default_rng(1)
+    runs = []
+    for s in sigmas:
+        for c in ("additive_lu", "affine_lu"):
+            for seed in seeds:
+                traj = [{"epoch": e, "logdet_mean": float(e * rng.uniform(0.5, 1)),
+                         "logdet_std": 0.0 if c == "additive_lu" else 1.0, "nll": float(100 - e),
+                         "logdet_absmax": float(e), "lu_cond": 1.0 + e}
+                        for e in range(11)]
+                runs.append({"coupling": c, "sigma": s, "seed": seed, "status": "ok", "trajectory": traj})
+    return runs
+
+
+def test_sigma_sweep_colours_are_distinct_and_the_legend_sits_beside_the_axes():
+    runs = _flow_runs()
+    fig = plots.sigma_sweep_plot(runs)
+    top = fig.axes[0]
+    colours = {to_rgb(ln.get_color()) for ln in top.get_lines()}
+    assert len(colours) == 4
+    distances = [np.abs(np.subtract(a, b)).sum() for a in colours for b in colours if a < b]
+    assert min(distances) > 0.3  # clearly different, not neighbours on one colour map
+    leg = top.get_legend()
+    assert leg is not None and not any(_inside(fig, leg, ax) for ax in fig.axes)
+    assert [t.get_text() for t in leg.get_texts()] == ["0.1", "1", "10", "no prior", "USFlow", "NonUSFlow"]
+    assert fig.get_figwidth() <= 10
+    with pytest.raises(ValueError, match="at most"):
+        plots.collapse.sigma_colors(range(1, 20))
+
+
+def test_chapter_03_figures_fit_the_book_column():
+    runs = _flow_runs(sigmas=(None,), seeds=(0,))
+    traj = [{"epoch": e, "sq_dist": 10.0 - e, "logdet_mean": -0.3 * e, "latent_spread": 1 - 0.02 * e}
+            for e in range(11)]
+    figs = [plots.logdet_trajectories(runs), plots.usf_no_collapse(traj, 0.7071, dim=8)]
+    assert all(f.get_figwidth() <= 10 for f in figs)
+    ref = [ln for ln in figs[1].axes[0].get_lines() if "perfect fit" in ln.get_label()]
+    assert len(ref) == 1 and np.allclose(ref[0].get_ydata(), 8 * 0.7071 ** 2)

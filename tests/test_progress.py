@@ -117,3 +117,11 @@ def test_epoch_bar_ends_an_early_stopped_fit_without_a_half_full_bar():
     assert "train_loss 1.25" in shown[-1] and "%|" not in shown[-1]
     bar.on_train_end(types.SimpleNamespace(current_epoch=50, callback_metrics={}), None)
     assert "100%|" in shown[-1] and "stopped" not in shown[-1]
+
+
+def test_epoch_bar_says_when_training_broke_off():
+    shown = []
+    bar = train.EpochBar(total=10, desc="NonUSFlow")
+    bar.show = shown.append
+    bar.on_exception(types.SimpleNamespace(current_epoch=2), None, FloatingPointError("loss is nan"))
+    assert shown[-1] == "NonUSFlow: broke off in epoch 3 of at most 10 (FloatingPointError)"

@@ -110,6 +110,18 @@ def wrap(text: str, initial_indent: str = "") -> str:
                          break_long_words=False, break_on_hyphens=False)
 
 
+def expect(findings: dict[str, bool], profile: str) -> None:
+    """Print each expected outcome of a training run (what the paper or the text above says should happen)
+    and whether this run shows it.  On the quick profile a miss stops the chapter: its settings are picked
+    to show these effects, and CI checks that they still do.  On the full profile they are results,
+    printed here and judged beside the paper's claims in the report (chapter 08), never an error."""
+    for what, ok in findings.items():
+        print(wrap(f"{'holds' if ok else 'does NOT hold'}: {what}"))
+    missed = [what for what, ok in findings.items() if not ok]
+    if missed and profile == "quick":
+        raise AssertionError("the quick profile no longer shows: " + "; ".join(missed))
+
+
 def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
     """The ``missing`` run specs (of all ``specs``), one line per value of ``group``: every ``item`` with a
     missing run, and for those that miss only some of their runs how many, e.g.

@@ -242,6 +242,11 @@ class EpochBar(Callback):
         else:
             self.show(self._text(n, trainer.callback_metrics))
 
+    def on_exception(self, trainer, pl_module, exception):
+        if self.show is not None:  # training broke off (e.g. a NaN loss): say so instead of leaving the bar open
+            self.show(f"{self.desc}: broke off in epoch {trainer.current_epoch + 1} of at most {self.total} "
+                      f"({type(exception).__name__})")
+
 
 # --------------------------------------------------------------------------
 # Compiling the loss (same maths, fewer and fused kernels)

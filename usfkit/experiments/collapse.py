@@ -14,13 +14,19 @@ log-det prior of App. B.2 in :mod:`usfkit.flows` (``sample_lu_log_dets``).
   :func:`run_status` classifies a flow run as ok, failed (NaN/inf) or diverged;
 * :func:`svdd_variants`, :func:`explode_runs`, :func:`prior_sweep` — the chapter's three loops of
   trainings, each a resumable :func:`usfkit.sweep.run_sweep` whose records keep every run's
-  trajectory (``info``); they return the runs as plain dicts for the tables and plots.
+  trajectory (``info``); they return the runs as plain dicts for the tables and plots;
+* :func:`first_epoch` and :func:`tail_change` read a trajectory (when did a quantity reach a
+  level, how much did it still move at the end); :func:`describe_svdd` and
+  :func:`describe_usf_fit` turn them into the sentences the chapter prints;
+* :func:`svdd_view`, :func:`explode_view`, :func:`sweep_view` — the chapter's tables as the page
+  shows them (short headers, sensible rounding), next to the full tables it saves.
 """
 from __future__ import annotations
 
 import math
 from typing import Callable
 
+import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
@@ -310,3 +316,182 @@ def prior_sweep(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
 
     return [_flow_run(r) for r in run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings,
                                             desc="prior-scale sweep")]
+
+
+# --------------------------------------------------------------------------
+# Reading trajectories, and what the chapter prints about them
+# --------------------------------------------------------------------------
+RUFF, BIASED, BOUNDED, RUFF_DECAY, BOUNDED_DECAY = SVDD_VARIANTS
+"""The names of :data:`SVDD_VARIANTS` by role."""
+
+
+def first_epoch(trajectory: list[dict], key: str, at_most: float) -> int | None:
+    """The first ``epoch`` whose ``key`` is ``<= at_most`` (``None`` when none is).  With ``key="spread"``
+    and ``at_most=0`` it is the epoch at which the embeddings became exactly constant in float32."""
+    return next((int(r["epoch"]) for r in trajectory if r[key] <= at_most), None)
+
+
+def tail_change(trajectory: list[dict], key: str, last: int | None = None) -> tuple[int, float]:
+    """``(k, change)``: the relative change of ``key`` over the last ``k`` epochs,
+    ``(v_end - v_{end-k}) / |v_{end-k}|`` (negative: still falling).  ``k`` defaults to
+    ``max(5, epochs // 10)``, and is at most the number of epochs in ``trajectory``."""
+    epochs = len(trajectory) - 1
+    if epochs < 1:
+        raise ValueError("a trajectory needs at least one epoch after its start")
+    k = min(epochs, last if last is not None else max(5, epochs // 10))
+    before, end = float(trajectory[-1 - k][key]), float(trajectory[-1][key])
+    return k, (end - before) / abs(before) if before != 0 else (0.0 if end == before else math.inf)
+
+
+def _fold(ratio: float) -> str:
+    """An end/start ratio below 1 as "74-fold", "5,050-fold"."""
+    if not ratio > 0:
+        return "completely" if ratio == 0 else "by an undefined factor"
+    f = 1 / ratio
+    return f"{f:,.0f}-fold" if f >= 100 else f"{f:.2g}-fold"
+
+
+def describe_svdd(runs: dict[str, dict]) -> list[str]:
+    """What §1's Deep SVDD runs (:func:`svdd_variants`) show, one sentence group per finding, from the
+    numbers of this run: how far the two collapse-prone variants with the small decay shrank compared
+    with Ruff's recipe and how they rank; when (if at all) the bounded network under the strong decay
+    became exactly constant, and why its loss can end above its start; what the strong decay did to
+    Ruff's bias-free encoder."""
+    def ratio(run: dict, key: str) -> float:
+        start = run["initial"][key]
+        return run["final"][key] / start if start else math.nan
+
+    def shrank(name: str) -> str:
+        return f"{_fold(ratio(runs[name], 'spread'))} and {_fold(ratio(runs[name], 'loss'))}"
+
+    ruff, out = runs[RUFF], []
+    small = runs[BIASED]["weight_decay"]
+    exact = [name for name in (RUFF, BIASED, BOUNDED) if runs[name]["final"]["spread"] == 0]
+    out.append(f"Small decay (λ = {small:g}), how far spread and loss of the normal test embeddings shrank: "
+               f"'{BIASED}' {shrank(BIASED)}, '{BOUNDED}' {shrank(BOUNDED)}, Ruff's recipe {shrank(RUFF)}. "
+               "Exactly constant embeddings (spread 0) at the end: "
+               f"{', '.join(repr(n) for n in exact) if exact else 'none of the three'}.")
+    ranks = ", ".join(f"'{name}' {runs[name]['final']['auroc']:.3f} "
+                      f"({'higher' if runs[name]['final']['auroc'] > ruff['final']['auroc'] else 'not higher'})"
+                      for name in (BIASED, BOUNDED))
+    out.append(f"End AUROC: Ruff's recipe {ruff['final']['auroc']:.3f}; {ranks}.")
+
+    b, b_small = runs[BOUNDED_DECAY], runs[BOUNDED]
+    lam, epochs = b["weight_decay"], int(b["trajectory"][-1]["epoch"])
+    start = (f"After the autoencoder pretraining, which applies the same decay λ = {lam:g}, the bounded "
+             f"network's normal test embeddings had a spread of {b['initial']['spread']:.3g} (with λ = "
+             f"{b_small['weight_decay']:g}: {b_small['initial']['spread']:.3g})")
+    at = first_epoch(b["trajectory"], "spread", 0.0)
+    if at == 0:
+        out.append(f"{start}: exactly constant already when one-class training started (AUROC "
+                   f"{b['initial']['auroc']:.3f}), so in this run the collapse happened during the pretraining.")
+    else:
+        stays = at is not None and all(r["spread"] == 0 for r in b["trajectory"] if r["epoch"] >= at)
+        when = (f"they never became exactly constant in the {epochs} epochs (end spread {b['final']['spread']:.3g}, "
+                f"AUROC {b['final']['auroc']:.3f})") if at is None else (
+                f"they became exactly constant in float32 (spread 0) at epoch {at} of {epochs} of one-class "
+                f"training{' and stayed so' if stays else ''}, with AUROC {b['final']['auroc']:.3f} at the end")
+        out.append(f"{start}, and with that residual variation a test AUROC of {b['initial']['auroc']:.3f} at the "
+                   f"start; {when}.")
+    l0, l1, dist = b["initial"]["loss"], b["final"]["loss"], b["final"]["mean_dist"]
+    constant = b["final"]["spread"] == 0
+    if l1 > l0:
+        out.append(f"Its loss rose from {l0:.3g} to {l1:.3g}. The start is tiny because c had just been set to the "
+                   "mean of nearly constant embeddings, so the loss was only their residual variance. "
+                   + (f"At the end every input maps to one point at distance {dist:.3g} from c, and its square, "
+                      f"{dist ** 2:.3g}, is the whole loss. " if constant else
+                      f"At the end the embeddings sit at a mean distance {dist:.3g} from c. ")
+                   + f"The loss shown is Eq. 2 without its decay term; the optimiser also applies the decay "
+                   f"(λ = {lam:g}) to every weight and bias, and that pull keeps the output off c.")
+    else:
+        out.append(f"Its loss went from {l0:.3g} to {l1:.3g}"
+                   + (f", the squared distance {dist:.3g}² of its constant output from c." if constant else "."))
+    r = runs[RUFF_DECAY]
+    out.append(f"Ruff's bias-free encoder under the same decay shrank {_fold(ratio(r, 'spread'))} in spread, kept a "
+               f"spread of {r['final']['spread']:.3g} and ended with AUROC {r['final']['auroc']:.3f} "
+               f"(start {r['initial']['auroc']:.3f}).")
+    return out
+
+
+def describe_usf_fit(trajectory: list[dict], dim: int, base_std: float, still_moving: float = 0.01,
+                     last: int | None = None, final: dict | None = None) -> list[str]:
+    """How close §1's USFlow got to what a perfect maximum-likelihood fit gives (pushed-forward data
+    equal to the base ``N(c, base_std^2 I)``: ``E||phi(x) - c||^2 = d base_std^2``, latent std
+    ``base_std``), and whether training had levelled off: the relative change of the two terms of
+    Eq. 5 over the last epochs (:func:`tail_change`), where a change of at least ``still_moving``
+    counts as still moving.  ``final``: the :func:`flow_stats` of the model training returned (default: the
+    last epoch's row) for the gap; the change is read from the trajectory."""
+    end = final if final is not None else trajectory[-1]
+    target = dim * base_std ** 2
+    name = "d/2" if math.isclose(base_std ** 2, 0.5) else "d σ²"
+    sq, std = end["sq_dist"], end["latent_spread"]
+    out = [f"On the normal test points E‖φ(x) − c‖² = {sq:.3g} against {name} = {target:g} at a perfect fit "
+           f"({sq / target - 1:+.1%}); the latent standard deviation is {std:.3g} against the base's {base_std:.3g} "
+           f"({std / base_std - 1:+.1%})."]
+    k, d_sq = tail_change(trajectory, "sq_dist", last)
+    _, d_ld = tail_change(trajectory, "logdet_mean", last)
+    moving = max(abs(d_sq), abs(d_ld)) >= still_moving
+    epochs = int(trajectory[-1]["epoch"])
+    verdict = (f"training had not converged (a change of {still_moving:.0%} or more counts as still moving), so the "
+               "gap measures how far this run got, not where maximum likelihood ends"
+               if moving else
+               f"both changed by less than {still_moving:.0%}: training had levelled off, and the remaining gap is "
+               "that of the fitted model on test data")
+    out.append(f"Over the last {k} of {epochs} epochs E‖φ(x) − c‖² changed by {d_sq:+.1%} and ln ψ_det by "
+               f"{d_ld:+.1%}: {verdict}.")
+    return out
+
+
+# --------------------------------------------------------------------------
+# The chapter's tables as the page shows them
+# --------------------------------------------------------------------------
+def svdd_view(table: pd.DataFrame):
+    """§1's table (one row per variant, the columns the chapter builds) with two-level headers: the
+    decay, then start and end of loss, spread and AUROC.  The ratios and the mean distance stay in
+    the saved table."""
+    parts = [("loss", "loss"), ("spread", "spread"), ("AUROC", "AUROC")]
+    view = pd.DataFrame({("weight decay", "λ"): table["weight decay"]}, index=table.index)
+    for head, col in parts:
+        for when in ("start", "end"):
+            view[(head, when)] = table[f"{col} {when}"]
+    view.columns = pd.MultiIndex.from_tuples(view.columns)
+    fmt = {c: ("{:.3f}" if c[0] == "AUROC" else "{:g}" if c[0] == "weight decay" else "{:.3g}") for c in view.columns}
+    return view.style.format(fmt)
+
+
+EXPLODE_COLUMNS = {"status": ("run", "status"), "epochs": ("run", "epochs"),
+                   "mean ln|det J|": ("ln|det J|, last epoch", "mean"),
+                   "std over inputs": ("ln|det J|, last epoch", "std"),
+                   "max |ln det J|": ("largest, any epoch", "|ln det J|"),
+                   "max LU cond": ("largest, any epoch", "LU cond."),
+                   "test NLL (last epoch)": ("test NLL", "last"), "test NLL (best epoch)": ("test NLL", "best")}
+
+
+def explode_view(table: pd.DataFrame, failure_chars: int = 60):
+    """§3's per-run table with two-level headers, indexed by flow and seed.  The ``failure`` column
+    is shown only when some run has a message (cut to ``failure_chars``; "–" for the others)."""
+    view = table.set_index(["flow", "seed"])[list(EXPLODE_COLUMNS)]
+    view.columns = pd.MultiIndex.from_tuples(EXPLODE_COLUMNS.values())
+    failures = table["failure"].fillna("").astype(str)
+    if (failures != "").any():
+        view[("run", "failure")] = [f[:failure_chars] + ("…" if len(f) > failure_chars else "") if f else "–"
+                                    for f in failures]
+    numbers = [c for c in view.columns if view[c].dtype.kind == "f"]
+    return view.style.format({c: "{:.3g}" for c in numbers})
+
+
+def sweep_view(table: pd.DataFrame):
+    """§4b's table (grouped by coupling and sigma, the columns the chapter builds) with the run counts
+    in one column ("2 ok", "1 ok, 1 failed") and two-level headers for the last-epoch ln|det J|."""
+    def runs(row) -> str:
+        return ", ".join(f"{int(row[k])} {k}" for k in ("ok", "failed", "diverged") if row[k] or k == "ok")
+
+    view = pd.DataFrame({("", "runs"): table.apply(runs, axis=1),
+                         ("ln|det J|, last epoch", "mean"): table["ln_det_mean"],
+                         ("ln|det J|, last epoch", "std"): table["ln_det_spread"],
+                         ("ln|det J|, last epoch", "growth, last quarter"): table["growth_last_quarter"],
+                         ("test NLL", "last epoch"): table["test_nll"]}, index=table.index)
+    view.columns = pd.MultiIndex.from_tuples(view.columns)
+    view = view.rename_axis(index=["flow", "σ"])  # a new index: the caller's table keeps its names
+    fmt = {c: "{:.3g}" for c in view.columns if c[1] != "runs"} | {("ln|det J|, last epoch", "std"): "{:.2g}"}
+    return view.style.format(fmt)

@@ -26,6 +26,7 @@ Command line (GPU users)::
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,11 @@ DATASET_LABELS = {"mvtec": "MVTec AD", "visa": "VisA"}
 ARCH_LABELS = {"fastflow": "FastFlow", "uflow": "U-Flow", "cflow": "CFlow"}
 MAP_SIZE = 96  # side of the saved example anomaly maps
 COUPLING_LABELS = {"affine": "affine (base flow)", "additive": "additive (USF)", "additive_lu": "additive + LU (USF)"}
+METRIC_LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC"}
+# where the paper prints each (dataset, metric) per class (App. F.1); Table 1 holds the class averages
+PAPER_TABLES = {("mvtec", "image_auroc"): 2, ("mvtec", "pixel_auroc"): 3, ("visa", "image_auroc"): 4,
+                ("visa", "pixel_auroc"): 5}
+CONVERGED_SHARE = 1.0  # % of the loss decrease since epoch 1 in the last epochs below which a run counts as flat
 
 
 def make_specs(datasets: dict[str, list[str]], archs: list[str], couplings: list[str], seeds: list[int], *,
@@ -129,6 +135,14 @@ def _build(spec: dict, root=None):
     with seeded(spec["seed"]):
         model = build_model(spec["arch"], coupling=spec["coupling"], **kwargs)
     return model, _BACKBONES[key]
+
+
+def head_description(model) -> str:
+    """One line on a built model's flow head (``usfkit.image.build_model``), without its backbone, which
+    every coupling of an architecture shares: print ``model.backbone.describe()`` once instead."""
+    from ..image.couplings import count_parameters
+    n = count_parameters(model.head, trainable_only=True)
+    return f"{ARCH_LABELS[model.arch]} head, coupling={model.coupling!r}, {n:,} trainable parameters"
 
 
 def features_for(spec: dict, backbone, split: str, root=None, device="cpu", cache_folder=None) -> FeatureSet:
@@ -239,11 +253,39 @@ def load_maps(spec: dict, profile: str, chapter: str = CHAPTER) -> dict | None:
 def frame(records: list[results.RunRecord]) -> pd.DataFrame:
     """One row per run: the spec, ok, and the two AUROCs in % (the records hold fractions)."""
     cols = ["experiment", "dataset", "cls", "arch", "backbone", "coupling", "seed", "ok", "image_auroc",
-            "pixel_auroc", "epochs_run", "train_time_s", "weights", "failure"]
+            "pixel_auroc", "epochs_run", "epochs_allowed", "train_time_s", "image_size", "weights", "failure"]
     df = sweep.frame(records).reindex(columns=cols)
     for m in ("image_auroc", "pixel_auroc"):
         df[m] = 100 * pd.to_numeric(df[m], errors="coerce")
+    # ``backbone=None`` in a spec means the architecture's App. E backbone: name it
+    df["backbone"] = [b if isinstance(b, str) and b else ARCHITECTURES.get(a, {}).get("backbone")
+                      for a, b in zip(df["arch"], df["backbone"])]
     return df
+
+
+RUN_COLUMNS = {"arch": "architecture", "backbone": "backbone", "coupling": "coupling", "seed": "seed",
+               "ok": "finished", "image_auroc": "image AUROC (%)", "pixel_auroc": "pixel AUROC (%)",
+               "epochs_run": "epochs run", "epochs_allowed": "epochs allowed", "train_time_s": "training time (s)",
+               "weights": "backbone weights"}
+
+
+def runs_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs of :func:`frame` for display: readable names and headers, AUROCs and times to 0.01."""
+    out = df[list(RUN_COLUMNS)].copy()
+    out["arch"] = out["arch"].map(ARCH_LABELS)
+    out["coupling"] = out["coupling"].map(COUPLING_LABELS)
+    return out.rename(columns=RUN_COLUMNS).round(2)
+
+
+def run_context(df: pd.DataFrame, profile: str) -> str:
+    """What the main runs of ``df`` trained on, for titles: e.g. ``"MVTec AD bottle, quick profile"``."""
+    main = df[df["experiment"] == "main"]
+    parts = []
+    for dataset in main["dataset"].unique():
+        classes = sorted(main.loc[main["dataset"] == dataset, "cls"].unique())
+        parts.append(f"{DATASET_LABELS[dataset]} {classes[0]}" if len(classes) == 1
+                     else f"{DATASET_LABELS[dataset]} ({_class_list(dataset, classes)})")
+    return f"{' and '.join(parts)}, {profile} profile"
 
 
 def per_class(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -291,28 +333,65 @@ def ablation(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["dataset", "cls", "arch", "coupling", "d_mean", "d_std"])
 
 
+def _class_list(dataset: str, classes) -> str:
+    """``"bottle"``, ``"bottle, cable"``, ``"7 of 15 classes"`` or ``"all 15 classes"``."""
+    classes, n_all = sorted(set(classes)), len(DATASET_CLASSES[dataset])
+    if set(classes) >= set(DATASET_CLASSES[dataset]):
+        return f"all {n_all} classes"
+    return ", ".join(classes) if len(classes) <= 3 else f"{len(classes)} of {n_all} classes"
+
+
+def average_label(dataset: str, classes) -> str:
+    """The label of a class-average row, naming the classes it averages: e.g.
+    ``"average of bottle (1 of 15)"``, ``"average of 7 of 15 classes"``, ``"average of all 15 classes"``."""
+    classes, n_all = sorted(set(classes)), len(DATASET_CLASSES[dataset])
+    names = _class_list(dataset, classes)
+    return f"average of {names} ({len(classes)} of {n_all})" if len(classes) <= 3 and len(classes) < n_all \
+        else f"average of {names}"
+
+
+def paper_reference(dataset: str, metric: str, classes) -> tuple[dict, str]:
+    """The paper's ``{(coupling, arch): (mean, std)}`` averaged over ``classes`` and a label saying where
+    it comes from: Table 1 when all classes ran, else the per-class Table 2-5 of ``(dataset, metric)``
+    (e.g. ``"paper, Table 2: bottle"``, ``"paper, Table 3: mean over bottle, cable"``)."""
+    classes = sorted(set(classes))
+    values = paper_numbers.class_averaged(dataset, metric, classes)
+    names = _class_list(dataset, classes)
+    if set(classes) >= set(DATASET_CLASSES[dataset]):
+        return values, f"paper, Table 1: {names}"
+    table = PAPER_TABLES[(dataset, metric)]
+    return values, f"paper, Table {table}: {names if len(classes) == 1 else 'mean over ' + names}"
+
+
 def per_class_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
     """Tables 2–5: ``(dataset, metric) -> mean ± std`` per class (rows) and (coupling, arch) (columns),
     main experiment only, with the class average as the last row; each of our columns is followed by
     the paper's value for the same class and column (arXiv 2510.09452, Tables 2–5), so the two sit side
-    by side.  The paper's "Average" row averages all of its classes, ours the classes that ran."""
+    by side.  The average row averages the classes that ran, ours and the paper's alike (the paper's
+    column over the classes that have a value in our column beside it), and its label names them
+    (:func:`average_label`)."""
     out = {}
     main = df[df["experiment"] == "main"]
+    labels = {(COUPLING_LABELS[c], ARCH_LABELS[a]): (c, a) for c in COUPLING_LABELS for a in ARCH_LABELS}
     for dataset in main["dataset"].unique():
         for metric in ("image_auroc", "pixel_auroc"):
             sub = main[main["dataset"] == dataset]
-            table = wide(per_class(sub, metric), ["cls"])
+            pc = per_class(sub, metric)
+            table = wide(pc, ["cls"])
+            avg_row = average_label(dataset, table.index)
             avg = wide(class_averaged(sub, metric), ["dataset"])
-            avg.index = ["Average"]
+            avg.index = [avg_row]
             ours = pd.concat([table, avg])
             paper = paper_numbers.PER_CLASS.get((dataset, metric), {})
-            labels = {(COUPLING_LABELS[c], ARCH_LABELS[a]): (c, a) for c in COUPLING_LABELS for a in ARCH_LABELS}
             columns = {}
             for col in ours.columns:
                 columns[(*col, "ours")] = ours[col]
-                key = labels[col]
+                coupling, arch = key = labels[col]
+                ran = pc.loc[(pc["coupling"] == coupling) & (pc["arch"] == arch), "cls"]
+                averaged = paper_numbers.class_averaged(dataset, metric, sorted(ran)) if len(ran) else {}
                 columns[(*col, "paper")] = [fmt(*paper[cls][key]) if key in paper.get(cls, {}) else "–"
-                                            for cls in ours.index]
+                                            for cls in table.index] \
+                    + [fmt(*averaged[key]) if key in averaged else "–"]
             out[(dataset, metric)] = pd.DataFrame(columns, index=ours.index)
     return out
 
@@ -320,7 +399,8 @@ def per_class_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
 def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.DataFrame:
     """Table 1, ours beside the paper's (arXiv 2510.09452, Table 1), with the conditions of our
     runs in the table itself: backbone weights, classes used, input size, epochs.  When only some
-    classes ran, the paper column averages the paper's Tables 2–5 over the same classes."""
+    classes ran, the paper columns average the paper's Tables 2–5 over the same classes; the column
+    "paper values from" says which table and classes (:func:`paper_reference`)."""
     main = df[df["experiment"] == "main"]
     rec = [row for row in (r.row() for r in records) if row.get("experiment", "main") == "main"]
     rows = []
@@ -330,25 +410,27 @@ def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.Dat
         for metric in ("image_auroc", "pixel_auroc"):
             ours = class_averaged(sub, metric).set_index(["arch", "coupling"])
             classes = sorted(sub["cls"].unique())
-            paper = paper_numbers.class_averaged(dataset, metric, classes)  # Table 1, or Tables 2-5 rows
+            paper, source = paper_reference(dataset, metric, classes)  # Table 1, or Tables 2-5 rows
             for arch in [a for a in ARCH_LABELS if a in set(sub["arch"])]:
                 rs = [r for r in rec if r["dataset"] == dataset and r["arch"] == arch]
-                row = {"dataset": DATASET_LABELS[dataset], "metric": metric.replace("_auroc", ""),
-                       "arch": ARCH_LABELS[arch]}
+                row = {"dataset": DATASET_LABELS[dataset], "metric": METRIC_LABELS[metric],
+                       "architecture": ARCH_LABELS[arch]}
                 for c in COUPLING_LABELS:
                     if (arch, c) in ours.index:
-                        row[f"ours: {c}"] = fmt(ours.loc[(arch, c), "mean"], ours.loc[(arch, c), "std"])
-                same = "" if len(classes) == n_all else " (same classes)"
+                        row[f"ours: {COUPLING_LABELS[c]}"] = fmt(ours.loc[(arch, c), "mean"],
+                                                                 ours.loc[(arch, c), "std"])
                 for c in ("affine", "additive_lu"):
-                    row[f"paper: {c}{same}"] = fmt(*paper[(c, arch)]) if (c, arch) in paper else "–"
+                    row[f"paper: {COUPLING_LABELS[c]}"] = fmt(*paper[(c, arch)]) if (c, arch) in paper else "–"
+                row["paper values from"] = source.removeprefix("paper, ")
                 weights = sorted({"ImageNet" if r.get("pretrained") else "random" for r in rs})
                 row["weights (ours)"] = "/".join(weights) + " (paper: ImageNet)"
                 row["classes (ours)"] = f"{sub['cls'].nunique()} of {n_all}"
                 sizes = sorted({r['image_size'] for r in rs})
                 row["input px (ours)"] = "/".join(map(str, sizes))
                 eps = [r.get("epochs_run") for r in rs if r.get("epochs_run")]
-                row["epochs run (ours, max)"] = (f"{min(eps)}–{max(eps)} ({rs[0]['epochs']})" if eps else "–")
-                backbones = sorted({r.get("backbone") or "App. E default" for r in rs})
+                span = f"{min(eps)}" if min(eps, default=0) == max(eps, default=0) else f"{min(eps)}–{max(eps)}"
+                row["epochs run (ours)"] = f"{span} of {rs[0]['epochs']}" if eps else "–"
+                backbones = sorted({r.get("backbone") or ARCHITECTURES[arch]["backbone"] for r in rs})
                 row["backbone (ours)"] = "/".join(backbones)
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -375,6 +457,213 @@ def ablation_5_2_3(df: pd.DataFrame) -> pd.DataFrame:
                      "paper": f"{fmt(*q['affine'])} -> {fmt(*q['additive_lu'])} (direction inferred, see "
                               "paper_numbers.RESNET18_UFLOW)"})
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------
+# what a run shows: outcome, convergence, the longer-training benchmark
+# --------------------------------------------------------------------------
+SUMMARY_COLUMNS = ["dataset", "metric", "architecture", "coupling", "classes", "mean (%)", "std over seeds (pp)",
+                   "Δ mean vs affine (pp)", "Δ std vs affine (pp)"]
+
+
+def variant_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset, metric, architecture and coupling (main runs): the class-averaged mean and std over
+    seeds (:func:`class_averaged`) and, for the USF couplings, their change against the affine baseline of
+    the same architecture (positive Δ mean = better, negative Δ std = steadier), readable headers."""
+    main = df[df["experiment"] == "main"]
+    rows = []
+    for dataset in main["dataset"].unique():
+        for metric in ("image_auroc", "pixel_auroc"):
+            t = class_averaged(main[main["dataset"] == dataset], metric).set_index(["arch", "coupling"])
+            for arch in [a for a in ARCH_LABELS if a in t.index.get_level_values("arch")]:
+                base = t.loc[(arch, "affine")] if (arch, "affine") in t.index else None
+                for c in [c for c in COUPLING_LABELS if (arch, c) in t.index]:
+                    v = t.loc[(arch, c)]
+                    usf = c != "affine" and base is not None
+                    rows.append(dict(zip(SUMMARY_COLUMNS, [
+                        DATASET_LABELS[dataset], METRIC_LABELS[metric], ARCH_LABELS[arch], COUPLING_LABELS[c],
+                        int(v["classes"]), v["mean"], v["std"], v["mean"] - base["mean"] if usf else np.nan,
+                        v["std"] - base["std"] if usf else np.nan])))
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def _pp(x: float) -> str:
+    return f"{abs(x):.1f} pp"
+
+
+def outcome_sentences(summary: pd.DataFrame) -> list[str]:
+    """What :func:`variant_summary` says, in words (values rounded to 0.1 as the table shows them): per
+    dataset and metric whether the USF variants beat or trail the affine baseline and whether their std
+    over seeds is smaller, then the count against the paper's claim (§5.2.2: USFs improve or keep the
+    mean and consistently reduce the run-to-run std)."""
+    out, n_all, steadier_all, better_all = [], 0, 0, 0
+    base_label = COUPLING_LABELS["affine"]
+    for (dataset, metric), g in summary.groupby(["dataset", "metric"], sort=False):
+        usf = g[g["Δ mean vs affine (pp)"].notna()]
+        if usf.empty:
+            continue
+        d_mean = usf["Δ mean vs affine (pp)"].round(1)
+        base_std = usf["std over seeds (pp)"] - usf["Δ std vs affine (pp)"]
+        smaller = usf["std over seeds (pp)"].round(1) < base_std.round(1)
+        n_all, steadier_all, better_all = n_all + len(usf), steadier_all + int(smaller.sum()), \
+            better_all + int((d_mean > 0).sum())
+        if usf["architecture"].nunique() == 1 and len(usf) <= 3:  # few variants: name each one
+            arch = usf["architecture"].iloc[0]
+            base = g[g["coupling"] == base_label].iloc[0]
+            parts = [f"{r['coupling']} {'beats' if d > 0 else 'trails' if d < 0 else 'matches'} it"
+                     + (f" by {_pp(d)}" if d else "") for (_, r), d in zip(usf.iterrows(), d_mean)]
+            stds = " and ".join(f"{x:.1f}" for x in usf["std over seeds (pp)"])
+            k, n = int(smaller.sum()), len(usf)
+            which = ("smaller than" if k == n else "not smaller than" if k == 0 else f"smaller for {k} of {n} than")
+            out.append(f"{metric[0].upper() + metric[1:]} on {dataset}, {arch}: against the affine baseline "
+                       f"({base['mean (%)']:.1f} ± {base['std over seeds (pp)']:.1f}), {', '.join(parts)}; "
+                       f"the USF stds over seeds ({stds} pp) are {which} the affine "
+                       f"{base['std over seeds (pp)']:.1f} pp.")
+        else:
+            out.append(f"{metric[0].upper() + metric[1:]} on {dataset}: {int((d_mean > 0).sum())} of {len(usf)} "
+                       f"USF variants (architecture × coupling) beat the affine mean (Δ mean "
+                       f"{d_mean.min():+.1f} to {d_mean.max():+.1f} pp), and {int(smaller.sum())} of {len(usf)} "
+                       f"have a smaller std over seeds.")
+    if n_all:
+        verdict = "shows" if steadier_all == n_all else "does not show" if steadier_all == 0 else "only partly shows"
+        out.append(f"The paper (§5.2.2) finds that USFs improve or keep the mean and consistently reduce the "
+                   f"run-to-run std; here {better_all} of {n_all} USF comparisons have the higher mean and "
+                   f"{steadier_all} of {n_all} the smaller std, so this run {verdict} the variance reduction.")
+    return out
+
+
+def _loss_share(history: list, last: int) -> float:
+    """% of the loss decrease since the first epoch made in the last ``last`` epochs (NaN when the loss
+    did not fall overall or fewer than two epochs ran)."""
+    h = [float(x) for x in history or [] if x is not None]
+    if len(h) < 2 or not h[0] > h[-1]:
+        return float("nan")
+    k = min(last, len(h) - 1)
+    return 100 * (h[-1 - k] - h[-1]) / (h[0] - h[-1])
+
+
+def convergence(records: list[results.RunRecord], last: int = 3) -> pd.DataFrame:
+    """Per main run: epochs run and allowed, whether early stopping ended it, and the share of its loss
+    decrease (since epoch 1) made in the last ``last`` epochs: a run whose loss still falls by a large share
+    at its end had not converged."""
+    rows = []
+    for r in records:
+        if r.spec.get("experiment", "main") != "main" or not r.ok:
+            continue
+        hist = r.info.get("loss_history") or []
+        rows.append({"dataset": DATASET_LABELS[r.spec["dataset"]], "class": r.spec["cls"],
+                     "architecture": ARCH_LABELS[r.spec["arch"]], "coupling": COUPLING_LABELS[r.spec["coupling"]],
+                     "seed": r.spec["seed"], "epochs run": r.epochs_run, "epochs allowed": r.epochs_allowed,
+                     "stopped early": bool(r.epochs_run is not None and r.epochs_allowed is not None
+                                           and r.epochs_run < r.epochs_allowed),
+                     f"last {min(last, max(len(hist) - 1, 1))} epochs' share of the loss decrease (%)":
+                         _loss_share(hist, last)})
+    return pd.DataFrame(rows)
+
+
+def convergence_answer(conv: pd.DataFrame, patience: int, flat: float = CONVERGED_SHARE) -> str:
+    """Answer "had the runs converged?" from :func:`convergence`: a run counts as converged when early
+    stopping ended it (``patience`` epochs without improvement) or its last epochs made less than
+    ``flat`` % of its loss decrease."""
+    if conv.empty:
+        return "No run finished, so there is no training loss to judge."
+    share_col = [c for c in conv.columns if c.endswith("share of the loss decrease (%)")][0]
+    last = share_col.split()[1]
+    n, early = len(conv), int(conv["stopped early"].sum())
+    full = conv[~conv["stopped early"]]
+    shares = full[share_col].dropna()
+    done = early + int((shares < flat).sum())
+    answer = "Yes" if done == n else "No" if done == 0 else f"Only {done} of {n} had"
+    allowed = sorted(set(full["epochs allowed"]))
+    text = (f"{answer}: {early} of {n} runs stopped early ({patience} epochs without a lower training loss)"
+            if early else f"{answer}: early stopping ({patience} epochs without a lower training loss) ended "
+                          f"none of the {n} runs")
+    if len(full):
+        budget = "/".join(map(str, allowed))
+        text += (f"; {'all ' if not early else 'the other '}{len(full)} used all {budget} allowed epochs")
+        if len(shares):
+            span = f"{shares.min():.0f}" if round(shares.min()) == round(shares.max()) \
+                else f"{shares.min():.0f}–{shares.max():.0f}"
+            text += (f", and their last {last} epochs still made {span}% of the loss decrease since epoch 1 "
+                     f"(a run counts as converged below {flat:g}%)")
+    return text + "."
+
+
+def load_epoch_benchmark(path: str | Path | None = None) -> dict | None:
+    """``benchmarks/image_epochs.json`` (written by ``benchmarks/image_epochs.py``): the quick profile's
+    three FastFlow models on MVTec AD bottle trained for a fixed number of epochs, one seed; ``None``
+    when the file is not there (e.g. usfkit installed without the repository)."""
+    path = Path(path) if path else results.project_root() / "benchmarks" / "image_epochs.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def epoch_benchmark_table(bench: dict, df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The benchmark's AUROCs per coupling; with ``df`` (:func:`frame` of this run) also this run's mean
+    over seeds for the same setting (main runs, FastFlow, MVTec AD bottle, same input size, random
+    backbone weights), when it has one."""
+    e = bench["epochs"]
+    runs = {r["coupling"]: r for r in bench["runs"] if r.get("ok")}
+    ours = pd.DataFrame()
+    if df is not None:
+        ours = df[(df["experiment"] == "main") & (df["dataset"] == "mvtec") & (df["cls"] == "bottle")
+                  & (df["arch"] == "fastflow") & (df["image_size"] == bench["image_size"])
+                  & df["weights"].astype(str).str.startswith("random") & df["ok"].astype(bool)]
+    rows = []
+    for c in [c for c in COUPLING_LABELS if c in runs]:
+        row = {"coupling": COUPLING_LABELS[c], f"image AUROC (%), {e} epochs": runs[c]["image_auroc"],
+               f"pixel AUROC (%), {e} epochs": runs[c]["pixel_auroc"]}
+        mine = ours[ours["coupling"] == c]
+        if len(mine):
+            n = int(mine["epochs_run"].max())
+            row[f"image AUROC (%), this run (≤ {n} epochs)"] = mine["image_auroc"].mean()
+            row[f"pixel AUROC (%), this run (≤ {n} epochs)"] = mine["pixel_auroc"].mean()
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).set_index("coupling")
+    table.attrs["this_run_epochs"] = int(ours["epochs_run"].max()) if len(ours) else None
+    return table
+
+
+def _gap(table: pd.DataFrame, col: str) -> str:
+    """How far the USF rows of ``col`` are behind the affine row, in words."""
+    base = table.loc[COUPLING_LABELS["affine"], col]
+    behind = (base - table.drop(index=COUPLING_LABELS["affine"])[col]).round(1)
+    if (behind <= 0).all():
+        return "level or ahead"
+    lo, hi = behind.min(), behind.max()
+    return f"{hi:.1f} pp behind" if lo == hi else f"{lo:.1f} to {hi:.1f} pp behind" if lo > 0 else \
+        f"up to {hi:.1f} pp behind"
+
+
+def epoch_benchmark_sentences(bench: dict, table: pd.DataFrame) -> list[str]:
+    """What :func:`epoch_benchmark_table` shows, in words (every number from the table or the JSON)."""
+    if table.empty or COUPLING_LABELS["affine"] not in table.index or len(table) < 2:
+        return []
+    e = bench["epochs"]
+    seeds = sorted({s for r in bench["runs"] for s in (r.get("provenance") or {}).get("seeds", [])})
+    n_seeds = "one seed" if len(seeds) <= 1 else f"{len(seeds)} seeds"
+    seeds = (f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}") if seeds else ""
+    cols = {m: [c for c in table.columns if c.startswith(m)] for m in ("image", "pixel")}
+    first = (f"benchmarks/image_epochs.json trained the same three FastFlow models on MVTec AD bottle at "
+             f"{bench['image_size']} px on a random frozen {ARCHITECTURES['fastflow']['backbone']} backbone "
+             f"for {e} epochs without early stopping{seeds}. "
+             f"Compared with the affine flow, the USF variants end {_gap(table, cols['image'][0])} at image level "
+             f"and {_gap(table, cols['pixel'][0])} at pixel level")
+    if len(cols["image"]) > 1:
+        first += (f"; after at most {table.attrs.get('this_run_epochs')} epochs in this run they are "
+                  f"{_gap(table, cols['image'][1])} and {_gap(table, cols['pixel'][1])}")
+    return [first + ".", f"That is one class, {n_seeds} and a random backbone: it shows what longer training "
+                         "does to this profile's gap, not whether the paper's claim holds."]
+
+
+def paper_ablation_sentence(deltas: dict, arch: str = "uflow", dataset: str = "mvtec",
+                            metric: str = "image_auroc") -> str:
+    """The Δ values the paper quotes in §5.2.3 (``paper_numbers.FIG4_UFLOW_DELTAS``), in words."""
+    parts = [f"{COUPLING_LABELS[c]} {d['d_mean']:+.2f} pp mean, {d['d_std']:+.2f} pp std"
+             for c, d in deltas.items()]
+    return (f"The paper (§5.2.3), {ARCH_LABELS[arch]} on {DATASET_LABELS[dataset]}, {METRIC_LABELS[metric]}, "
+            f"class-wise mean change against affine: {'; '.join(parts)}.")
 
 
 # --------------------------------------------------------------------------

@@ -59,11 +59,16 @@ def _hf_offline_if_unreachable():
         constants.HF_HUB_OFFLINE = old
 
 
+_FAILED: dict[str, str] = {}  # backbone name -> why its ImageNet weights could not be loaded in this process
+
+
 def _load(name: str, pretrained, build_pretrained, build_random) -> tuple[nn.Module, bool]:
-    """Build with the library's ImageNet weights when asked and possible."""
+    """Build with the library's ImageNet weights when asked and possible.  ``"auto"`` tries once per
+    backbone and process: after a failure it builds random weights without another download attempt
+    or another warning (a sweep builds the same backbone for every run)."""
     if pretrained not in (True, False, "auto"):
         raise ValueError(f"pretrained must be True, False or 'auto', got {pretrained!r}")
-    if pretrained is False:
+    if pretrained is False or (pretrained == "auto" and name in _FAILED):
         return build_random(), False
     try:
         return build_pretrained(), True
@@ -73,6 +78,7 @@ def _load(name: str, pretrained, build_pretrained, build_random) -> tuple[nn.Mod
                "(~/.cache/torch/hub, ~/.cache/huggingface), or pass pretrained=False for random weights.")
         if pretrained is True:
             raise PretrainedUnavailable(msg) from err
+        _FAILED[name] = msg
         warnings.warn(f"RANDOM BACKBONE WEIGHTS: {msg} Using random weights instead; "
                       "anomaly-detection results will be far below the paper's.", stacklevel=3)
         return build_random(), False

@@ -20,42 +20,71 @@ def _column(rows: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
     return np.array([r["epoch"] for r in rows]), np.array([r[key] for r in rows], dtype=float)
 
 
+def auroc_limits(values, margin: float = 0.03) -> tuple[float, float]:
+    """y-limits for an AUROC axis: from just below the smaller of the lowest value and 0.5 (chance) up
+    to 1, so no curve is cut off."""
+    finite = [v for v in np.ravel(np.asarray(values, dtype=float)) if np.isfinite(v)]
+    low = min([0.5, *finite])
+    return max(0.0, low - margin), 1.0 + margin / 3
+
+
 def svdd_collapse_curves(runs: dict[str, dict]):
     """Deep SVDD variants over training: the training loss (``history``, the fit's per-epoch
     rows), the spread of the normal test embeddings and the test AUROC (epoch 0 = after pretraining
-    and centring).  ``runs``: name -> run, as :func:`usfkit.experiments.collapse.svdd_variants` gives."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    and centring).  A spread of exactly 0 cannot be drawn on the log axis: those epochs get a
+    triangle on the axis' lower edge.  The legend sits under the panels.
+    ``runs``: name -> run, as :func:`usfkit.experiments.collapse.svdd_variants` gives."""
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.7))
+    zeros = {}
     for name, run in runs.items():
         hist = run["history"]
-        axes[0].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], label=name)
-        axes[1].plot(*_column(run["trajectory"], "spread"), label=name)
-        axes[2].plot(*_column(run["trajectory"], "auroc"), label=name)
+        line, = axes[0].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], label=name)
+        ep, spread = _column(run["trajectory"], "spread")
+        axes[1].plot(ep, np.where(spread > 0, spread, np.nan), color=line.get_color())
+        if (spread == 0).any():
+            zeros[name] = (ep[spread == 0], line.get_color())
+        axes[2].plot(*_column(run["trajectory"], "auroc"), color=line.get_color())
     axes[0].set(yscale="log", xlabel="epoch", ylabel=r"$\frac{1}{n}\sum\|\omega(x_i)-c\|^2$",
-                title="training loss (Eq. 2, no decay term)")
-    axes[1].set(yscale="log", xlabel="epoch", ylabel="std of embeddings (mean over coords)",
-                title="spread of normal test embeddings")
-    axes[2].set(xlabel="epoch", ylabel="AUROC", title="test AUROC (anomalies vs normal)", ylim=(0.4, 1.0))
+                title="training loss\n(Eq. 2 without decay)")
+    axes[1].set(yscale="log", xlabel="epoch", ylabel="embedding std (mean over coords)",
+                title="spread of normal\ntest embeddings")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if zeros:
+        bottom = axes[1].get_ylim()[0]
+        for ep, color in zeros.values():
+            mark = axes[1].scatter(ep, np.full(len(ep), bottom), marker="v", s=22, color=color, clip_on=False,
+                                   zorder=3)
+        axes[1].set_ylim(bottom=bottom)
+        handles.append(mark if len(zeros) == 1 else plt.Line2D([], [], ls="", marker="v", color="grey"))
+        labels.append("spread exactly 0 (float32)")
+    every = [r["auroc"] for run in runs.values() for r in run["trajectory"]]
+    axes[2].set(xlabel="epoch", ylabel="AUROC", title="test AUROC\n(anomalies vs normal)", ylim=auroc_limits(every))
     axes[2].axhline(0.5, color="grey", ls=":", lw=1)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
-def usf_no_collapse(trajectory: list[dict], base_std: float):
+def usf_no_collapse(trajectory: list[dict], base_std: float, dim: int | None = None):
     """A USFlow on the same data: the two terms of Eq. 5 and the latent spread per epoch.
-    A collapse would need ``||phi(x) - c||^2 -> 0``, which makes ``-ln psi_det`` blow up."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    A collapse would need ``||phi(x) - c||^2 -> 0``, which makes ``-ln psi_det`` blow up.
+    With ``dim``, the value of ``E||phi(x) - c||^2`` at a perfect fit, ``dim * base_std^2`` (d/2 for
+    the base of Eq. 5), is drawn as a reference line."""
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
     ep, sq = _column(trajectory, "sq_dist")
     _, ld = _column(trajectory, "logdet_mean")
     axes[0].plot(ep, sq, label=r"$\mathbb{E}\|\phi(x)-c\|^2$ (Deep SVDD term)")
     axes[0].plot(ep, -ld, label=r"$-\ln\psi_{\det}(w)$")
+    if dim is not None:
+        axes[0].axhline(dim * base_std**2, color="tab:blue", ls="--", lw=1,
+                        label=rf"perfect fit: $d\,\sigma^2 = {dim * base_std**2:g}$ ($\sigma$: base std)")
     axes[0].set(xlabel="epoch", ylabel="value (nats)", title="Eq. 5 terms on test data, USFlow")
     axes[0].legend(fontsize=8)
     axes[1].plot(*_column(trajectory, "latent_spread"), color="tab:blue", label="USFlow latents")
     axes[1].axhline(base_std, color="grey", ls="--", lw=1, label=f"base std {base_std:.3f}")
     axes[1].set(xlabel="epoch", ylabel="std of latents (mean over coords)", title="latent spread",
                 ylim=(0, None))
-    axes[1].legend(fontsize=8)
+    axes[1].legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
 
@@ -63,7 +92,7 @@ def usf_no_collapse(trajectory: list[dict], base_std: float):
 def prop1_figure(rows: list[dict], inversion: dict, max_points: int = 3000):
     """Left: Monte-Carlo loss of ``F_alpha`` against ``1/(alpha^2 (d-2))`` for every ``d``.
     Right: true log-density against the Deep SVDD distance of ``F_alpha`` (density inversion)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     dims = sorted({r["d"] for r in rows})
     cmap = plt.get_cmap("viridis", len(dims))
     for i, d in enumerate(dims):
@@ -92,14 +121,15 @@ def prop1_figure(rows: list[dict], inversion: dict, max_points: int = 3000):
 
 def logdet_trajectories(runs: list[dict]):
     """Per-epoch mean ``ln|det J|``, its input spread (std), the largest ``|ln det J|``, the
-    test NLL and the largest LU condition number, one line per run, coloured by coupling.
-    ``runs``: dicts with ``coupling``, ``seed``, ``status`` and ``trajectory``."""
+    test NLL and the largest LU condition number, one line per run, coloured by coupling; the
+    sixth panel holds the legend.  ``runs``: dicts with ``coupling``, ``seed``, ``status`` and
+    ``trajectory``."""
     keys = [("logdet_mean", r"mean $\ln|\det J|$", "linear"),
             ("logdet_std", r"std of $\ln|\det J(x)|$ over inputs", "symlog"),
             ("logdet_absmax", r"max $|\ln|\det J||$", "linear"),
             ("nll", "test NLL (nats)", "log"),
             ("lu_cond", "max LU condition number", "log")]
-    fig, grid = plt.subplots(2, 3, figsize=(14, 7))
+    fig, grid = plt.subplots(3, 2, figsize=(9, 8.4))
     axes = grid.ravel()[: len(keys)]
     seen = set()
     for run in runs:
@@ -144,41 +174,57 @@ def lu_prior_histograms(samples: dict[str, np.ndarray], variances: dict[str, flo
     return fig
 
 
+#: Colours of the prior scales in the sweep figure, smallest sigma first (qualitative, none of them the
+#: coupling colours); "no prior" is always black.
+SIGMA_COLORS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
+FLOW_MARKERS = {"additive_lu": "o", "affine_lu": "^"}
+FLOW_LINES = {"additive_lu": "-", "affine_lu": "--"}
+
+
+def sigma_colors(sigmas) -> dict:
+    """Colour per prior scale: :data:`SIGMA_COLORS` in increasing order of sigma, black for ``None``."""
+    finite = sorted(s for s in set(sigmas) if s is not None)
+    if len(finite) > len(SIGMA_COLORS):
+        raise ValueError(f"at most {len(SIGMA_COLORS)} prior scales can be told apart, got {len(finite)}")
+    return {**{s: SIGMA_COLORS[i] for i, s in enumerate(finite)}, None: "black"}
+
+
 def sigma_sweep_plot(runs: list[dict]):
-    """The prior-scale sweep.  Left: mean ``ln|det J|`` over training, one line per run,
-    coloured by ``sigma`` (USFlow solid, NonUSFlow dashed).  Middle: last-epoch ``ln|det J|`` (error
-    bar: its std over inputs).  Right: last-epoch test NLL.  ``runs``: dicts with ``coupling``,
-    ``sigma`` (``None`` = no prior), ``seed``, ``status`` and ``trajectory``."""
-    sigmas = []
-    for r in runs:
-        if r["sigma"] not in sigmas:
-            sigmas.append(r["sigma"])
-    sigmas = sorted((s for s in sigmas if s is not None)) + ([None] if None in sigmas else [])
+    """The prior-scale sweep, coloured by ``sigma`` (:func:`sigma_colors`), USFlow solid/circles, NonUSFlow
+    dashed/triangles, one legend beside the top panel.  Top: mean ``ln|det J|`` over training, one line per
+    run.  Bottom left: last-epoch ``ln|det J|`` (error bar: its std over inputs).  Bottom right: last-epoch
+    test NLL.  ``runs``: dicts with ``coupling``, ``sigma`` (``None`` = no prior), ``seed``, ``status`` and
+    ``trajectory``."""
+    present = {r["sigma"] for r in runs}
+    sigmas = sorted(s for s in present if s is not None) + ([None] if None in present else [])
     labels = ["no prior" if s is None else f"{s:g}" for s in sigmas]
-    cmap = plt.get_cmap("plasma", len(sigmas) + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    colors = sigma_colors(sigmas)
+    couplings = [c for c in FLOW_LINES if any(r["coupling"] == c for r in runs)]
+    fig = plt.figure(figsize=(9.5, 6.8))
+    top = fig.add_subplot(2, 1, 1)
+    bottom = [fig.add_subplot(2, 2, 3), fig.add_subplot(2, 2, 4)]
     for r in runs:
-        i = sigmas.index(r["sigma"])
-        ls = "-" if r["coupling"] == "additive_lu" else "--"
-        axes[0].plot(*_column(r["trajectory"], "logdet_mean"), color=cmap(i), ls=ls, lw=1.2,
-                     label=f"{FLOW_NAMES.get(r['coupling'], r['coupling'])}, {labels[i]}" if r["seed"] == min(q["seed"] for q in runs) else None)
-    axes[0].set(xlabel="epoch", ylabel=r"mean $\ln|\det J|$ (test)", title="log-determinant during training")
-    axes[0].legend(fontsize=7, ncol=2)
-    for k, (coupling, color) in enumerate(COUPLING_COLORS.items()):
-        name = FLOW_NAMES[coupling]
+        top.plot(*_column(r["trajectory"], "logdet_mean"), color=colors[r["sigma"]],
+                 ls=FLOW_LINES.get(r["coupling"], ":"), lw=1.2)
+    top.set(xlabel="epoch", ylabel=r"mean $\ln|\det J|$ (test)", title="log-determinant during training")
+    for k, coupling in enumerate(couplings):
         for i, s in enumerate(sigmas):
             sub = [r for r in runs if r["coupling"] == coupling and r["sigma"] == s]
-            x = i + (k - 0.5) * 0.25 + np.linspace(-0.05, 0.05, max(len(sub), 1))[: len(sub)]
+            x = i + (k - (len(couplings) - 1) / 2) * 0.25 + np.linspace(-0.05, 0.05, max(len(sub), 1))[: len(sub)]
             last = [r["trajectory"][-1] for r in sub]
-            axes[1].errorbar(x, [t["logdet_mean"] for t in last], yerr=[t["logdet_std"] for t in last], fmt="o",
-                             color=color, ms=4, capsize=2, label=name if i == 0 else None)
-            axes[2].scatter(x, [t["nll"] for t in last], color=color, s=16, label=name if i == 0 else None)
-    for ax in axes[1:]:
+            bottom[0].errorbar(x, [t["logdet_mean"] for t in last], yerr=[t["logdet_std"] for t in last],
+                               fmt=FLOW_MARKERS[coupling], color=colors[s], ms=5, capsize=2)
+            bottom[1].scatter(x, [t["nll"] for t in last], color=colors[s], marker=FLOW_MARKERS[coupling], s=22)
+    for ax in bottom:
         ax.set_xticks(range(len(sigmas)), labels)
         ax.set_xlabel(r"prior scale $\sigma$")
-        ax.legend(fontsize=8)
-    axes[1].set(ylabel=r"$\ln|\det J|$ on test data", title=r"last epoch $\ln|\det J|$ (bar: std over inputs)")
-    axes[1].axhline(0, color="grey", ls=":", lw=1)
-    axes[2].set(ylabel="test NLL (nats)", title="last-epoch test NLL")
+    bottom[0].set(ylabel=r"$\ln|\det J|$ on test data", title="last epoch $\\ln|\\det J|$\n(bar: std over inputs)")
+    bottom[0].axhline(0, color="grey", ls=":", lw=1)
+    bottom[1].set(ylabel="test NLL (nats)", title="last-epoch test NLL")
+    handles = [plt.Line2D([], [], color=colors[s], lw=2, label=lab) for s, lab in zip(sigmas, labels)]
+    handles += [plt.Line2D([], [], color="grey", ls=FLOW_LINES[c], marker=FLOW_MARKERS[c], label=FLOW_NAMES[c])
+                for c in couplings]
+    top.legend(handles=handles, title=r"prior scale $\sigma$ / flow", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+               fontsize=8)
     fig.tight_layout()
     return fig

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from .style import to_numpy
@@ -57,25 +58,31 @@ def anomaly_maps(variants: dict[str, dict], max_images: int = 4):
     return fig
 
 
-def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None):
+def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None, paper_label: str = "paper"):
     """Table 1 as bars: one group per architecture, one bar per coupling, error bar = the
     class-averaged std.  ``table``: ``usfkit.experiments.images.class_averaged`` (one dataset).  ``paper``:
-    optional ``{(coupling, arch): (mean, std)}`` drawn as black diamonds (the paper's Table 1)."""
+    optional ``{(coupling, arch): (mean, std)}`` drawn as black diamonds, named ``paper_label`` in the
+    legend (say which table and classes, e.g. ``usfkit.experiments.images.paper_reference``).  The y-axis
+    shows every bar, error bar and diamond whole."""
     archs = [a for a in ARCH_NAMES if a in set(table["arch"])]
     couplings = [c for c in COUPLING_COLORS if c in set(table["coupling"])]
-    fig, ax = plt.subplots(figsize=(1.9 * len(archs) + 2.5, 3.4))
+    fig, ax = plt.subplots(figsize=(1.9 * len(archs) + 3.2, 3.4))
     sns.barplot(data=table, x="arch", y="mean", order=archs, hue="coupling", hue_order=couplings,
                 palette=COUPLING_COLORS, saturation=1, ax=ax)
+    shown = [*(table["mean"] - table["std"].fillna(0)), *(table["mean"] + table["std"].fillna(0))]
     for c, bars in zip(couplings, ax.containers):  # one container of bars per coupling, in hue order
         xs = [b.get_x() + b.get_width() / 2 for b in bars]
         t = table[table["coupling"] == c].set_index("arch").reindex(archs)
         ax.errorbar(xs, t["mean"], yerr=t["std"], fmt="none", ecolor="k", capsize=3, lw=1)
         points = [(x, paper[(c, a)][0]) for x, a in zip(xs, archs) if paper and (c, a) in paper]
         if points:  # the paper has no values for the additive-only ablation in Table 1
-            ax.scatter(*zip(*points), marker="D", color="k", s=18, zorder=3, label="paper (Table 1)")
+            ax.scatter(*zip(*points), marker="D", color="k", s=18, zorder=3, label=paper_label)
+            shown += [y for _, y in points]
     ax.set_xticks(range(len(archs)), [ARCH_NAMES[a] for a in archs])
     ax.set(xlabel="", ylabel=metric_label)
-    ax.set_ylim(max(0, min(np.nanmin(table["mean"] - table["std"]), 50) - 5), 100)
+    lo, hi = min(np.nanmin(shown), 50), max(np.nanmax(shown), 50)  # the chance line at 50 is always shown
+    pad = 0.05 * (hi - lo) + 1  # room for the diamond markers and the error-bar caps
+    ax.set_ylim(max(0.0, lo - pad), hi + pad)
     ax.axhline(50, color="k", lw=0.6, ls=":")
     handles, labels = ax.get_legend_handles_labels()
     keep = {t: h for h, t in zip(handles, labels)}  # one "paper" entry however many couplings have one
@@ -85,9 +92,11 @@ def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None):
     return fig
 
 
-def loss_curves(records: list):
+def loss_curves(records: list, context: str | None = None):
     """Training loss per epoch of every run (``info["loss_history"]`` of the sweep's run records), one panel
-    per architecture, colour = coupling, one line per run.  Shows whether a run had converged when it stopped."""
+    per architecture, colour = coupling, one line per run, integer epochs.  Shows whether a run had converged
+    when it stopped.  ``context``: what the runs trained on, for the panel titles (e.g. ``"MVTec AD bottle,
+    quick profile"``: "FastFlow on MVTec AD bottle, quick profile / training loss per epoch")."""
     rows = pd.DataFrame([{"run": i, "arch": ARCH_NAMES[r.spec["arch"]], "coupling": COUPLING_NAMES[r.spec["coupling"]],
                           "epoch": e, "training loss (NLL)": loss}
                          for i, r in enumerate(records) for e, loss in enumerate(r.info.get("loss_history") or [], 1)])
@@ -100,7 +109,10 @@ def loss_curves(records: list):
                     hue="coupling", hue_order=[n for n in COUPLING_NAMES.values() if n in set(rows["coupling"])],
                     palette={COUPLING_NAMES[c]: col for c, col in COUPLING_COLORS.items()},
                     units="run", estimator=None, marker=".", height=3.2, aspect=1.3, facet_kws={"sharey": False})
-    g.set_titles("{col_name}")
+    where = f" on {context}" if context else ""
+    g.set_titles("{col_name}" + where.replace("{", "{{").replace("}", "}}") + "\ntraining loss per epoch")
+    for ax in g.axes.flat:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return g.figure
 
 
@@ -116,7 +128,7 @@ def ablation(ab, title: str = "image AUROC"):
     fig, axes = plt.subplots(len(archs), 2, figsize=(max(8.0, 0.55 * len(classes) + 4), 2.6 * len(archs) + 0.6),
                              squeeze=False, sharex=True)
     for i, arch in enumerate(archs):
-        for j, (col, label) in enumerate((("d_mean", "Δ mean"), ("d_std", "Δ std"))):
+        for j, (col, label) in enumerate((("d_mean", "Δ mean"), ("d_std", "Δ std"))):  # left, right
             ax = axes[i, j]
             common = dict(x="cls", y=col, order=classes + ["mean"], hue="coupling", hue_order=couplings,
                           dodge=True, ax=ax, legend=False)
@@ -126,12 +138,12 @@ def ablation(ab, title: str = "image AUROC"):
             for c, m in means[means["arch"] == arch].set_index("coupling")[col].items():
                 ax.axhline(m, color=COUPLING_COLORS[c], lw=0.8, alpha=0.7)
             ax.axhline(0, color="k", ls="--", lw=0.8)
-            ax.set(xlabel="", ylabel=f"{label} (%)", title=f"{ARCH_NAMES[arch]}: {label} of {title}")
+            ax.set(xlabel="", ylabel=f"{label} (pp)", title=f"{ARCH_NAMES[arch]}: {label} of {title}")
             ax.grid(False, axis="x")
             ax.tick_params(axis="x", rotation=60, labelsize=8)
     fig.legend(handles=[Line2D([], [], color=COUPLING_COLORS[c], marker="o", ls="", label=COUPLING_NAMES[c])
                         for c in couplings] + [Line2D([], [], color="k", marker="_", ms=12, mew=2, ls="",
                                                       label="class-wise mean Δ")],
                loc="upper center", ncol=len(couplings) + 1, bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / fig.get_figheight()))  # keep 0.4 in free for the legend
     return fig
