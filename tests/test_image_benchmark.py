@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from usfkit import sweep
 from usfkit.data import MVTecAD
 from usfkit.experiments import images as bench
 from usfkit.image import features, paper_numbers
@@ -377,3 +378,19 @@ def test_epoch_benchmark_table_beside_this_run():
     assert "after at most 12 epochs in this run" in text[0]
     other = bench.epoch_benchmark_table(fake, df.assign(image_size=256))  # another setting: no comparison
     assert other.shape == (3, 2) and "this run" not in bench.epoch_benchmark_sentences(fake, other)[0]
+
+
+def test_full_profile_without_a_gpu_stops_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    specs = [{"dataset": "mvtec", "cls": "bottle", "arch": "fastflow", "coupling": c, "seed": 0}
+             for c in ("affine", "additive_lu")]
+    with pytest.raises(bench.NeedsGPU, match="2 of the 2 runs .* no GPU"):
+        bench.run_benchmark(specs, "full")
+    bench.check_can_train(specs, "full", allow_cpu=True)  # the reader's explicit choice
+    bench.check_can_train(specs, "quick")  # the quick profile is the CPU check
+    folder = sweep.runs_dir(bench.CHAPTER, "full")
+    folder.mkdir(parents=True)
+    for spec in specs:  # every run committed: nothing to train, any machine reads them
+        (folder / f"{sweep.spec_key(spec)}.json").write_text("{}")
+    bench.check_can_train(specs, "full")

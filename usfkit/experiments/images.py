@@ -233,10 +233,32 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
     return record
 
 
+class NeedsGPU(RuntimeError):
+    """The full image sweep was asked to train on a machine without a GPU."""
+
+
+def check_can_train(specs: list[dict], profile: str, chapter: str = CHAPTER, allow_cpu: bool = False) -> None:
+    """Raise :class:`NeedsGPU` when the full profile still has runs to train and this machine has no GPU
+    (unless ``allow_cpu``): §5.2 at the paper's sizes is a GPU workload, and the quick profile is the CPU
+    check of the same code.  With every run committed nothing trains, so any machine reads the results."""
+    folder = sweep.runs_dir(chapter, profile)
+    missing = [s for s in specs if not (folder / f"{sweep.spec_key(s)}.json").exists()]
+    if profile == "full" and missing and not allow_cpu and not torch.cuda.is_available():
+        raise NeedsGPU(
+            f"{len(missing)} of the {len(specs)} runs of {chapter}'s full profile are not in {folder}, and this "
+            "machine has no GPU. §5.2 at the paper's sizes (256-448 px inputs, ImageNet backbones, up to 100 "
+            "epochs a run) is a GPU workload: run it on a GPU machine (python -m usfkit.experiments.images "
+            "--profile full, one --shard per GPU) and copy the run records here, or pass allow_cpu=True (the "
+            "chapter's parameter allow_cpu, or --allow-cpu) to train on this CPU anyway.")
+
+
 def run_benchmark(specs: list[dict], profile: str, chapter: str = CHAPTER, desc: str = "image runs",
-                  **run_kw) -> list[results.RunRecord]:
+                  allow_cpu: bool = False, **run_kw) -> list[results.RunRecord]:
     """Run every spec not finished yet (resumable, see :func:`usfkit.sweep.run_sweep`); return all records.
-    An image spec carries every setting that changes its result itself (see :func:`make_specs`)."""
+    An image spec carries every setting that changes its result itself (see :func:`make_specs`).
+    Without a GPU the full profile stops before training (:func:`check_can_train`) unless ``allow_cpu``."""
+    check_can_train(specs, profile, chapter, allow_cpu)
+
     def run_fn(spec):
         return run_one(spec, maps_to=maps_path(chapter, profile, spec), **run_kw)
     return sweep.run_sweep(chapter, profile, specs, run_fn, settings={}, desc=desc)
@@ -682,6 +704,7 @@ def main(argv=None) -> None:
     p.add_argument("--strategy", default="auto")
     p.add_argument("--shard", default="0/1", help="i/n: run every n-th spec starting at i, e.g. one shard per GPU "
                    "with CUDA_VISIBLE_DEVICES=i; records are separate files, so shards never collide")
+    p.add_argument("--allow-cpu", action="store_true", help="train the full profile even without a GPU (slow)")
     a = p.parse_args(argv)
     overrides = {k: getattr(a, k) for k in ("datasets", "classes", "archs", "couplings", "seeds", "epochs")}
     cfg = profiles.resolve(CHAPTER, a.profile, **overrides)
@@ -690,7 +713,8 @@ def main(argv=None) -> None:
     specs = profile_specs(cfg)
     i, n = map(int, a.shard.split("/"))
     devices = int(a.devices) if a.devices.isdigit() else a.devices
-    records = run_benchmark(specs[i::n], cfg.profile, devices=devices, strategy=a.strategy, progress="bar")
+    records = run_benchmark(specs[i::n], cfg.profile, devices=devices, strategy=a.strategy, progress="bar",
+                            allow_cpu=a.allow_cpu)
     df = frame(records)
     print(f"{len(df)} runs, {int((~df.ok.astype(bool)).sum())} failed")
     for m in ("image_auroc", "pixel_auroc"):
