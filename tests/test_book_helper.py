@@ -3,6 +3,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -147,3 +148,11 @@ def test_expect_prints_each_outcome_and_stops_only_the_quick_profile(capsys):
     book.expect({"a holds": True}, "quick")
     with pytest.raises(AssertionError, match="no longer shows: b holds"):
         book.expect({"a holds": True, "b holds": False}, "quick")
+
+
+def test_compact_prints_the_columns_that_never_change_and_drops_them(capsys):
+    table = pd.DataFrame({"dataset": ["MVTec AD"] * 2, "coupling": ["affine", "additive"], "AUROC": [94.1, 84.8]})
+    narrow = book.compact(table)
+    assert list(narrow.columns) == ["coupling", "AUROC"]
+    assert "same in every row: dataset MVTec AD" in capsys.readouterr().out
+    assert list(book.compact(table.iloc[:1]).columns) == list(table.columns)  # one row: nothing is "the same"

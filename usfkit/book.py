@@ -104,10 +104,20 @@ class Chapter:
 
 
 def wrap(text: str, initial_indent: str = "") -> str:
-    """``text`` filled to the book's text column (78 characters), continuation lines indented, words and
+    """``text`` filled to the book's text column (74 characters), continuation lines indented, words and
     hyphenated names never broken: how every chapter prints a sentence."""
-    return textwrap.fill(text, width=78, initial_indent=initial_indent, subsequent_indent="  ",
+    return textwrap.fill(text, width=74, initial_indent=initial_indent, subsequent_indent="  ",
                          break_long_words=False, break_on_hyphens=False)
+
+
+def compact(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without the columns that hold one value in every row, which are printed once above it
+    instead (e.g. ``same in every row: dataset MVTec AD, backbone resnet18``): a table narrow enough for the
+    book's column, nothing dropped.  Returns the narrowed table for display."""
+    same = [c for c in table.columns if len(table) > 1 and table[c].astype(str).nunique() == 1]
+    if same:
+        print(wrap("same in every row: " + ", ".join(f"{c} {table[c].iloc[0]}" for c in same)))
+    return table.drop(columns=same)
 
 
 def expect(findings: dict[str, bool], profile: str) -> None:

@@ -396,7 +396,9 @@ def describe_svdd(runs: dict[str, dict]) -> list[str]:
     l0, l1, dist = b["initial"]["loss"], b["final"]["loss"], b["final"]["mean_dist"]
     constant = b["final"]["spread"] == 0
     if l1 > l0:
-        out.append(f"Its loss rose from {l0:.3g} to {l1:.3g}. The start is tiny because c had just been set to the "
+        out.append(f"Its loss rose from {l0:.3g}, measured before the first one-class epoch (the figure's curves "
+                   f"start at the first epoch's mean training loss), to {l1:.3g}. The start is tiny because c had "
+                   "just been set to the "
                    "mean of nearly constant embeddings, so the loss was only their residual variance. "
                    + (f"At the end every input maps to one point at distance {dist:.3g} from c, and its square, "
                       f"{dist ** 2:.3g}, is the whole loss. " if constant else

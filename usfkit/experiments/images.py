@@ -648,9 +648,11 @@ def epoch_benchmark_table(bench: dict, df: pd.DataFrame | None = None) -> pd.Dat
 
 
 def _gap(table: pd.DataFrame, col: str) -> str:
-    """How far the USF rows of ``col`` are behind the affine row, in words."""
-    base = table.loc[COUPLING_LABELS["affine"], col]
-    behind = (base - table.drop(index=COUPLING_LABELS["affine"])[col]).round(1)
+    """How far the USF rows of ``col`` are behind the affine row, in words (from the values rounded to 0.1,
+    as the table shows them, so the words and the table agree)."""
+    values = table[col].round(1)
+    base = values.loc[COUPLING_LABELS["affine"]]
+    behind = (base - values.drop(index=COUPLING_LABELS["affine"])).round(1)
     if (behind <= 0).all():
         return "level or ahead"
     lo, hi = behind.min(), behind.max()
@@ -674,7 +676,7 @@ def epoch_benchmark_sentences(bench: dict, table: pd.DataFrame) -> list[str]:
              f"and {_gap(table, cols['pixel'][0])} at pixel level")
     if len(cols["image"]) > 1:
         first += (f"; after at most {table.attrs.get('this_run_epochs')} epochs in this run they are "
-                  f"{_gap(table, cols['image'][1])} and {_gap(table, cols['pixel'][1])}")
+                  f"{_gap(table, cols['image'][1])} at image level and {_gap(table, cols['pixel'][1])} at pixel level")
     return [first + ".", f"That is one class, {n_seeds} and a random backbone: it shows what longer training "
                          "does to this profile's gap, not whether the paper's claim holds."]
 
