@@ -81,8 +81,7 @@ class Chapter:
         order; prints how many are present and which are missing, so that no missing run goes unseen.
         ``by=(group, item)``, e.g. ``("seed", "dataset")``: the missing runs are listed per group as the items
         that miss runs (:func:`describe_missing`), for sweeps too large for :func:`describe_specs`."""
-        folder = sweep.runs_dir(self.name, "full")
-        paths = [folder / f"{sweep.spec_key(s, settings)}.json" for s in specs]
+        paths = sweep.record_paths(self.name, "full", specs, settings)
         found = [results.RunRecord.from_file(p) for p in paths if p.exists()]
         missing = [s for s, p in zip(specs, paths) if not p.exists()]
         status = collections.Counter(r.info["status"] for r in found if "status" in r.info)

@@ -48,6 +48,12 @@ def runs_dir(chapter: str, profile: str) -> Path:
     return results.chapter_dir(chapter, profile) / "runs"
 
 
+def record_paths(chapter: str, profile: str, specs: list[dict], settings: dict | None = None) -> list[Path]:
+    """Where the run records of ``specs`` (under ``settings``) live, in order, present or not."""
+    folder = runs_dir(chapter, profile)
+    return [folder / f"{spec_key(s, settings)}.json" for s in specs]
+
+
 def load_runs(chapter: str, profile: str) -> list[results.RunRecord]:
     """Every saved record of ``chapter`` in ``profile`` (empty when none)."""
     folder = runs_dir(chapter, profile)
@@ -76,7 +82,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     clash = {k for s in specs for k in s} & set(settings)
     if clash:
         raise ValueError(f"{sorted(clash)} appear both in the specs and in the settings: name each once")
-    paths = [folder / f"{spec_key(s, settings)}.json" for s in specs]
+    paths = record_paths(chapter, profile, specs, settings)
     pending = [i for i, p in enumerate(paths) if force or not p.exists()]
     bar = runs_bar(len(specs), desc, initial=len(specs) - len(pending), enabled=progress)  # one in-place output
     failed = 0

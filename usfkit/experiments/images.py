@@ -241,11 +241,10 @@ def check_can_train(specs: list[dict], profile: str, chapter: str = CHAPTER, all
     """Raise :class:`NeedsGPU` when the full profile still has runs to train and this machine has no GPU
     (unless ``allow_cpu``): §5.2 at the paper's sizes is a GPU workload, and the quick profile is the CPU
     check of the same code.  With every run committed nothing trains, so any machine reads the results."""
-    folder = sweep.runs_dir(chapter, profile)
-    missing = [s for s in specs if not (folder / f"{sweep.spec_key(s)}.json").exists()]
+    missing = [p for p in sweep.record_paths(chapter, profile, specs) if not p.exists()]
     if profile == "full" and missing and not allow_cpu and not torch.cuda.is_available():
         raise NeedsGPU(
-            f"{len(missing)} of the {len(specs)} runs of {chapter}'s full profile are not in {folder}, and this "
+            f"{len(missing)} of the {len(specs)} runs of {chapter}'s full profile are not in {sweep.runs_dir(chapter, profile)}, and this "
             "machine has no GPU. §5.2 at the paper's sizes (256-448 px inputs, ImageNet backbones, up to 100 "
             "epochs a run) is a GPU workload: run it on a GPU machine (python -m usfkit.experiments.images "
             "--profile full, one --shard per GPU) and copy the run records here, or pass allow_cpu=True (the "

@@ -32,7 +32,7 @@ from .. import metrics, profiles
 from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
 from ..results import STD_DDOF, RunRecord, RunResult
-from ..sweep import frame, load_runs, run_sweep, runs_dir, spec_key, summarize
+from ..sweep import frame, load_runs, record_paths, run_sweep, summarize
 from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
@@ -190,9 +190,9 @@ def status() -> pd.DataFrame:
     if not adbench.available():
         raise FileNotFoundError(f"no ADBench file in {adbench.folder()}: the sweeps' runs are the present datasets' "
                                 "runs. Set $USFKIT_DATA to the folder that holds adbench_classical/.")
-    folder, rows = runs_dir(CHAPTER, "full"), []
+    rows = []
     for protocol, (todo, settings) in full_sweeps().items():
-        paths = [folder / f"{spec_key(sp, settings)}.json" for sp in todo]
+        paths = record_paths(CHAPTER, "full", todo, settings)
         times: dict[tuple, list[float]] = {}  # (dataset, method) -> training seconds of its finished seeds
         for sp, path in zip(todo, paths):
             if path.exists():
