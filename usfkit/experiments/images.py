@@ -365,10 +365,8 @@ def _class_list(dataset: str, classes) -> str:
 def average_label(dataset: str, classes) -> str:
     """The label of a class-average row, naming the classes it averages: e.g.
     ``"average of bottle (1 of 15)"``, ``"average of 7 of 15 classes"``, ``"average of all 15 classes"``."""
-    classes, n_all = sorted(set(classes)), len(DATASET_CLASSES[dataset])
-    names = _class_list(dataset, classes)
-    return f"average of {names} ({len(classes)} of {n_all})" if len(classes) <= 3 and len(classes) < n_all \
-        else f"average of {names}"
+    n, n_all = len(set(classes)), len(DATASET_CLASSES[dataset])
+    return f"average of {_class_list(dataset, classes)}" + (f" ({n} of {n_all})" if n <= 3 and n < n_all else "")
 
 
 def paper_reference(dataset: str, metric: str, classes) -> tuple[dict, str]:
@@ -524,7 +522,8 @@ def outcome_sentences(summary: pd.DataFrame) -> list[str]:
         if usf.empty:
             continue
         d_mean = usf["Δ mean vs affine (pp)"].round(1)
-        base_std = usf["std over seeds (pp)"] - usf["Δ std vs affine (pp)"]
+        affine_std = g[g["coupling"] == base_label].set_index("architecture")["std over seeds (pp)"]
+        base_std = usf["architecture"].map(affine_std)
         smaller = usf["std over seeds (pp)"].round(1) < base_std.round(1)
         n_all, steadier_all, better_all = n_all + len(usf), steadier_all + int(smaller.sum()), \
             better_all + int((d_mean > 0).sum())
