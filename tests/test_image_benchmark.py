@@ -335,6 +335,22 @@ def test_variant_summary_and_outcome_follow_the_numbers():
     assert "trails it by 30.1 pp" in text[0] and "not smaller than" in text[0] and "does not show" in text[-1]
 
 
+
+def test_outcome_compares_each_architecture_with_its_own_affine_baseline():
+    """With two architectures, a USF variant's std is compared with the affine std of its own
+    architecture: FastFlow's USF is steadier than FastFlow's affine flow, U-Flow's is not."""
+    fast = fake_runs(["bottle"], ["affine", "additive_lu"], arch="fastflow")
+    uflow = fake_runs(["bottle"], ["affine", "additive_lu"], arch="uflow")
+    spread = {("fastflow", "affine"): 5.0, ("fastflow", "additive_lu"): 1.0,   # steadier
+              ("uflow", "affine"): 0.5, ("uflow", "additive_lu"): 2.0}         # less steady
+    df = pd.concat([fast, uflow])
+    value = [80 + spread[(a, c)] * (s - 1) for a, c, s in zip(df.arch, df.coupling, df.seed)]
+    text = bench.outcome_sentences(bench.variant_summary(df.assign(image_auroc=value, pixel_auroc=value)))
+    assert "0 of 2 USF variants (architecture × coupling) beat the affine mean" in text[0]
+    assert "and 1 of 2 have a smaller std over seeds" in text[0]
+    assert "0 of 4 USF comparisons have the higher mean and 2 of 4 the smaller std" in text[-1]
+
+
 def record(coupling, history, allowed, seed=0):
     from usfkit.results import RunRecord
     return RunRecord(ok=True, epochs_allowed=allowed, epochs_run=len(history), info={"loss_history": history},
