@@ -37,9 +37,11 @@ from .flows import Flow
 from .oneclass import DeepSVDD
 from .progress import in_notebook, run_display
 
-#: Lightning's messages that say nothing about a run of this book (small in-memory data sets, CPU runs).
+#: Lightning's messages that say nothing about a run of this book (small in-memory data sets, CPU runs),
+#: and a deprecation that torch's own compiler (inductor) raises while it compiles a loss.
 _NOISE = (".*treespec, LeafSpec.*", ".*does not have many workers.*", ".*GPU available but not used.*",
-          ".*is smaller than the logging interval.*", ".*but have no `val_dataloader`.*")
+          ".*is smaller than the logging interval.*", ".*but have no `val_dataloader`.*",
+          ".*torch._prims_common.check.*is deprecated.*")
 
 
 @contextlib.contextmanager
