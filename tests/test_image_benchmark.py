@@ -335,7 +335,6 @@ def test_variant_summary_and_outcome_follow_the_numbers():
     assert "trails it by 30.1 pp" in text[0] and "not smaller than" in text[0] and "does not show" in text[-1]
 
 
-
 def test_outcome_compares_each_architecture_with_its_own_affine_baseline():
     """With two architectures, a USF variant's std is compared with the affine std of its own
     architecture: FastFlow's USF is steadier than FastFlow's affine flow, U-Flow's is not."""

@@ -243,8 +243,9 @@ def check_can_train(specs: list[dict], profile: str, chapter: str = CHAPTER, all
     check of the same code.  With every run committed nothing trains, so any machine reads the results."""
     missing = [p for p in sweep.record_paths(chapter, profile, specs) if not p.exists()]
     if profile == "full" and missing and not allow_cpu and not torch.cuda.is_available():
+        folder = sweep.runs_dir(chapter, profile)
         raise NeedsGPU(
-            f"{len(missing)} of the {len(specs)} runs of {chapter}'s full profile are not in {sweep.runs_dir(chapter, profile)}, and this "
+            f"{len(missing)} of the {len(specs)} runs of {chapter}'s full profile are not in {folder}, and this "
             "machine has no GPU. §5.2 at the paper's sizes (256-448 px inputs, ImageNet backbones, up to 100 "
             "epochs a run) is a GPU workload: run it on a GPU machine (python -m usfkit.experiments.images "
             "--profile full, one --shard per GPU) and copy the run records here, or pass allow_cpu=True (the "
