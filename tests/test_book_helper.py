@@ -133,14 +133,6 @@ def test_describe_specs_lists_long_groups_briefly():
     assert book.describe_specs(odd) == "m A, s 1: d x (1); m B, s 2: d x (1)"
 
 
-def test_describe_missing_lists_items_per_group_and_says_which_are_partial():
-    specs = [{"dataset": d, "method": m, "seed": s} for s in (1, 2) for d in ("x", "y") for m in ("A", "B", "C")]
-    missing = [s for s in specs if s["seed"] == 2 or (s["dataset"] == "y" and s["method"] == "C")]
-    assert book.describe_missing(missing, specs, "seed", "dataset") == [
-        "seed 1: 1 dataset, 1 run: y (only some runs missing: y 1 of 3)",
-        "seed 2: 2 datasets, 6 runs: x, y"]
-
-
 def test_expect_prints_each_outcome_and_stops_only_the_quick_profile(capsys):
     book.expect({"a holds": True, "b holds": False}, "full")  # a result at the full profile, not an error
     out = capsys.readouterr().out

@@ -141,3 +141,11 @@ def test_records_say_how_much_of_the_wall_time_was_the_run_s_own_cpu_time():
     assert waits.provenance["wall_time_s"] >= 0.29 and waits.provenance["cpu_time_s"] < 0.15
     assert computes.provenance["cpu_time_s"] >= 0.29
     assert computes.provenance["wall_time_s"] >= computes.provenance["cpu_time_s"] - 0.02
+
+
+def test_describe_missing_lists_items_per_group_and_says_which_are_partial():
+    specs = [{"dataset": d, "method": m, "seed": s} for s in (1, 2) for d in ("x", "y") for m in ("A", "B", "C")]
+    missing = [s for s in specs if s["seed"] == 2 or (s["dataset"] == "y" and s["method"] == "C")]
+    assert sweep.describe_missing(missing, specs, "seed", "dataset") == [
+        "seed 1: 1 dataset, 1 run: y (only some runs missing: y 1 of 3)",
+        "seed 2: 2 datasets, 6 runs: x, y"]

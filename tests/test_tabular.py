@@ -242,7 +242,7 @@ def test_seeds_text_counts_a_seed_only_where_every_method_has_it():
     assert tabular.seeds_text(pd.DataFrame(rows)) == "2 seeds on 1 dataset, 1 seed on 2"
 
 
-def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path, monkeypatch):
+def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path, monkeypatch, capsys):
     from usfkit import sweep
     from usfkit.results import RunResult
 
@@ -262,6 +262,10 @@ def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path
                                                    "missing runs without an estimate": 2}
     assert table.loc[("adbench", 2)].to_dict() == {"present": 0, "missing": 4, est: 1.1,
                                                    "missing runs without an estimate": 2}
+    assert table.attrs["missing"] == {"adbench": ["seed 1: 1 dataset, 2 runs: b", "seed 2: 2 datasets, 4 runs: a, b"]}
+    tabular.main(["--status"])  # the command line prints the table and names the datasets still to run
+    out = capsys.readouterr().out
+    assert "missing under protocol adbench:\n  seed 1: 1 dataset, 2 runs: b\n" in out
     monkeypatch.setattr(tabular.adbench, "available", lambda root=None: [])
     with pytest.raises(FileNotFoundError, match="USFKIT_DATA"):  # no data: a clear error, not an empty table
         tabular.status()

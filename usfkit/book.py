@@ -80,7 +80,7 @@ class Chapter:
         """The committed full-profile run records of ``specs`` (under the full profile's ``settings``), in
         order; prints how many are present and which are missing, so that no missing run goes unseen.
         ``by=(group, item)``, e.g. ``("seed", "dataset")``: the missing runs are listed per group as the items
-        that miss runs (:func:`describe_missing`), for sweeps too large for :func:`describe_specs`."""
+        that miss runs (:func:`usfkit.sweep.describe_missing`), for sweeps too large for :func:`describe_specs`."""
         paths = sweep.record_paths(self.name, "full", specs, settings)
         found = [results.RunRecord.from_file(p) for p in paths if p.exists()]
         missing = [s for s, p in zip(specs, paths) if not p.exists()]
@@ -90,7 +90,7 @@ class Chapter:
                     f"{sum(not r.ok for r in found)} of them failed runs (training broke off).{outcome}"))
         if missing and by:
             print(f"Missing ({len(missing)}):")
-            for line in describe_missing(missing, specs, *by):
+            for line in sweep.describe_missing(missing, specs, *by):
                 print(wrap("- " + line))
         elif missing:
             print(wrap(f"Missing ({len(missing)}): {describe_specs(missing)}."))
@@ -129,27 +129,6 @@ def expect(findings: dict[str, bool], profile: str) -> None:
     missed = [what for what, ok in findings.items() if not ok]
     if missed and profile == "quick":
         raise AssertionError("the quick profile no longer shows: " + "; ".join(missed))
-
-
-def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
-    """The ``missing`` run specs (of all ``specs``), one line per value of ``group``: every ``item`` with a
-    missing run, and for those that miss only some of their runs how many, e.g.
-    ``"seed 1: 2 datasets, 8 runs: 1_ALOI, 17_InternetAds (only some runs missing: 17_InternetAds 1 of 7)"``."""
-    lines = []
-    groups = list(dict.fromkeys(s[group] for s in missing))
-    try:
-        groups = sorted(groups)  # seed 1 before seed 2, whatever order the specs come in
-    except TypeError:
-        pass
-    for g in groups:
-        miss = collections.Counter(s[item] for s in missing if s[group] == g)
-        every = collections.Counter(s[item] for s in specs if s[group] == g)
-        partly = [f"{k} {n} of {every[k]}" for k, n in miss.items() if n < every[k]]
-        n, runs = len(miss), sum(miss.values())
-        head = f"{group} {g}: {n} {item}{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)}"
-        lines.append(f"{head}: {', '.join(map(str, miss))}"
-                     + (f" (only some runs missing: {', '.join(partly)})" if partly else ""))
-    return lines
 
 
 def describe_specs(specs: list[dict], limit: int = 6) -> str:

@@ -22,6 +22,7 @@ single progress display.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import multiprocessing
@@ -133,6 +134,27 @@ def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[res
     started, cpu = time.time(), time.process_time()
     out = run_fn(spec)
     return out, started, time.process_time() - cpu
+
+
+def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
+    """The ``missing`` run specs (of all ``specs``), one line per value of ``group``: every ``item`` with a
+    missing run, and for those that miss only some of their runs how many, e.g.
+    ``"seed 1: 2 datasets, 8 runs: 1_ALOI, 17_InternetAds (only some runs missing: 17_InternetAds 1 of 7)"``."""
+    lines = []
+    groups = list(dict.fromkeys(s[group] for s in missing))
+    try:
+        groups = sorted(groups)  # seed 1 before seed 2, whatever order the specs come in
+    except TypeError:
+        pass
+    for g in groups:
+        miss = collections.Counter(s[item] for s in missing if s[group] == g)
+        every = collections.Counter(s[item] for s in specs if s[group] == g)
+        partly = [f"{k} {n} of {every[k]}" for k, n in miss.items() if n < every[k]]
+        n, runs = len(miss), sum(miss.values())
+        head = f"{group} {g}: {n} {item}{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)}"
+        lines.append(f"{head}: {', '.join(map(str, miss))}"
+                     + (f" (only some runs missing: {', '.join(partly)})" if partly else ""))
+    return lines
 
 
 def summarize(runs: pd.DataFrame, by: list[str], value: str) -> pd.DataFrame:

@@ -32,7 +32,7 @@ from .. import metrics, profiles
 from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
 from ..results import STD_DDOF, RunRecord, RunResult
-from ..sweep import frame, load_runs, record_paths, run_sweep, summarize
+from ..sweep import describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
@@ -186,13 +186,16 @@ def status() -> pd.DataFrame:
     """Where the full profile's sweeps stand, per protocol and seed: runs present and missing, and the
     training hours the missing ones will take, estimated from the same (dataset, method) under another seed
     (the mean of their recorded training times, wall clock on one core); missing runs with no such record
-    are counted apart, not guessed."""
+    are counted apart, not guessed. ``attrs["missing"]``: per protocol, the datasets that miss runs, one
+    line per seed (:func:`usfkit.sweep.describe_missing`)."""
     if not adbench.available():
         raise FileNotFoundError(f"no ADBench file in {adbench.folder()}: the sweeps' runs are the present datasets' "
                                 "runs. Set $USFKIT_DATA to the folder that holds adbench_classical/.")
-    rows = []
+    rows, lines = [], {}
     for protocol, (todo, settings) in full_sweeps().items():
         paths = record_paths(CHAPTER, "full", todo, settings)
+        lines[protocol] = describe_missing([sp for sp, path in zip(todo, paths) if not path.exists()], todo,
+                                           "seed", "dataset")
         times: dict[tuple, list[float]] = {}  # (dataset, method) -> training seconds of its finished seeds
         for sp, path in zip(todo, paths):
             if path.exists():
@@ -205,7 +208,9 @@ def status() -> pd.DataFrame:
                          "missing": len(missing),
                          "estimated hours (missing runs with a record of another seed)": round(sum(known) / 3600, 1),
                          "missing runs without an estimate": len(missing) - len(known)})
-    return pd.DataFrame(rows).set_index(["protocol", "seed"])
+    table = pd.DataFrame(rows).set_index(["protocol", "seed"])
+    table.attrs["missing"] = lines
+    return table
 
 
 # --------------------------------------------------------------------------
@@ -373,7 +378,7 @@ def main(argv=None) -> None:
 
         usf-tabular --profile full                       # everything, 3 seeds
         usf-tabular --profile full --datasets 4_breastw 29_Pima --methods USFlow OneFlow
-        usf-tabular --status                             # what the full sweeps still miss, and how long
+        usf-tabular --status                             # what the full sweeps still miss (which datasets), and how long
     """
     import argparse
 
@@ -392,7 +397,11 @@ def main(argv=None) -> None:
                    help="print where the full profile's sweeps stand (present, missing, estimated hours) and exit")
     args = p.parse_args(argv)
     if args.status:
-        print(status().to_string())
+        table = status()
+        print(table.to_string())
+        for protocol, lines in table.attrs["missing"].items():
+            print("\n".join([f"missing under protocol {protocol}:"] + ["  " + line for line in lines]) if lines
+                  else f"nothing missing under protocol {protocol}")
         return
     workers = args.workers or (1 if torch.cuda.is_available() else os.cpu_count() or 1)
     cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
