@@ -9,7 +9,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from usfkit import profiles
+from usfkit import metrics, profiles
 from usfkit.experiments import tabular
 from usfkit.data import adbench
 from usfkit.train import FitResult
@@ -73,6 +73,30 @@ def test_adbench_rows_are_the_rows_adbench_draws(n):
         assert len(train) + len(test) == min(max(n, 1000), 10000)
 
 
+@pytest.mark.parametrize("n", [999, 1000, 5000, 12000])
+def test_the_protocols_draw_the_same_rows_unless_adbench_resamples(n):
+    """What :func:`tabular.leak_free` rests on: only a set under 1000 rows is split differently."""
+    y = (np.random.default_rng(n).random(n) < 0.1).astype(int)
+    for seed in (1, 2, 3):
+        (a_train, a_test), (c_train, c_test) = (adbench.adbench_rows(y, seed, resample=r) for r in (True, False))
+        same = np.array_equal(a_train, c_train) and np.array_equal(a_test, c_test)
+        assert same == (n >= 1000)
+
+
+def test_leak_free_keeps_runs_without_copied_test_normals_preferring_the_control():
+    from usfkit.results import RunRecord
+
+    def rec(dataset, protocol, leaked, auroc):
+        return RunRecord(ok=True, metrics={"auroc": auroc}, spec={"dataset": dataset, "method": "USFlow", "seed": 1},
+                         settings={"protocol": protocol}, info={"leaked_test_normals": leaked})
+    records = [rec("small", "adbench", 212, 0.99), rec("small", "adbench-noresample", 0, 0.80),
+               rec("large", "adbench", 0, 0.90), rec("only-leaky", "adbench", 5, 0.95)]
+    chosen = {r.spec["dataset"]: r.metrics["auroc"] for r in tabular.leak_free(records)}
+    assert chosen == {"small": 0.80, "large": 0.90}  # the leaky runs are out, the large set keeps its one run
+    twice = tabular.leak_free([rec("large", "adbench-noresample", 0, 0.91)] + records)  # either order: the control
+    assert {r.spec["dataset"]: r.metrics["auroc"] for r in twice}["large"] == 0.91
+
+
 def test_split_follows_adbench_and_measures_the_resampling_leak(shared_data):
     x, y = adbench.load("29_Pima")  # 768 rows: under ADBench's generator resampled to 1000
     s = adbench.split("29_Pima", seed=1)
@@ -98,6 +122,22 @@ def test_run_one_trains_and_scores_a_real_dataset(shared_data):
     assert out.ok and out.failure is None and 0.8 < out.metrics["auroc"] <= 1.0
     assert out.epochs_allowed == 3 and 1 <= out.epochs_run <= 3
     assert out.info["n_train"] + out.info["n_test"] < 223 and out.info["dim"] == 9
+
+
+def test_vae_runs_record_what_each_part_of_their_score_ranks(shared_data):
+    cfg = profiles.resolve("05_tabular_benchmark", "quick", epochs=2, blocks=2, hidden=16, layers=1)
+    spec = {"dataset": "42_WBC", "method": "VAE-USFlow", "seed": 0}
+    out = tabular.run_one(spec, cfg, progress="none")
+    data = tabular._split("42_WBC", 0, cfg.protocol)
+    model, _, _ = tabular.build_and_train("VAE-USFlow", data.x_train, cfg, 0, progress="none")  # the same run again
+    parts = model.score(data.x_test, "all")
+    assert out.metrics["auroc_latent"] == pytest.approx(metrics.auroc(data.y_test, parts["latent"].numpy()))
+    assert out.metrics["auroc_reconstruction"] == pytest.approx(
+        metrics.auroc(data.y_test, parts["reconstruction"].numpy()))
+    assert 0 <= out.metrics["auroc_balanced"] <= 1 and out.metrics["std_reconstruction"] > 0
+    assert out.metrics["std_latent"] == pytest.approx(float(parts["latent"].std()), rel=1e-5)
+    flow = tabular.run_one({**spec, "method": "USFlow"}, cfg, progress="none")
+    assert set(flow.metrics) == {"auroc"}  # only the VAEs' score has parts
 
 
 @pytest.mark.parametrize("method,constant_det", [("USFlow", True), ("NonUSFlow", False), ("VAE-USFlow", True),
