@@ -102,6 +102,20 @@ def test_chapters_open_with_one_colab_cell_then_parameters_then_start():
     assert len(colab) == 1, "the chapters' Colab cells differ"
 
 
+def test_papermill_infers_every_parameter_of_every_chapter():
+    """``papermill --help-notebook`` and batch runs read the parameters cell with papermill's own parser, which
+    gives up on a line it cannot parse (a help comment holding ' = ' was one): every assignment must come through."""
+    import ast
+
+    import papermill
+
+    for path in sorted((ROOT / "chapters").glob("0[1-8]_*.ipynb")):
+        cell = next(c for c in json.loads(path.read_text())["cells"] if "parameters" in c["metadata"].get("tags", []))
+        names = [n.target.id for n in ast.parse("".join(cell["source"])).body if isinstance(n, ast.AnnAssign)]
+        assert "profile" in names, path.name
+        assert list(papermill.inspect_notebook(str(path))) == names, path.name
+
+
 def test_full_runs_says_which_runs_are_present_and_which_missing(results_dir, capsys):
     from usfkit.results import RunResult
 

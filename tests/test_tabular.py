@@ -309,3 +309,26 @@ def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path
     monkeypatch.setattr(tabular.adbench, "available", lambda root=None: [])
     with pytest.raises(FileNotFoundError, match="USFKIT_DATA"):  # no data: a clear error, not an empty table
         tabular.status()
+
+
+def test_vae_score_parts_pairs_the_two_vaes_and_says_which_part_ranks():
+    def row(method, dataset, auroc, rec, lat, std_rec=100.0):
+        return {"dataset": dataset, "method": method, "seed": 1, "protocol": "adbench", "ok": True, "auroc": auroc,
+                "auroc_reconstruction": rec, "auroc_latent": lat, "auroc_balanced": (rec + lat) / 2,
+                "std_reconstruction": std_rec, "std_latent": 1.0}
+    rows = [row("VAE-USFlow", "a", 0.90, 0.90, 0.80), row("VAE-NonUSFlow", "a", 0.90, 0.90, 0.70),
+            row("VAE-USFlow", "b", 0.80, 0.795, 0.60, 300.0), row("VAE-NonUSFlow", "b", 0.70, 0.70, 0.60, 50.0),
+            row("VAE-USFlow", "c", 0.10, 0.10, 0.10),  # its partner did not run: left out
+            {"dataset": "a", "method": "USFlow", "seed": 1, "protocol": "adbench", "ok": True, "auroc": 0.95}]
+    def frame(rs):  # as runs_frame gives it: every column, NaN where a run has no value
+        return pd.DataFrame(rs).reindex(columns=tabular.runs_frame([]).columns)
+    table = tabular.vae_score_parts(frame(rows))
+    assert table.loc["VAE-USFlow", "runs"] == 2 and table.loc["VAE-USFlow", "score (combined)"] == pytest.approx(85)
+    assert table.loc["USF - NonUSF (pp)", "latent part alone"] == pytest.approx(5)
+    assert table.loc["VAE-USFlow", "largest |score - reconstruction part| (pp)"] == pytest.approx(0.5)
+    assert table.loc["VAE-NonUSFlow", "reconstruction / latent spread (median)"] == pytest.approx(75)
+    text = tabular.vae_parts_sentence(table)
+    assert "Over 2 runs per VAE" in text and "alike (AUC-ROC apart by at most 0.50 pp)" in text and "75 times" in text
+    table.loc["VAE-USFlow", "largest |score - reconstruction part| (pp)"] = 3.0
+    assert "differently by up to 3.00 pp" in tabular.vae_parts_sentence(table)
+    assert tabular.vae_score_parts(frame(rows[-1:])).empty  # no VAE run: nothing to show
