@@ -214,7 +214,9 @@ def test_seed_std_pairs_points_and_counts():
                          index=["a", "b", "c", "d"])
     fig = plots.seed_std_pairs(table)
     assert [" ".join(ax.get_title().split()) for ax in fig.axes] == [
-        "USFlow steadier on 2, less steady on 1 of 3 datasets", "VAE-USFlow steadier on 0, less steady on 3 of 4 datasets"]
+        "USFlow steadier on 2, less steady on 1, level on 0 of 3 datasets",
+        "VAE-USFlow steadier on 0, less steady on 3, level on 1 of 4 datasets"]
+    assert {ax.get_xscale() for ax in fig.axes} == {ax.get_yscale() for ax in fig.axes} == {"symlog"}
     xy = scatter_points(fig.axes[0], 3).get_offsets()
     assert np.allclose(xy, table[["NonUSFlow", "USFlow"]].dropna().to_numpy())  # x: the partner, y: the USF
     colours = [to_rgb(c) for c in scatter_points(fig.axes[1], 4).get_facecolors()]

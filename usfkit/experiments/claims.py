@@ -1357,7 +1357,7 @@ def rules_text() -> str:
 TOPICS = {"theory": "Theory: §4 and App. B", "synthetic": "Synthetic data: Figures 1, 2, 5-8, App. C and D",
           "tabular": "Tabular benchmark: §5.1, Figure 3", "vae": "VAE-USFlow and failed runs: Figure 11, App. D",
           "image": "Image benchmarks: §5.2, Tables 1-5, Figures 4, 9, 10"}
-CLAIM_COLUMNS = ["where", "the paper says", "paper", "ours", "verdict"]
+CLAIM_COLUMNS = ["verdict", "where", "the paper says", "paper", "ours"]  # the verdict first: seen without scrolling
 RULE_COLUMNS = ["rule", "why", "read from", "conditions (ours)"]
 COLOURS = {REPRODUCED: "#d5efd5", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f7d0d0", NOT_RUN: "#e6e6e6"}
 

@@ -79,7 +79,9 @@ def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-No
     """The run-to-run spread of each USF variant against its non-USF partner: one point per dataset, the
     partner's seed std (x) against the USF variant's (y), in pp (``tabular.seed_std``).  Points under the
     diagonal (blue) are datasets where the USF variant varies less from seed to seed, above it (red) more, on it
-    (grey) equally (e.g. every seed at AUC-ROC 1); each title counts them."""
+    (grey) equally (e.g. every seed at AUC-ROC 1); each title counts them.  The axes are linear below 0.1 pp and
+    logarithmic above, so that a few datasets with a spread of tens of points do not squeeze the rest into a
+    corner."""
     pairs = [(n, u) for n, u in pairs if n in table.columns and u in table.columns]
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.0 * len(pairs), 3.8), squeeze=False)
     top = max(1.0, float(np.nanmax(table[[m for p in pairs for m in p]].to_numpy())) * 1.08)
@@ -91,8 +93,11 @@ def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-No
         ax.scatter(both[n], both[u], s=22, c=np.select([steadier, less], [USF_COLOR, OUTCOME_COLORS["row method worse"]],
                                                        OUTCOME_COLORS["tie"]))
         ax.set(xlim=(0, top), ylim=(0, top), xlabel=f"{n}: seed std (pp)", ylabel=f"{u}: seed std (pp)")
-        ax.set_title(f"{u} steadier on {int(steadier.sum())},\nless steady on {int(less.sum())} of {len(both)} datasets",
-                     fontsize=9)
+        for scale in (ax.set_xscale, ax.set_yscale):
+            scale("symlog", linthresh=0.1)
+        level = len(both) - int(steadier.sum()) - int(less.sum())
+        ax.set_title(f"{u} steadier on {int(steadier.sum())}, less steady\non {int(less.sum())}, level on {level} "
+                     f"of {len(both)} datasets", fontsize=9)
     fig.suptitle("Run-to-run spread per dataset (shaded: the USF variant varies less)", fontsize=10)
     fig.tight_layout()
     return fig
