@@ -736,7 +736,9 @@ def _tab_median(src: Source) -> Finding:
     def judge(runs, agg):
         gap = agg.loc["OneFlow", "median"] - agg.loc[pick(agg.index, "usf"), "median"]
         verdict = REPRODUCED if 0 < gap <= 2 else PARTLY if gap > 2 else NOT_REPRODUCED
-        return (verdict, f"OneFlow median - USFlow median = {gap:+.2f} pp"), f"{gap:+.2f} pp"
+        usf = pick(agg.index, "usf")
+        return (verdict, f"OneFlow median - USFlow median = {gap:+.2f} pp"), \
+            f"median USFlow {agg.loc[usf, 'median']:.2f}, OneFlow {agg.loc['OneFlow', 'median']:.2f}"
     return _tab_check(src, judge)
 
 
@@ -837,9 +839,10 @@ def _tab_dohsc(src: Source) -> Finding:
        f"above -> not reproduced; judged on >= {MIN_DATASETS} datasets", "05_tabular_benchmark")
 def _tab_vae(src: Source) -> Finding:
     def judge(runs, agg):
-        gap = agg.loc[pick(agg.index, "usf"), "mean"] - agg.loc[pick(agg.index, "usf", True), "mean"]
+        usf, vae = agg.loc[pick(agg.index, "usf"), "mean"], agg.loc[pick(agg.index, "usf", True), "mean"]
+        gap = usf - vae
         verdict = REPRODUCED if 0 < gap <= 10 else PARTLY if gap > 10 else NOT_REPRODUCED
-        return (verdict, f"USFlow - VAE-USFlow = {gap:+.2f} pp"), f"{gap:+.2f} pp"
+        return (verdict, f"USFlow - VAE-USFlow = {gap:+.2f} pp"), f"mean USFlow {usf:.2f}, VAE-USFlow {vae:.2f}"
     return _tab_check(src, judge)
 
 
@@ -936,7 +939,9 @@ def _fig11_sign(src: Source, stat: str, sign: int, label: str, summary: str, dig
     loaded, runs, cond = _vae_runs(src)
     pc = _vae_per_class(runs[runs["experiment"] == "embeddings"])
     usf, nonusf = pc[(stat, "usf")], pc[(stat, "nonusf")]
-    ours = f"{summary}: USF {usf.mean():.{digits}f}, NonUSF {nonusf.mean():.{digits}f}"
+    d = (usf - nonusf).dropna()
+    ours = (f"{summary}: USF {usf.mean():.{digits}f}, NonUSF {nonusf.mean():.{digits}f}; USF - NonUSF above 0 on "
+            f"{int((d > 0).sum())}, below 0 on {int((d < 0).sum())} of {len(d)} classes")
     return _sign_finding(usf - nonusf, sign, label, ours, loaded, cond, detail=pc.round(1) if show else None)
 
 
