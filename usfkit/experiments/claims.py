@@ -33,6 +33,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -1273,8 +1274,11 @@ def _fig9(src: Source) -> Finding:
 # the report
 # --------------------------------------------------------------------------
 def settings(profile: str = "quick"):
-    """Chapter 08's settings (:func:`usfkit.profiles.resolve`; ``USFKIT_PROFILE`` overrides ``profile``)."""
-    return profiles.resolve(CHAPTER, profile)
+    """Chapter 08's settings (:func:`usfkit.profiles.resolve`; ``USFKIT_PROFILE`` overrides ``profile``), with
+    the time they were made (``started``), from which :func:`save` records the report's wall time."""
+    cfg = profiles.resolve(CHAPTER, profile)
+    cfg.started = time.time()
+    return cfg
 
 
 def evaluate(claim_: Claim, src: Source) -> Finding:
@@ -1397,5 +1401,5 @@ def save(table: pd.DataFrame, cfg) -> pd.DataFrame:
     """Save the report (one record per claim) with provenance under ``results/<profile>/08_reproduction_report``;
     return the provenance as a one-column table."""
     results.save(CHAPTER, "report", {"claims": table.to_dict("records"), "counts": counts(table).to_dict("index")},
-                 cfg.profile, seeds=[cfg.seed])
+                 cfg.profile, seeds=[cfg.seed], started=getattr(cfg, "started", None))
     return pd.Series(results.load(CHAPTER, "report", cfg.profile)["provenance"]).to_frame("this report")
