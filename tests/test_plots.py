@@ -107,6 +107,8 @@ def vae_summary():
 def test_vae_class_auroc_marks_the_number_of_valid_runs():
     summary = vae_summary()
     ax = plots.vae_class_auroc(summary)
+    low, high = ax.get_ylim()
+    assert low <= 0.4 and high >= 1 and low <= (summary["mean"] - summary["std"].fillna(0)).min()  # all in view
     points = scatter_points(ax, len(summary))
     xy = points.get_offsets()
 
