@@ -799,6 +799,7 @@ def _tab_seed_std(src: Source, leak_free: bool = False) -> Finding:
              f"(of {runs['dataset'].nunique()} with every method), {int(seeds.sum())} runs")
     cond += "; each seed is also a different split (the same for every method)"
     verdict_why, pairs = _both_pairs(table, -1, "seed-std difference (pp)")
+
     def ms(m: str) -> str:
         return f"{m} {spread.loc[m, 'mean seed std (pp)']:.2f} / {spread.loc[m, 'median seed std (pp)']:.2f}"
     ours = ("mean / median seed std (pp): " + "; ".join(

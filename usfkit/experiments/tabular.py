@@ -39,6 +39,7 @@ CHAPTER = "05_tabular_benchmark"
 METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
 #: The flow inside each flow-based method, in the book's coupling vocabulary (usfkit.flows.COUPLINGS).
 FLOW_COUPLING = {**PAPER_FLOWS, "VAE-USFlow": "additive_lu", "VAE-NonUSFlow": "affine_lu", "OneFlow": "additive_lu"}
+#: The VAE hybrids: a VAE with a flow prior, scored by the negative ELBO (vae_part_metrics rates its parts).
 VAE_METHODS = ("VAE-USFlow", "VAE-NonUSFlow")
 #: Methods whose flow is uniformly scaling (additive couplings: constant determinant).
 USF_METHODS = tuple(m for m, c in FLOW_COUPLING.items() if c.startswith("additive"))
