@@ -332,3 +332,14 @@ def test_vae_score_parts_pairs_the_two_vaes_and_says_which_part_ranks():
     table.loc["VAE-USFlow", "largest |score - reconstruction part| (pp)"] = 3.0
     assert "differently by up to 3.00 pp" in tabular.vae_parts_sentence(table)
     assert tabular.vae_score_parts(frame(rows[-1:])).empty  # no VAE run: nothing to show
+
+
+def test_training_lengths_count_early_stops_and_runs_below_chance():
+    runs = pd.DataFrame({"method": ["USFlow"] * 2 + ["DOHSC"] * 3, "ok": [True, True, True, True, False],
+                         "epochs_run": [200, 200, 8, 20, 3], "epochs_allowed": [200] * 5,
+                         "auroc": [0.9, 0.8, 0.4, 0.7, None]})
+    t = tabular.training_lengths(runs)
+    assert list(t.index) == ["USFlow", "DOHSC"]  # the book's method order; the failed run does not count
+    assert t.loc["DOHSC"].to_dict() == {"median epochs run": 14.0, "stopped early (%)": 100.0,
+                                        "AUC-ROC below 0.5 (%)": 50.0, "runs": 2}
+    assert t.loc["USFlow", "stopped early (%)"] == 0 and t.loc["USFlow", "AUC-ROC below 0.5 (%)"] == 0

@@ -316,6 +316,19 @@ def seed_spread(runs: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("mean seed std (pp)")
 
 
+def training_lengths(runs: pd.DataFrame) -> pd.DataFrame:
+    """How long each method trained under §5.1.1's shared rule (early stopping after ``patience`` epochs
+    without a loss gain) and how often it ranked the test set worse than chance, over its valid runs:
+    median epochs run, share of runs stopped before the epoch budget, share with AUC-ROC below 0.5 (%)."""
+    ok = runs[runs["ok"].astype(bool)]
+    by = ok["method"]
+    out = pd.DataFrame({"median epochs run": ok["epochs_run"].groupby(by).median(),
+                        "stopped early (%)": 100 * (ok["epochs_run"] < ok["epochs_allowed"]).groupby(by).mean(),
+                        "AUC-ROC below 0.5 (%)": 100 * (ok["auroc"] < 0.5).groupby(by).mean(),
+                        "runs": by.value_counts()})
+    return out.reindex([m for m in METHODS if m in out.index])
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Per method, over datasets: mean, std, median of the per-dataset mean AUC-ROC (in %),
     the number of datasets, and the failed runs; sorted by mean (Figure 3a's order)."""
