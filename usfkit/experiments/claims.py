@@ -630,7 +630,8 @@ def _tabular(src: Source, leak_free: bool = False) -> tuple[Loaded, pd.DataFrame
     protocol = profiles.PROFILES[tabular.CHAPTER][loaded.profile]["protocol"]
     records = tabular.leak_free(loaded.data) if leak_free else \
         [r for r in loaded.data if r.settings.get("protocol") == protocol]
-    protocol = "without a copied test normal (adbench-noresample on the small sets)" if leak_free else protocol
+    if leak_free:
+        protocol = f"without the leak (adbench-noresample on the sets under {adbench.MIN_ROWS} rows, adbench elsewhere)"
     # methods are compared on the same datasets and seeds: the (dataset, seed) pairs with a record of every
     # method (a sweep in progress has datasets and seeds that only some methods ran)
     same = tabular.comparable(tabular.runs_frame(records)) if records else pd.DataFrame(columns=["dataset", "seed"])
@@ -644,8 +645,7 @@ def _tabular(src: Source, leak_free: bool = False) -> tuple[Loaded, pd.DataFrame
     epochs = sorted({r.settings.get("epochs") for r in loaded.data})
     basis = (f"{n} of {PAPER_TABULAR_DATASETS} datasets (those with every method; {tabular.seeds_text(runs)}), "
              f"{len(runs)} runs")
-    cond = (f"protocol {'/'.join(sorted(runs['protocol'].dropna().unique()))}; up to {'/'.join(map(str, epochs))} "
-            f"epochs (paper: 200); {loaded.devices}")
+    cond = f"protocol {protocol}; up to {'/'.join(map(str, epochs))} epochs (paper: 200); {loaded.devices}"
     return loaded, runs, basis, cond
 
 
