@@ -113,3 +113,20 @@ def test_seed_batching_computes_what_one_seed_at_a_time_computes(tmp_path, monke
         torch.set_num_threads(threads)
     rep = json.loads(out.read_text())["repeats"][0]
     assert rep["max_rel_loss_diff"] < 1e-5 and rep["speedup"] > 0
+
+
+def test_step_breakdown_times_every_matrix_product_and_the_bare_step():
+    """The GEMM timer sees the forward product and both backward products of a linear layer, and the
+    bare loop's parts are no larger than its whole step."""
+    import torch
+    from usfkit import flows, train
+    step_breakdown = _load("step_breakdown")
+    torch.set_num_threads(1)
+    lin, x = torch.nn.Linear(4, 3), torch.randn(5, 4, requires_grad=True)
+    with step_breakdown.GemmTimer() as timer:
+        lin(x).sum().backward()
+    assert timer.calls == 3 and timer.seconds > 0
+    flow = flows.USFlow(3, blocks=1, hidden=8, layers=1)
+    parts = step_breakdown.bare_step(train.FlowModule(flow, n_train=32), torch.randn(32, 3), batch_size=8, steps=4)
+    assert parts["gemm_calls"] > 0
+    assert 0 < parts["gemm_s"] < parts["bare_step_s"] and 0 < parts["optimizer_s"] < parts["bare_step_s"]
