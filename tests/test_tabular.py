@@ -1,6 +1,7 @@
 """ADBench registry and loader, the paper's split protocol, and the tabular sweep's
 bookkeeping (chapter 05)."""
 import hashlib
+import json
 
 import numpy as np
 import pandas as pd
@@ -343,3 +344,45 @@ def test_training_lengths_count_early_stops_and_runs_below_chance():
     assert t.loc["DOHSC"].to_dict() == {"median epochs run": 14.0, "stopped early (%)": 100.0,
                                         "AUC-ROC below 0.5 (%)": 50.0, "runs": 2}
     assert t.loc["USFlow", "stopped early (%)"] == 0 and t.loc["USFlow", "AUC-ROC below 0.5 (%)"] == 0
+
+
+def test_all_epochs_pairs_set_the_longer_runs_beside_the_shared_rule(tmp_path):
+    """benchmarks/dohsc_epochs.py's file joined with the committed runs: same dataset, method and seed only,
+    failed runs either way left out; the summary counts better / worse runs and runs below chance."""
+    runs = pd.DataFrame({"dataset": ["a", "b", "c", "a", "d"], "method": ["DOHSC", "DOHSC", "DOHSC", "USFlow", "DO2HSC"],
+                         "seed": [1, 1, 1, 1, 1], "ok": [True, True, True, True, False],
+                         "auroc": [0.40, 0.80, 0.70, 0.9, None], "epochs_run": [8, 20, 12, 200, 3]})
+    path = tmp_path / "dohsc_epochs.json"
+    assert tabular.all_epochs_pairs(runs, path).empty  # not run yet
+    longer = [{"dataset": d, "method": m, "seed": s, "ok": ok, "auroc": a, "epochs_run": 200, "failure": None}
+              for d, m, s, ok, a in [("a", "DOHSC", 1, True, 0.60), ("b", "DOHSC", 1, True, 0.70),
+                                     ("c", "DOHSC", 2, True, 0.99),  # another seed: no partner
+                                     ("d", "DO2HSC", 1, True, 0.90),  # its rule run failed
+                                     ("c", "DOHSC", 1, False, None)]]  # failed here
+    path.write_text(json.dumps({"epochs": 200, "runs": longer}))
+    pairs = tabular.all_epochs_pairs(runs, path)
+    assert sorted(pairs["dataset"]) == ["a", "b"]
+    s = tabular.all_epochs_summary(pairs).loc["DOHSC"]
+    assert s["runs"] == 2 and s["better"] == 1 and s["worse"] == 1
+    assert s["below 0.5, rule"] == 1 and s["below 0.5, all epochs"] == 0
+    assert s["mean AUC-ROC, rule (%)"] == pytest.approx(60) and s["mean AUC-ROC, all epochs (%)"] == pytest.approx(65)
+    assert s["median epochs (rule)"] == 14
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="dohsc_epochs.json is not a file that benchmarks/dohsc_epochs.py wrote"):
+        tabular.all_epochs_pairs(runs, path)
+    runs.loc[len(runs)] = ["b", "USFlow", 1, True, 0.8, 200]
+    pairs = tabular.all_epochs_pairs(runs, tmp_path / "absent.json")
+    assert pairs.empty
+
+
+def test_all_epochs_sentence_reads_the_summary_against_usflow_on_the_same_runs():
+    runs = pd.DataFrame({"dataset": ["a", "b", "c"], "method": ["USFlow"] * 3, "seed": [1, 1, 1], "ok": [True] * 3,
+                         "auroc": [0.9, 0.7, 0.1]})
+    pairs = pd.DataFrame({"dataset": ["a", "b"], "method": ["DOHSC"] * 2, "seed": [1, 1],
+                          "auroc (rule)": [0.4, 0.6], "epochs_run (rule)": [8, 12],
+                          "auroc (all epochs)": [0.5, 0.6], "epochs_run (all epochs)": [200, 200]})
+    text = tabular.all_epochs_sentence(pairs, tabular.all_epochs_summary(pairs), runs)
+    assert text.startswith("Trained for all 200 epochs instead") and "seed 1," in text
+    assert "DOHSC (2 runs, a median of 10 epochs under the rule) goes from 50.0 to 55.0 %" in text
+    assert "median change +5.00 pp; 1 runs better, 0 worse; below chance 1 → 0" in text
+    assert "against USFlow's 80.0 % on the same runs" in text  # c is not among the pairs

@@ -21,6 +21,7 @@ recorded as failed (with the reason) and the sweep goes on.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 
@@ -31,7 +32,7 @@ import torch
 from .. import metrics, profiles
 from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
-from ..results import STD_DDOF, RunRecord, RunResult
+from ..results import STD_DDOF, RunRecord, RunResult, project_root
 from ..sweep import describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 from ..train import FitResult, train_flow
 
@@ -327,6 +328,66 @@ def training_lengths(runs: pd.DataFrame) -> pd.DataFrame:
                         "AUC-ROC below 0.5 (%)": 100 * (ok["auroc"] < 0.5).groupby(by).mean(),
                         "runs": by.value_counts()})
     return out.reindex([m for m in METHODS if m in out.index])
+
+
+#: ``benchmarks/dohsc_epochs.py`` writes here: DOHSC and DO2HSC trained for every epoch of the budget.
+ALL_EPOCHS_FILE = "benchmarks/dohsc_epochs.json"
+
+
+def all_epochs_pairs(runs: pd.DataFrame, path=None) -> pd.DataFrame:
+    """DOHSC and DO2HSC under §5.1.1's shared rule (``runs``, the committed full records) beside the same
+    dataset, method and seed trained for the whole epoch budget (``benchmarks/dohsc_epochs.py``'s file,
+    ``path``, default :data:`ALL_EPOCHS_FILE` in the project): one row per pair that both have and that
+    trained, with AUC-ROCs and epochs both ways.  Empty when the file does not exist yet."""
+    path = project_root() / ALL_EPOCHS_FILE if path is None else path
+    if not os.path.exists(path):
+        return pd.DataFrame()
+    try:
+        with open(path) as f:
+            longer = pd.DataFrame(json.load(f)["runs"])[["dataset", "method", "seed", "ok", "auroc", "epochs_run"]]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path} is not a file that benchmarks/dohsc_epochs.py wrote ({err}); delete it and run "
+                         "the script again") from err
+    shared = runs[runs["ok"].astype(bool) & runs["method"].isin(["DOHSC", "DO2HSC"])]
+    both = shared[["dataset", "method", "seed", "auroc", "epochs_run"]].merge(
+        longer[longer["ok"].astype(bool)], on=["dataset", "method", "seed"], suffixes=(" (rule)", " (all epochs)"))
+    return both.drop(columns="ok").reset_index(drop=True)
+
+
+def all_epochs_summary(pairs: pd.DataFrame, tie: float = 0.005) -> pd.DataFrame:
+    """Per method, over :func:`all_epochs_pairs`: runs, mean AUC-ROC (%) under the shared rule and with every
+    epoch trained, the median change (pp), how many runs got better / worse by more than ``tie``, and how
+    many are below chance either way."""
+    rows = {}
+    for method, g in pairs.groupby("method", sort=False):
+        rule, longer = g["auroc (rule)"], g["auroc (all epochs)"]
+        change = longer - rule
+        rows[method] = {"runs": len(g), "median epochs (rule)": g["epochs_run (rule)"].median(),
+                        "mean AUC-ROC, rule (%)": 100 * rule.mean(),
+                        "mean AUC-ROC, all epochs (%)": 100 * longer.mean(),
+                        "median change (pp)": 100 * change.median(),
+                        "better": int((change > tie).sum()), "worse": int((change < -tie).sum()),
+                        "below 0.5, rule": int((rule < 0.5).sum()), "below 0.5, all epochs": int((longer < 0.5).sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def all_epochs_sentence(pairs: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame) -> str:
+    """Chapter 05's reading of :func:`all_epochs_summary`: each baseline's mean AUC-ROC under the shared rule
+    and with every epoch trained, and its gap to USFlow's mean on the same (dataset, seed) pairs of ``runs``."""
+    parts = []
+    for method, row in summary.iterrows():
+        keys = pairs.loc[pairs["method"] == method, ["dataset", "seed"]]
+        usflow = runs[(runs["method"] == "USFlow") & runs["ok"].astype(bool)].merge(keys, on=["dataset", "seed"])
+        ref = 100 * usflow["auroc"].mean()
+        parts.append(f"{method} ({int(row['runs'])} runs, a median of {row['median epochs (rule)']:.0f} epochs under the "
+                     f"rule) goes from {row['mean AUC-ROC, rule (%)']:.1f} to {row['mean AUC-ROC, all epochs (%)']:.1f} % "
+                     f"(median change {row['median change (pp)']:+.2f} pp; {int(row['better'])} runs better, {int(row['worse'])} "
+                     f"worse; below chance {int(row['below 0.5, rule'])} → {int(row['below 0.5, all epochs'])}), against "
+                     f"USFlow's {ref:.1f} % on the same runs")
+    epochs = int(pairs["epochs_run (all epochs)"].max())
+    seeds = ", ".join(str(s) for s in sorted(pairs["seed"].unique()))
+    return (f"Trained for all {epochs} epochs instead (benchmarks/dohsc_epochs.py, ADBench's protocol, seed {seeds}, "
+            f"everything else unchanged): " + "; ".join(parts) + ".")
 
 
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
