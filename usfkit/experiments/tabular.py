@@ -368,7 +368,8 @@ def all_epochs_summary(pairs: pd.DataFrame, tie: float = 0.005) -> pd.DataFrame:
                         "median change (pp)": 100 * change.median(),
                         "better": int((change > tie).sum()), "worse": int((change < -tie).sum()),
                         "below 0.5, rule": int((rule < 0.5).sum()), "below 0.5, all epochs": int((longer < 0.5).sum())}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    return out.reindex([m for m in METHODS if m in out.index])
 
 
 def all_epochs_sentence(pairs: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame) -> str:
