@@ -74,6 +74,16 @@ def run_version(tree: Path, data: Path, methods: list[str], epochs: int, **env_e
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def prepare(split, rev: str, folder: Path) -> tuple[Path, Path]:
+    """Save ``split`` for the children to read, and extract the tree of commit ``rev``; both in ``folder``."""
+    data, tree = folder / "split.pt", folder / "before"
+    torch.save({"x_train": split.x_train, "x_test": split.x_test, "y_test": torch.as_tensor(split.y_test)}, data)
+    tree.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    return data, tree
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--before", default="56edeb4", help="commit to compare with (default: 56edeb4)")
@@ -90,12 +100,7 @@ def main() -> None:
     start = time.time()
     with tempfile.TemporaryDirectory(prefix="usf-speedup-") as tmp:
         split = adbench.split(args.dataset, seed=1, protocol="adbench")
-        data = Path(tmp) / "split.pt"
-        torch.save({"x_train": split.x_train, "x_test": split.x_test, "y_test": torch.as_tensor(split.y_test)}, data)
-        before = Path(tmp) / "before"
-        before.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(before)], input=archive.stdout, check=True)
+        data, before = prepare(split, args.before, Path(tmp))
         versions = (("before", before, {}), ("eager", ROOT, {"USFKIT_COMPILE": "0"}),
                     ("compiled", ROOT, {"USFKIT_COMPILE": "1", "TORCHINDUCTOR_CACHE_DIR": str(Path(tmp) / "inductor")}))
         rows = []

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from speedup import run_version  # noqa: E402  (the before-commit child of speedup.py)
+from speedup import prepare, run_version  # noqa: E402  (speedup.py's before-commit child)
 
 from usfkit import oneflow, profiles, results, train, vae  # noqa: E402
 from usfkit.data import adbench  # noqa: E402
@@ -127,12 +126,7 @@ def main() -> None:
     split = adbench.split(args.dataset, seed=1, protocol="adbench")
     n_batches = -(-len(split.x_train) // cfg.batch_size)
     with tempfile.TemporaryDirectory(prefix="usf-steps-") as tmp:
-        data = Path(tmp) / "split.pt"
-        torch.save({"x_train": split.x_train, "x_test": split.x_test, "y_test": torch.as_tensor(split.y_test)}, data)
-        before_tree = Path(tmp) / "before"
-        before_tree.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before], capture_output=True, check=True)
-        subprocess.run(["tar", "-x", "-C", str(before_tree)], input=archive.stdout, check=True)
+        data, before_tree = prepare(split, args.before, Path(tmp))
         before = run_version(before_tree, data, args.methods, args.epochs)
     rows = []
     for method in args.methods:
