@@ -363,7 +363,7 @@ def test_all_epochs_pairs_set_the_longer_runs_beside_the_shared_rule(tmp_path):
     pairs = tabular.all_epochs_pairs(runs, path)
     assert sorted(pairs["dataset"]) == ["a", "b"]
     s = tabular.all_epochs_summary(pairs).loc["DOHSC"]
-    assert s["runs"] == 2 and s["better"] == 1 and s["worse"] == 1
+    assert s["runs"] == 2 and s["better"] == 1 and s["worse"] == 1 and s["identical"] == 0
     assert s["below 0.5, rule"] == 1 and s["below 0.5, all epochs"] == 0
     assert s["mean AUC-ROC, rule (%)"] == pytest.approx(60) and s["mean AUC-ROC, all epochs (%)"] == pytest.approx(65)
     assert s["median epochs (rule)"] == 14
@@ -384,5 +384,5 @@ def test_all_epochs_sentence_reads_the_summary_against_usflow_on_the_same_runs()
     text = tabular.all_epochs_sentence(pairs, tabular.all_epochs_summary(pairs), runs)
     assert text.startswith("Trained for all 200 epochs instead") and "seed 1," in text
     assert "DOHSC (2 runs, a median of 10 epochs under the rule) goes from 50.0 to 55.0 %" in text
-    assert "median change +5.00 pp; 1 runs better, 0 worse; below chance 1 → 0" in text
-    assert "against USFlow's 80.0 % on the same runs" in text  # c is not among the pairs
+    assert "median change +5.00 pp; 1 runs better, 0 worse, 1 identical; below chance 1 → 0" in text
+    assert "its gap to USFlow on the same runs (80.0 %) goes from 30.0 to 25.0 pp" in text  # c is not among the pairs
