@@ -349,9 +349,12 @@ def test_training_lengths_count_early_stops_and_runs_below_chance():
 def test_all_epochs_pairs_set_the_longer_runs_beside_the_shared_rule(tmp_path):
     """benchmarks/dohsc_epochs.py's file joined with the committed runs: same dataset, method and seed only,
     failed runs either way left out; the summary counts better / worse runs and runs below chance."""
-    runs = pd.DataFrame({"dataset": ["a", "b", "c", "a", "d"], "method": ["DOHSC", "DOHSC", "DOHSC", "USFlow", "DO2HSC"],
-                         "seed": [1, 1, 1, 1, 1], "ok": [True, True, True, True, False],
-                         "auroc": [0.40, 0.80, 0.70, 0.9, None], "epochs_run": [8, 20, 12, 200, 3]})
+    runs = pd.DataFrame({"dataset": ["a", "b", "c", "a", "d", "a"],
+                         "method": ["DOHSC", "DOHSC", "DOHSC", "USFlow", "DO2HSC", "DOHSC"],
+                         "seed": [1, 1, 1, 1, 1, 1], "ok": [True, True, True, True, False, True],
+                         "auroc": [0.40, 0.80, 0.70, 0.9, None, 0.55], "epochs_run": [8, 20, 12, 200, 3, 5],
+                         "protocol": ["adbench"] * 5 + ["adbench-noresample"],  # the last: another protocol
+                         "epochs_allowed": [200] * 6})
     path = tmp_path / "dohsc_epochs.json"
     assert tabular.all_epochs_pairs(runs, path).empty  # not run yet
     longer = [{"dataset": d, "method": m, "seed": s, "ok": ok, "auroc": a, "epochs_run": 200, "failure": None}
@@ -359,9 +362,11 @@ def test_all_epochs_pairs_set_the_longer_runs_beside_the_shared_rule(tmp_path):
                                      ("c", "DOHSC", 2, True, 0.99),  # another seed: no partner
                                      ("d", "DO2HSC", 1, True, 0.90),  # its rule run failed
                                      ("c", "DOHSC", 1, False, None)]]  # failed here
-    path.write_text(json.dumps({"epochs": 200, "runs": longer}))
+    path.write_text(json.dumps({"epochs": 200, "protocol": "adbench", "runs": longer}))
     pairs = tabular.all_epochs_pairs(runs, path)
     assert sorted(pairs["dataset"]) == ["a", "b"]
+    shorter = runs.assign(epochs_allowed=20)  # a quick-profile run is not the same run
+    assert tabular.all_epochs_pairs(shorter, path).empty
     s = tabular.all_epochs_summary(pairs).loc["DOHSC"]
     assert s["runs"] == 2 and s["better"] == 1 and s["worse"] == 1 and s["identical"] == 0
     assert s["below 0.5, rule"] == 1 and s["below 0.5, all epochs"] == 0
@@ -370,7 +375,7 @@ def test_all_epochs_pairs_set_the_longer_runs_beside_the_shared_rule(tmp_path):
     path.write_text("{not json")
     with pytest.raises(ValueError, match="dohsc_epochs.json is not a file that benchmarks/dohsc_epochs.py wrote"):
         tabular.all_epochs_pairs(runs, path)
-    runs.loc[len(runs)] = ["b", "USFlow", 1, True, 0.8, 200]
+    runs.loc[len(runs)] = ["b", "USFlow", 1, True, 0.8, 200, "adbench", 200]
     pairs = tabular.all_epochs_pairs(runs, tmp_path / "absent.json")
     assert pairs.empty
 

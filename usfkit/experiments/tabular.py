@@ -338,17 +338,21 @@ def all_epochs_pairs(runs: pd.DataFrame, path=None) -> pd.DataFrame:
     """DOHSC and DO2HSC under §5.1.1's shared rule (``runs``, the committed full records) beside the same
     dataset, method and seed trained for the whole epoch budget (``benchmarks/dohsc_epochs.py``'s file,
     ``path``, default :data:`ALL_EPOCHS_FILE` in the project): one row per pair that both have and that
-    trained, with AUC-ROCs and epochs both ways.  Empty when the file does not exist yet."""
+    trained, with AUC-ROCs and epochs both ways.  Only runs of the file's protocol and epoch budget pair up
+    (a quick-profile run is not the same run with fewer epochs).  Empty when the file does not exist yet."""
     path = project_root() / ALL_EPOCHS_FILE if path is None else path
     if not os.path.exists(path):
         return pd.DataFrame()
     try:
         with open(path) as f:
-            longer = pd.DataFrame(json.load(f)["runs"])[["dataset", "method", "seed", "ok", "auroc", "epochs_run"]]
+            saved = json.load(f)
+        longer = pd.DataFrame(saved["runs"])[["dataset", "method", "seed", "ok", "auroc", "epochs_run"]]
+        protocol, epochs = saved["protocol"], saved["epochs"]
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path} is not a file that benchmarks/dohsc_epochs.py wrote ({err}); delete it and run "
                          "the script again") from err
-    shared = runs[runs["ok"].astype(bool) & runs["method"].isin(["DOHSC", "DO2HSC"])]
+    shared = runs[runs["ok"].astype(bool) & runs["method"].isin(["DOHSC", "DO2HSC"])
+                  & (runs["protocol"] == protocol) & (runs["epochs_allowed"] == epochs)]
     both = shared[["dataset", "method", "seed", "auroc", "epochs_run"]].merge(
         longer[longer["ok"].astype(bool)], on=["dataset", "method", "seed"], suffixes=(" (rule)", " (all epochs)"))
     return both.drop(columns="ok").reset_index(drop=True)
