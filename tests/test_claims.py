@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from usfkit import results, sweep
+from usfkit import profiles, results, sweep
 from usfkit.experiments import claims
 from usfkit.image import paper_numbers
 
@@ -371,3 +371,60 @@ def test_devices_say_how_many_results_each_gave_when_there_are_several():
     one = claims.Loaded([], "full", [{"device": "cpu: A"}] * 2)
     two = claims.Loaded([], "full", [{"device": "cpu: A"}, {"device": "cpu: B"}, {"device": "cpu: B"}])
     assert one.devices == "cpu: A" and two.devices == "cpu: B (2 results), cpu: A (1 result)"
+
+
+def collapse_summary(usf_bad: int) -> dict:
+    """A chapter 03 summary with two USF and two NonUSF runs per sweep; ``usf_bad`` USF runs diverged in §3."""
+    explode = [{"flow": c, "seed": s, "constant_det": c == "additive_lu",
+                "status": "diverged" if (c == "affine_lu" and s == 0) or (c == "additive_lu" and s < usf_bad) else "ok"}
+               for s in range(2) for c in ("affine_lu", "additive_lu")]
+    sweep_rows = [{"coupling": c, "constant_det": c == "additive_lu", "sigma": "1", "seed": s, "status": "ok"}
+                  for s in range(2) for c in ("affine_lu", "additive_lu")]
+    settings = {"explode_dim": 8, "explode_lr": 0.07, "explode_epochs": 3, "sweep_dim": 8, "sweep_lr": 0.01,
+                "sweep_epochs": 3}
+    return {"explode": explode, "sigma_sweep": sweep_rows, "settings": settings}
+
+
+def write_full_explode_runs(usf_diverged: int) -> list[Path]:
+    """Every run of chapter 03's full §3 sweep as a record; ``usf_diverged`` USF runs diverged (and the first
+    NonUSF run).  Returns the record paths."""
+    from usfkit.experiments import collapse
+
+    specs, settings = collapse.explode_sweep(profiles.of("03_collapse", "full"))
+    rows, n_usf = [], 0
+    for spec in specs:
+        usf = spec["coupling"] == "additive_lu"
+        bad = (usf and n_usf < usf_diverged) or (not usf and spec["seed"] == specs[0]["seed"])
+        n_usf += usf
+        trajectory = [{"epoch": e, "logdet_mean": -1.0 * e, "logdet_std": 0.0 if usf else 2.0, "logdet_absmax": 1.0 * e,
+                       "nll": 100.0 - e if not bad or e < 2 else 1e9, "lu_cond": 10.0 + (1e8 if bad and e == 2 else 0)}
+                      for e in range(3)]
+        rows.append({"spec": spec, "settings": settings, "metrics": {"test_nll": 98.0},
+                     "info": {"status": "diverged" if bad else "ok", "constant_det": usf, "final_nll": 98.0,
+                              "trajectory": trajectory}})
+    write_runs("03_collapse", "full", rows)
+    return sweep.record_paths("03_collapse", "full", specs, settings)
+
+
+def test_exploding_determinants_read_the_full_runs_once_the_sweep_is_complete():
+    """§3's claim and App. D's count read chapter 03's full records as soon as all of §3's runs are there, even
+    while the chapter's full summary is not (it waits for the slowest sweep); before that, the quick summary."""
+    results.save("03_collapse", "summary", collapse_summary(usf_bad=0), "quick")
+    paths = write_full_explode_runs(usf_diverged=1)
+    paths[-1].unlink()  # one run still missing: the quick summary decides
+    quick = check("§4.2: exploding")
+    assert quick.verdict == claims.REPRODUCED and quick.basis.startswith("quick")
+    assert quick.ours == "NonUSF: 1 of 2 failed or diverged, USF: 0 of 2 failed or diverged"
+    assert check("App. D: no USF run fails").verdict == claims.REPRODUCED
+    paths = write_full_explode_runs(usf_diverged=1)  # complete
+    full = check("§4.2: exploding")
+    n = len(paths) // 2
+    assert full.verdict == claims.PARTLY and full.basis.startswith("full")
+    assert full.ours == f"NonUSF: 1 of {n} failed or diverged, USF: 1 of {n} failed or diverged"
+    full_cfg = profiles.of("03_collapse", "full")
+    assert f"d = {full_cfg.explode_dim}, lr {full_cfg.explode_lr}" in full.conditions and "cpu: test" in full.conditions
+    found = check("App. D: no USF run fails")
+    assert found.verdict == claims.NOT_REPRODUCED and found.ours == f"1 of {n + 2} USF runs failed"
+    assert "chapter 03: " + f"{n + 2} USF runs (full + quick)" in found.basis
+    # with the report reading the full profile only, the complete sweep alone is judged
+    assert check("§4.2: exploding", "full").ours == full.ours

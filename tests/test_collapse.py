@@ -170,6 +170,29 @@ def test_records_turn_non_finite_strings_back_into_floats():
 # --------------------------------------------------------------------------
 # Reading trajectories and the sentences chapter 03 prints from them
 # --------------------------------------------------------------------------
+def test_explode_table_and_its_sentences_name_the_runs_that_went_wrong():
+    """§3's table takes the best epoch from the test NLL (a NaN epoch is never best) and the largest LU
+    condition number of any epoch; the sentence per flow counts the runs that went wrong and describes them."""
+    def run(coupling, seed, status, nll, cond):
+        trajectory = [{"epoch": float(e), "logdet_mean": -1.0, "logdet_std": 0.0, "logdet_absmax": 2.0 + e,
+                       "nll": n, "lu_cond": c} for e, (n, c) in enumerate(zip(nll, cond))]
+        return {"coupling": coupling, "seed": seed, "constant_det": coupling == "additive_lu", "status": status,
+                "epochs": len(nll) - 1, "final_nll": min(x for x in nll if x == x), "failure": None,
+                "trajectory": trajectory}
+
+    runs = [run("additive_lu", 0, "ok", [10.0, 5.0, 6.0], [1.0, 3.0, 2.0]),
+            run("additive_lu", 1, "diverged", [10.0, 4.0, 1e7], [1.0, 2.0, 4e8]),
+            run("affine_lu", 0, "failed", [10.0, float("nan"), float("nan")], [1.0, 5e6, 1.0])]
+    table = collapse.explode_table(runs)
+    assert table["best epoch"].tolist() == [1, 1, 0]
+    assert table["max LU cond"].tolist() == [3.0, 4e8, 5e6] and table["max |ln det J|"].tolist() == [4.0, 4.0, 4.0]
+    usf, nonusf = collapse.describe_explode(table)
+    assert usf.startswith("USFlows (additive_lu): 1 of 2 runs went wrong (seed 1 diverged): best test NLL at epoch 1")
+    assert "condition number 4e+08 or more, last test NLL 1e+07 or more" in usf and "the 1 good runs: best epoch 1" in usf
+    assert nonusf.startswith("NonUSFlows (affine_lu): 1 of 1 runs went wrong (seed 0 failed)") and "good" not in nonusf
+    assert "last test NLL not finite in 1," in nonusf
+
+
 def _traj(key_values: dict[str, list[float]]) -> list[dict]:
     n = len(next(iter(key_values.values())))
     return [{"epoch": float(i), **{k: float(v[i]) for k, v in key_values.items()}} for i in range(n)]
@@ -252,9 +275,9 @@ def test_table_views_have_short_two_level_headers():
 
     row = {"flow": "affine_lu", "seed": 0, "status": "ok", "epochs": 15, "mean ln|det J|": -31.0,
            "std over inputs": 1.8, "max |ln det J|": 130.3, "test NLL (last epoch)": 61.7,
-           "test NLL (best epoch)": 61.7, "max LU cond": 2.01e4, "failure": ""}
+           "test NLL (best epoch)": 61.7, "best epoch": 15, "max LU cond": 2.01e4, "failure": ""}
     quiet = collapse.explode_view(pd.DataFrame([row, {**row, "seed": 1}]))
-    assert ("run", "failure") not in quiet.data.columns and len(quiet.data.columns) == 8
+    assert ("run", "failure") not in quiet.data.columns and len(quiet.data.columns) == 9
     loud = collapse.explode_view(pd.DataFrame([row, {**row, "seed": 1, "status": "failed",
                                                      "failure": "loss became nan at epoch 3, batch 2. " * 5}]))
     fails = loud.data[("run", "failure")].tolist()

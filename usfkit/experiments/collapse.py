@@ -34,8 +34,9 @@ from torch import Tensor
 from ..flows import Flow, build_flow, seeded
 from ..metrics import auroc
 from ..oneclass import DeepSVDD, svdd_widths
+from .. import profiles
 from ..results import RunRecord, RunResult
-from ..sweep import run_sweep
+from ..sweep import record_paths, run_sweep
 from ..train import FitResult, train_flow, train_svdd
 
 CHAPTER = "03_collapse"
@@ -318,6 +319,19 @@ def prior_sweep(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
                                             desc="prior-scale sweep")]
 
 
+
+def full_sweep_runs(part: str) -> tuple[list[dict], list[dict], dict] | None:
+    """The committed full-profile runs of one sweep, ``part`` ``"explode"`` (§3) or ``"sigma_sweep"``
+    (§4b), as the chapter's tables read them (:func:`_flow_run`), with their provenance and the sweep's
+    settings, once every run of that sweep is there; ``None`` while any is missing.  The chapter's full
+    summary waits for all three sweeps; this lets the report judge a finished sweep before that."""
+    specs, settings = {"explode": explode_sweep, "sigma_sweep": prior_scale_sweep}[part](profiles.of(CHAPTER, "full"))
+    paths = record_paths(CHAPTER, "full", specs, settings)
+    if not all(p.exists() for p in paths):
+        return None
+    records = [RunRecord.from_file(p) for p in paths]
+    return [_flow_run(r) for r in records], [r.provenance for r in records], settings
+
 # --------------------------------------------------------------------------
 # Reading trajectories, and what the chapter prints about them
 # --------------------------------------------------------------------------
@@ -466,8 +480,53 @@ EXPLODE_COLUMNS = {"status": ("run", "status"), "epochs": ("run", "epochs"),
                    "std over inputs": ("ln|det J|, last epoch", "std"),
                    "max |ln det J|": ("largest, any epoch", "|ln det J|"),
                    "max LU cond": ("largest, any epoch", "LU cond."),
-                   "test NLL (last epoch)": ("test NLL", "last"), "test NLL (best epoch)": ("test NLL", "best")}
+                   "test NLL (last epoch)": ("test NLL", "last"), "test NLL (best epoch)": ("test NLL", "best"),
+                   "best epoch": ("test NLL", "best epoch")}
 
+
+def explode_table(runs: list[dict]) -> pd.DataFrame:
+    """§3's per-run table from runs as :func:`explode_runs` returns them: status, the last epoch's
+    ln|det J| (mean and spread over the probe inputs), the largest |ln det J| and LU condition number of
+    any epoch, the test NLL at the last and at the best epoch, and the best epoch."""
+    def best_epoch(trajectory: list[dict]) -> int:
+        nll = [t["nll"] if math.isfinite(t["nll"]) else math.inf for t in trajectory]
+        return int(trajectory[nll.index(min(nll))]["epoch"])
+
+    return pd.DataFrame([{
+        "flow": r["coupling"], "seed": r["seed"], "constant_det": r["constant_det"], "status": r["status"],
+        "epochs": r["epochs"], "mean ln|det J|": r["trajectory"][-1]["logdet_mean"],
+        "std over inputs": r["trajectory"][-1]["logdet_std"],
+        "max |ln det J|": max(t["logdet_absmax"] for t in r["trajectory"]),
+        "test NLL (last epoch)": r["trajectory"][-1]["nll"], "test NLL (best epoch)": r["final_nll"],
+        "best epoch": best_epoch(r["trajectory"]), "max LU cond": max(t["lu_cond"] for t in r["trajectory"]),
+        "failure": (r["failure"] or "")[:120],
+    } for r in runs])
+
+
+def describe_explode(table: pd.DataFrame) -> list[str]:
+    """One sentence per flow of :func:`explode_table`: how many runs went wrong (failed or diverged), and
+    for those the best epoch, the largest LU condition number, the last test NLL and the largest spread of
+    ln|det J| over inputs, beside the median of the flow's good runs."""
+    lines = []
+    for flow, runs in table.groupby("flow", sort=False):
+        name = "USFlow" if runs["constant_det"].all() else "NonUSFlow"
+        wrong, good = runs[runs["status"] != "ok"], runs[runs["status"] == "ok"]
+        line = f"{name}s ({flow}): {len(wrong)} of {len(runs)} runs went wrong"
+        if len(wrong):
+            last = wrong["test NLL (last epoch)"]
+            finite = last.map(math.isfinite)
+            last_nll = (f"last test NLL {last.min():.3g} or more" if finite.all()
+                        else f"last test NLL not finite in {int((~finite).sum())}")
+            line += (f" ({', '.join(f'seed {r.seed} {r.status}' for r in wrong.itertuples())}): best test NLL at epoch "
+                     f"{'/'.join(str(e) for e in wrong['best epoch'])}, largest LU condition number "
+                     f"{wrong['max LU cond'].min():.2g} or more, {last_nll}, spread of ln|det J| over inputs up to "
+                     f"{wrong['std over inputs'].max():.2g}")
+        if len(good):
+            line += (f"; the {len(good)} good runs: best epoch {good['best epoch'].median():g}, largest LU condition "
+                     f"number {good['max LU cond'].median():.3g}, last test NLL {good['test NLL (last epoch)'].median():.3g}"
+                     " (medians)")
+        lines.append(line + ".")
+    return lines
 
 def explode_view(table: pd.DataFrame, failure_chars: int = 60):
     """§3's per-run table with two-level headers, indexed by flow and seed.  The ``failure`` column
