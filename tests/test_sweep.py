@@ -147,5 +147,5 @@ def test_describe_missing_lists_items_per_group_and_says_which_are_partial():
     specs = [{"dataset": d, "method": m, "seed": s} for s in (1, 2) for d in ("x", "y") for m in ("A", "B", "C")]
     missing = [s for s in specs if s["seed"] == 2 or (s["dataset"] == "y" and s["method"] == "C")]
     assert sweep.describe_missing(missing, specs, "seed", "dataset") == [
-        "seed 1: 1 dataset, 1 run: y (only some runs missing: y 1 of 3)",
+        "seed 1: 1 dataset, 1 run: y; y misses 1 of its 3 runs (method C)",
         "seed 2: 2 datasets, 6 runs: x, y"]

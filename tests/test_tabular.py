@@ -367,8 +367,9 @@ def test_all_epochs_pairs_set_the_longer_runs_beside_the_shared_rule(tmp_path):
     assert sorted(pairs["dataset"]) == ["a", "b"]
     shorter = runs.assign(epochs_allowed=20)  # a quick-profile run is not the same run
     assert tabular.all_epochs_pairs(shorter, path).empty
-    s = tabular.all_epochs_summary(pairs).loc["DOHSC"]
-    assert s["runs"] == 2 and s["better"] == 1 and s["worse"] == 1 and s["identical"] == 0
+    s = tabular.all_epochs_summary(pairs, runs).loc["DOHSC"]
+    assert s["runs"] == 2 and s["better by > 0.5 pp"] == 1 and s["worse by > 0.5 pp"] == 1 and s["identical"] == 0
+    assert s["changed by <= 0.5 pp"] == 0 and s["USFlow, same runs (%)"] == pytest.approx(90)  # USFlow ran on a only
     assert s["below 0.5, rule"] == 1 and s["below 0.5, all epochs"] == 0
     assert s["mean AUC-ROC, rule (%)"] == pytest.approx(60) and s["mean AUC-ROC, all epochs (%)"] == pytest.approx(65)
     assert s["median epochs (rule)"] == 14
@@ -386,8 +387,13 @@ def test_all_epochs_sentence_reads_the_summary_against_usflow_on_the_same_runs()
     pairs = pd.DataFrame({"dataset": ["a", "b"], "method": ["DOHSC"] * 2, "seed": [1, 1],
                           "auroc (rule)": [0.4, 0.6], "epochs_run (rule)": [8, 12],
                           "auroc (all epochs)": [0.5, 0.6], "epochs_run (all epochs)": [200, 200]})
-    text = tabular.all_epochs_sentence(pairs, tabular.all_epochs_summary(pairs), runs)
+    summary = tabular.all_epochs_summary(pairs, runs)
+    assert summary.loc["DOHSC", ["better by > 0.5 pp", "worse by > 0.5 pp", "changed by <= 0.5 pp",
+                                 "identical"]].sum() == 2  # every run counted once
+    nudged = pairs.assign(**{"auroc (all epochs)": [0.402, 0.6]})  # 0.2 pp: changed, within the tie
+    assert tabular.all_epochs_summary(nudged, tie=0.005).loc["DOHSC", "changed by <= 0.5 pp"] == 1
+    text = tabular.all_epochs_sentence(pairs, summary)
     assert text.startswith("Trained for all 200 epochs instead") and "seed 1," in text
     assert "DOHSC (2 runs, a median of 10 epochs under the rule) goes from 50.0 to 55.0 %" in text
-    assert "median change +5.00 pp; 1 runs better, 0 worse, 1 identical; below chance 1 → 0" in text
+    assert "median change +5.00 pp; 1 runs better, 0 worse, 0 changed by at most 0.5 pp, 1 identical; below chance 1 → 0" in text
     assert "its gap to USFlow on the same runs (80.0 %) goes from 30.0 to 25.0 pp" in text  # c is not among the pairs

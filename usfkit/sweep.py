@@ -138,8 +138,13 @@ def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[res
 
 def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
     """The ``missing`` run specs (of all ``specs``), one line per value of ``group``: every ``item`` with a
-    missing run, and for those that miss only some of their runs how many, e.g.
-    ``"seed 1: 2 datasets, 8 runs: 1_ALOI, 17_InternetAds (only some runs missing: 17_InternetAds 1 of 7)"``."""
+    missing run, and for those that miss only some of their runs which ones, e.g. ``"seed 2: 2 datasets,
+    9 runs: 1_ALOI, 17_InternetAds; 17_InternetAds misses 3 of its 7 runs (method OneFlow/DOHSC/DO2HSC)"``."""
+    def which(g, k) -> str:  # the missing runs of one item, by their other fields
+        rows = [s for s in missing if s[group] == g and s[item] == k]
+        fields = [f for f in rows[0] if f not in (group, item)]
+        return "; ".join(f"{f} {'/'.join(map(str, dict.fromkeys(r[f] for r in rows)))}" for f in fields)
+
     lines = []
     groups = list(dict.fromkeys(s[group] for s in missing))
     try:
@@ -149,11 +154,10 @@ def describe_missing(missing: list[dict], specs: list[dict], group: str, item: s
     for g in groups:
         miss = collections.Counter(s[item] for s in missing if s[group] == g)
         every = collections.Counter(s[item] for s in specs if s[group] == g)
-        partly = [f"{k} {n} of {every[k]}" for k, n in miss.items() if n < every[k]]
+        partly = [f"{k} misses {n} of its {every[k]} runs ({which(g, k)})" for k, n in miss.items() if n < every[k]]
         n, runs = len(miss), sum(miss.values())
         head = f"{group} {g}: {n} {item}{'s' * (n != 1)}, {runs} run{'s' * (runs != 1)}"
-        lines.append(f"{head}: {', '.join(map(str, miss))}"
-                     + (f" (only some runs missing: {', '.join(partly)})" if partly else ""))
+        lines.append(f"{head}: {', '.join(map(str, miss))}" + "".join(f"; {p}" for p in partly))
     return lines
 
 

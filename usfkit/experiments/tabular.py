@@ -358,38 +358,46 @@ def all_epochs_pairs(runs: pd.DataFrame, path=None) -> pd.DataFrame:
     return both.drop(columns="ok").reset_index(drop=True)
 
 
-def all_epochs_summary(pairs: pd.DataFrame, tie: float = 0.005) -> pd.DataFrame:
-    """Per method, over :func:`all_epochs_pairs`: runs, mean AUC-ROC (%) under the shared rule and with every
-    epoch trained, the median change (pp), how many runs got better / worse by more than ``tie``, how many
-    have the identical AUC-ROC (every run keeps the weights of its lowest training loss: where that came
-    before the rule's stop, both runs end with the same weights), and how many are below chance either way."""
+def all_epochs_summary(pairs: pd.DataFrame, runs: pd.DataFrame | None = None, tie: float = 0.005) -> pd.DataFrame:
+    """Per method, over :func:`all_epochs_pairs`: runs, median epochs under the shared rule, mean AUC-ROC (%)
+    under the rule and with every epoch trained, the median change (pp), and how many runs got better or
+    worse by more than ``tie``, changed by less, or kept the identical AUC-ROC (every run keeps the weights of
+    its lowest training loss: where that came before the rule's stop, both runs end with the same weights):
+    the four counts add up to the runs.  Then the runs below chance either way and, with ``runs`` (chapter
+    05's records), USFlow's mean AUC-ROC on the same (dataset, seed) pairs."""
+    pp = f"{100 * tie:g} pp"
     rows = {}
     for method, g in pairs.groupby("method", sort=False):
         rule, longer = g["auroc (rule)"], g["auroc (all epochs)"]
         change = longer - rule
-        rows[method] = {"runs": len(g), "median epochs (rule)": g["epochs_run (rule)"].median(),
-                        "mean AUC-ROC, rule (%)": 100 * rule.mean(),
-                        "mean AUC-ROC, all epochs (%)": 100 * longer.mean(),
-                        "median change (pp)": 100 * change.median(),
-                        "better": int((change > tie).sum()), "worse": int((change < -tie).sum()),
-                        "identical": int((change.abs() < 1e-12).sum()),
-                        "below 0.5, rule": int((rule < 0.5).sum()), "below 0.5, all epochs": int((longer < 0.5).sum())}
+        identical = change.abs() < 1e-12
+        row = {"runs": len(g), "median epochs (rule)": g["epochs_run (rule)"].median(),
+               "mean AUC-ROC, rule (%)": 100 * rule.mean(), "mean AUC-ROC, all epochs (%)": 100 * longer.mean(),
+               "median change (pp)": 100 * change.median(),
+               f"better by > {pp}": int((change > tie).sum()), f"worse by > {pp}": int((change < -tie).sum()),
+               f"changed by <= {pp}": int(((change.abs() <= tie) & ~identical).sum()), "identical": int(identical.sum()),
+               "below 0.5, rule": int((rule < 0.5).sum()), "below 0.5, all epochs": int((longer < 0.5).sum())}
+        if runs is not None:
+            usflow = runs[(runs["method"] == "USFlow") & runs["ok"].astype(bool)].merge(g[["dataset", "seed"]],
+                                                                                          on=["dataset", "seed"])
+            row["USFlow, same runs (%)"] = 100 * usflow["auroc"].mean()
+        rows[method] = row
     out = pd.DataFrame.from_dict(rows, orient="index")
     return out.reindex([m for m in METHODS if m in out.index])
 
 
-def all_epochs_sentence(pairs: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame) -> str:
-    """Chapter 05's reading of :func:`all_epochs_summary`: each baseline's mean AUC-ROC under the shared rule
-    and with every epoch trained, and its gap to USFlow's mean on the same (dataset, seed) pairs of ``runs``."""
+def all_epochs_sentence(pairs: pd.DataFrame, summary: pd.DataFrame) -> str:
+    """Chapter 05's reading of :func:`all_epochs_summary` (made with ``runs``): each baseline's mean AUC-ROC
+    under the shared rule and with every epoch trained, and its gap to USFlow's mean on the same runs."""
     parts = []
     for method, row in summary.iterrows():
-        keys = pairs.loc[pairs["method"] == method, ["dataset", "seed"]]
-        usflow = runs[(runs["method"] == "USFlow") & runs["ok"].astype(bool)].merge(keys, on=["dataset", "seed"])
-        ref = 100 * usflow["auroc"].mean()
+        ref = row["USFlow, same runs (%)"]
         rule, longer = row["mean AUC-ROC, rule (%)"], row["mean AUC-ROC, all epochs (%)"]
+        better, worse, small = (int(row[c]) for c in summary.columns if c.startswith(("better", "worse", "changed")))
+        small_text = next(c for c in summary.columns if c.startswith("changed")).replace("<=", "at most")
         parts.append(f"{method} ({int(row['runs'])} runs, a median of {row['median epochs (rule)']:.0f} epochs under the "
                      f"rule) goes from {rule:.1f} to {longer:.1f} % (median change {row['median change (pp)']:+.2f} pp; "
-                     f"{int(row['better'])} runs better, {int(row['worse'])} worse, {int(row['identical'])} identical; "
+                     f"{better} runs better, {worse} worse, {small} {small_text}, {int(row['identical'])} identical; "
                      f"below chance {int(row['below 0.5, rule'])} → {int(row['below 0.5, all epochs'])}), so its gap to "
                      f"USFlow on the same runs ({ref:.1f} %) goes from {ref - rule:.1f} to {ref - longer:.1f} pp")
     epochs = int(pairs["epochs_run (all epochs)"].max())
