@@ -591,6 +591,7 @@ def _fig5(src: Source) -> Finding:
         for d, row in wide.iterrows():
             parts[f"d={d} {stat.split()[0]}"] = bool(row[usf] >= row.drop(usf).max())
     detail = table.set_index(["d", "method"])[[RHO, TAU, RHO_EST]].unstack("method").round(3)
+    detail = detail.astype(object).where(detail.notna(), "–")  # Deep SVDD estimates no density: no ln p̂ to rank
     verdict, why = parts_rule(parts)
     return _finding((verdict, why), f"USF best in {sum(parts.values())} of {len(parts)}", s, conditions=cond,
                     detail=detail)
@@ -1366,35 +1367,35 @@ def counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict_text(table: pd.DataFrame) -> str:
-    """One paragraph that states the verdicts: written from the counts, never typed by hand."""
-    n = counts(table)
-    total = n.loc["all"]
+    """The verdicts in Markdown, written from the counts, never typed by hand: one sentence of totals (the
+    counts table above gives them per topic), the claims not reproduced as a list, and which results are
+    only from the quick profile."""
+    total = counts(table).loc["all"]
     checked = total[REPRODUCED] + total[PARTLY] + total[NOT_REPRODUCED]
     quick = sorted({c for c, b in zip(table["chapter"], table["read from"]) if str(b).startswith("quick")})
-    topics = "; ".join(f"{t}: {r[REPRODUCED]} reproduced, {r[PARTLY]} partly, {r[NOT_REPRODUCED]} not reproduced, "
-                       f"{r[NOT_RUN]} not run" for t, r in n.drop(index="all").iterrows())
+
     def first_condition(text: Any) -> str:  # the leading condition, unless it is only the device
         first = str(text or "").split("; ")[0]
         return f" — {first}" if first and not first.startswith(("cpu", "cuda")) else ""
 
     failed = [f"{c}{first_condition(cond)}" for c, cond in
               table.loc[table["verdict"] == NOT_REPRODUCED, ["claim", "conditions (ours)"]].itertuples(index=False)]
-    text = (f"Of the paper's {len(table)} checkable claims listed here, {checked} could be judged on the results "
-            f"this book holds: {total[REPRODUCED]} reproduced, {total[PARTLY]} partly and {total[NOT_REPRODUCED]} not "
-            f"reproduced; {total[NOT_RUN]} could not be run here. By topic — {topics}. ")
+    parts = [f"Of the paper's {len(table)} checkable claims listed here, {checked} could be judged on the results "
+             f"this book holds: **{total[REPRODUCED]} reproduced, {total[PARTLY]} partly and {total[NOT_REPRODUCED]} not "
+             f"reproduced**; {total[NOT_RUN]} could not be run here"
+             + (" (each says why in the table below)." if total[NOT_RUN] else ".")]
     if failed:
-        text += "Not reproduced, each under the conditions its row states: " + "; ".join(failed) + ". "
-    if total[NOT_RUN]:
-        text += "Each claim that was not run says why in the table below. "
+        parts.append("Not reproduced, each under the conditions its row states:\n\n"
+                     + "\n".join(f"- {f}" for f in failed))
     if quick:
-        text += (f"Results of {len(quick)} chapter(s) ({', '.join(quick)}) come from the quick profile: smaller runs "
-                 "than the paper's (fewer datasets, classes, seeds and epochs; random backbone weights), so their "
-                 "verdicts are indicative only. A chapter's committed full-profile summary replaces them once the "
-                 "whole chapter has run at the full profile; full sweeps still under way are shown in their "
-                 "chapter, not judged here.")
+        parts.append(f"Results of {len(quick)} chapter(s) ({', '.join(quick)}) come from the quick profile: smaller "
+                     "runs than the paper's (fewer datasets, classes, seeds and epochs; random backbone weights), so "
+                     "their verdicts are indicative only. A chapter's committed full-profile summary replaces them once "
+                     "the whole chapter has run at the full profile (chapter 03's full sweeps are read one by one, as "
+                     "each is complete); full sweeps still under way are shown in their chapter, not judged here.")
     else:
-        text += "Every judged claim reads full-profile results or a check computed here."
-    return text
+        parts.append("Every judged claim reads full-profile results or a check computed here.")
+    return "\n\n".join(parts)
 
 
 def rules_text() -> str:

@@ -498,7 +498,8 @@ def leak_table(datasets: list[str], seed: int = 1) -> pd.DataFrame:
     for name in datasets:
         leaky, clean = (adbench.split(name, seed=seed, protocol=p) for p in adbench.PROTOCOLS)
         normals = int((leaky.y_test == 0).sum())
-        rows.append({"dataset": name, "rows in file": len(adbench.load(name)[1]), "test normals": normals,
+        rows.append({"dataset": name, "rows in file": len(adbench.load(name)[1]),
+                     "test normals (ADBench's protocol)": normals,
                      "copied into training": leaky.leaked_test_normals,
                      "copied (%)": 100 * leaky.leaked_test_normals / normals,
                      "copied without resampling": clean.leaked_test_normals})
