@@ -250,3 +250,23 @@ def test_compiled_loss_compiles_every_model_of_a_long_process():
             with train.compiled_loss(module, True):
                 module.loss(torch.randn(8, dim, generator=torch.Generator().manual_seed(dim))).backward()
             assert frames["ok"] > before, f"the d = {dim} model ran eagerly"
+
+
+def test_a_compiled_flow_loss_is_reused_for_another_training_set_size():
+    """The loss divides by ``n_train`` held as a tensor, so its compiled code does not depend on the
+    training-set size: a second model of the same shape, trained on a different number of rows, reads
+    the first one's compiled graph from torch's cache (an int would be baked in: a compile per data set)."""
+    from torch._dynamo.utils import counters
+
+    from usfkit import train
+
+    if not train.can_compile():
+        pytest.skip("torch.compile does not work here (no C++ compiler)")
+    hits = []
+    for n_train in (100, 300):
+        module = FlowModule(USFlow(3, blocks=1, hidden=4, layers=1, prior_sigma=1.0, seed=0), n_train=n_train)
+        before = counters["aot_autograd"]["autograd_cache_hit"]
+        with train.compiled_loss(module, True):
+            module.loss(torch.randn(8, 3, generator=torch.Generator().manual_seed(n_train))).backward()
+        hits.append(counters["aot_autograd"]["autograd_cache_hit"] - before)
+    assert hits[1] == 1, f"the second model compiled afresh (cache hits per model: {hits})"

@@ -139,13 +139,17 @@ class FlowModule(_Base):
     def __init__(self, flow: Flow, lr: float = 1e-3, weight_decay: float = 0.0, n_train: int = 1):
         super().__init__(lr, weight_decay)
         self.flow, self.n_train = flow, n_train
+        # n_train also as a tensor, which the loss divides by: a compiled loss then does not depend on the
+        # training-set size, and torch's on-disk cache serves every data set of the same width (an int would
+        # be baked into the compiled code, one compile per data set).  Exact: float32 holds any n < 2^24.
+        self.register_buffer("_n_train", torch.tensor(float(n_train)), persistent=False)
         self._last: tuple[Tensor, Tensor] | None = None  # the last batch's (z, ln|det J|), detached
 
     def loss(self, x: Tensor) -> Tensor:
         z, logdet = self.flow(x)
         self._last = (z.detach(), logdet.detach())
         nll = -(self.flow.base.log_prob(z) + logdet).mean()
-        return nll - self.flow.log_prior() / self.n_train
+        return nll - self.flow.log_prior() / self._n_train
 
     def diagnosis(self) -> str:
         if self._last is None:
@@ -254,11 +258,12 @@ class EpochBar(Callback):
 # Compiling the loss (same maths, fewer and fused kernels)
 # --------------------------------------------------------------------------
 #: ``fit(compile="auto")`` compiles runs with at least this many training steps (batches x max epochs).
-#: Measured on a 2-core CPU (benchmarks/speedup.py, 200-epoch runs of USFlow and VAE-USFlow, d = 36, batch 64):
-#: the compiled step saves 1.4-2.5 ms of 13.4 (1.1-1.25x), but compiling costs about 33 s the first time a model
-#: shape is seen and 7-10 s when torch's on-disk cache has it, so a cold compile pays back after about 13,000
-#: (USFlow) and 25,000 (VAE-USFlow) steps.
-COMPILE_MIN_STEPS = 20_000
+#: Measured on a 2-core CPU (benchmarks/speedup.py, chapter 05's flows on 30_satellite, d = 36, batch 64): the
+#: compiled step saves 2.9-4.4 ms of 14.6-17.9, and compiling costs about 25-30 s the first time a model shape
+#: (method and width) is seen on a machine and about 1 s once torch's on-disk cache has it, whatever the data
+#: set's size.  A lone cold run pays back after about 8,000 steps; a sweep's three seeds of one data set (one
+#: cold compile, two warm ones) after about 3,000 steps each.  Shorter runs (every quick profile) train eagerly.
+COMPILE_MIN_STEPS = 5_000
 
 
 @functools.cache
@@ -289,20 +294,23 @@ def compiled_loss(module: "_Base", enabled: bool):
     a few fused kernels, forward and backward.  The same maths up to float rounding: random draws
     inside the loss (the VAE's) come from torch's eager generator (``fallback_random``), so a seeded
     run draws the same numbers compiled or not; shapes are dynamic, so an epoch's shorter last batch
-    does not compile a second graph.  On leaving, the module's own ``loss`` is back.
+    does not compile a second graph; Python floats (the base's variance, the prior's ``sigma0``) are
+    compiled as constants (``specialize_float``: otherwise torch traces them as symbols first, finds it
+    cannot, and traces the whole loss a second time).  On leaving, the module's own ``loss`` is back.
 
     Each block starts from an empty in-process cache (``torch._dynamo.reset()``; torch's on-disk cache
     stays): torch keeps the compiled code per function and, after ``recompile_limit`` (8) models of
     other shapes, silently runs that function eagerly, so a long sweep's later runs would be marked
     compiled while they ran eagerly.  The price: a later run of a shape already seen pays a warm
-    compile (about 10 s) instead of none."""
+    compile (about 1 s) instead of none."""
     if not enabled:
         yield
         return
     torch._dynamo.reset()
     module.loss = torch.compile(module.loss, dynamic=True, options={"fallback_random": True})
     try:
-        yield
+        with torch._dynamo.config.patch(specialize_float=True):  # torch compiles lazily, at the first step
+            yield
     finally:
         del module.loss
 
