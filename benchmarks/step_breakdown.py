@@ -142,11 +142,13 @@ def main() -> None:
               f"  bare {1e3 * row['bare_step_s']:5.2f} ms (GEMMs {1e3 * row['gemm_s']:5.2f} ms in "
               f"{row['gemm_calls']:.0f} calls, optimizer {1e3 * row['optimizer_s']:4.2f} ms)  speed-up: "
               f"x{row['speedup_lightning']:.2f} today, x{row['speedup_bare']:.2f} without Lightning", flush=True)
+    # the provenance first: once the output file is opened for writing, git sees the tree as changed
+    payload = {"dataset": args.dataset, "n_train": len(split.x_train), "dim": split.dim,
+               "batch_size": cfg.batch_size, "batches_per_epoch": n_batches, "epochs": args.epochs,
+               "bare_steps": args.steps, "before": args.before, "table": rows,
+               "provenance": results.provenance("full", seeds=[1], started=start)}
     with open(args.out, "w") as f:
-        json.dump({"dataset": args.dataset, "n_train": len(split.x_train), "dim": split.dim,
-                   "batch_size": cfg.batch_size, "batches_per_epoch": n_batches, "epochs": args.epochs,
-                   "bare_steps": args.steps, "before": args.before, "table": rows,
-                   "provenance": results.provenance("full", seeds=[1], started=start)}, f, indent=1)
+        json.dump(payload, f, indent=1)
 
 
 if __name__ == "__main__":

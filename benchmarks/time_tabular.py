@@ -54,11 +54,13 @@ def main() -> None:
     print(f"measured: {len(runs)} runs in {total:.0f} s; training normals over all {len(sizes)} datasets: {n_all}")
     print(f"extrapolated, one seed, all methods, all present datasets: {exp_h:.1f} h expected, {up_h:.1f} h at most"
           f"; three seeds: {3 * exp_h:.1f} h / {3 * up_h:.1f} h")
+    # the provenance first: once the output file is opened for writing, git sees the tree as changed
+    payload = {"runs": runs.drop(columns=["failure"]).to_dict("records"), "per_method": per_method.reset_index()
+               .to_dict("records"), "n_train_all": n_all, "measured_s": total, "expected_h_one_seed": exp_h,
+               "upper_h_one_seed": up_h, "threads": args.threads,
+               "provenance": results.provenance("full", seeds=[cfg.seed], started=start)}
     with open(args.out, "w") as f:
-        json.dump({"runs": runs.drop(columns=["failure"]).to_dict("records"), "per_method": per_method.reset_index()
-                   .to_dict("records"), "n_train_all": n_all, "measured_s": total, "expected_h_one_seed": exp_h,
-                   "upper_h_one_seed": up_h, "threads": args.threads,
-                   "provenance": results.provenance("full", seeds=[cfg.seed], started=start)}, f, indent=1)
+        json.dump(payload, f, indent=1)
 
 
 if __name__ == "__main__":
