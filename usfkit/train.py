@@ -259,10 +259,10 @@ class EpochBar(Callback):
 # --------------------------------------------------------------------------
 #: ``fit(compile="auto")`` compiles runs with at least this many training steps (batches x max epochs).
 #: Measured on a 2-core CPU (benchmarks/speedup.py, chapter 05's flows on 30_satellite, d = 36, batch 64): the
-#: compiled step saves 2.9-4.4 ms of 14.6-17.9, and compiling costs about 25-30 s the first time a model shape
-#: (method and width) is seen on a machine and about 1 s once torch's on-disk cache has it, whatever the data
-#: set's size.  A lone cold run pays back after about 8,000 steps; a sweep's three seeds of one data set (one
-#: cold compile, two warm ones) after about 3,000 steps each.  Shorter runs (every quick profile) train eagerly.
+#: compiled step is 1.2-1.4x faster than the eager one, and compiling costs 25-60 s the first time a model shape
+#: (method and width) is seen on a machine and 2-4 s once torch's on-disk cache has it, whatever the data set's
+#: size.  A lone cold run pays back after about 6,000-8,000 steps; a sweep's three seeds of one data set (one
+#: cold compile, two warm ones) after about 2,000-3,000 steps each.  Shorter runs (every quick profile) train eagerly.
 COMPILE_MIN_STEPS = 5_000
 
 
@@ -302,7 +302,7 @@ def compiled_loss(module: "_Base", enabled: bool):
     stays): torch keeps the compiled code per function and, after ``recompile_limit`` (8) models of
     other shapes, silently runs that function eagerly, so a long sweep's later runs would be marked
     compiled while they ran eagerly.  The price: a later run of a shape already seen pays a warm
-    compile (about 1 s) instead of none."""
+    compile (2-4 s) instead of none."""
     if not enabled:
         yield
         return
