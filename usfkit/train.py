@@ -138,18 +138,18 @@ class FlowModule(_Base):
 
     def __init__(self, flow: Flow, lr: float = 1e-3, weight_decay: float = 0.0, n_train: int = 1):
         super().__init__(lr, weight_decay)
-        self.flow, self.n_train = flow, n_train
-        # n_train also as a tensor, which the loss divides by: a compiled loss then does not depend on the
-        # training-set size, and torch's on-disk cache serves every data set of the same width (an int would
-        # be baked into the compiled code, one compile per data set).  Exact: float32 holds any n < 2^24.
-        self.register_buffer("_n_train", torch.tensor(float(n_train)), persistent=False)
+        self.flow = flow
+        # n_train as a tensor, not an int: a compiled loss then does not depend on the training-set size, and
+        # torch's on-disk cache serves every data set of the same width (an int would be baked into the compiled
+        # code, one compile per data set).  Exact: float32 holds any n < 2^24.
+        self.register_buffer("n_train", torch.tensor(float(n_train)), persistent=False)
         self._last: tuple[Tensor, Tensor] | None = None  # the last batch's (z, ln|det J|), detached
 
     def loss(self, x: Tensor) -> Tensor:
         z, logdet = self.flow(x)
         self._last = (z.detach(), logdet.detach())
         nll = -(self.flow.base.log_prob(z) + logdet).mean()
-        return nll - self.flow.log_prior() / self._n_train
+        return nll - self.flow.log_prior() / self.n_train
 
     def diagnosis(self) -> str:
         if self._last is None:
