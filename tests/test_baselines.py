@@ -90,6 +90,43 @@ def test_oneflow_training_finds_the_minimal_volume_region_of_a_gaussian():
     assert inside_test == pytest.approx(1 - nu, abs=0.02)  # and holds 1 - nu of unseen data
 
 
+def test_a_compiled_oneflow_run_computes_what_an_eager_run_computes():
+    """A long OneFlow run compiles its flow, not the quantile (``OneFlowModule.compile_target``): a short
+    compiled run's epoch losses equal the eager run's to float rounding, and its scores rank alike.  The
+    weights start random (``randomise``), so every gradient is a real one: at OneFlow's own start the
+    conjugating LU maps get only rounding residues, which Adam scales up to full steps, and then any
+    change of rounding (another CPU, another kernel) sends a run elsewhere (see ``OneFlowModule``)."""
+    from usfkit import train
+    from usfkit.oneflow import OneFlowModule
+
+    if not train.can_compile():
+        pytest.skip("torch.compile does not work on this machine (no C++ compiler)")
+    gen = torch.Generator().manual_seed(7)
+    x, x_test = torch.randn(600, 4, generator=gen), 1.5 * torch.randn(200, 4, generator=gen)
+    runs = {}
+    for compiled in (False, True):
+        model = randomise(OneFlow(4, blocks=2, hidden=16, layers=2, seed=3), scale=0.1)
+        result = train_oneflow(model, x, lr=1e-3, max_epochs=4, batch_size=64, patience=10, seed=5,
+                               compile=compiled, **QUIET)
+        assert result.ok and result.compiled is compiled
+        with torch.no_grad():
+            runs[compiled] = [row["train_loss"] for row in result.history], model.score(x_test)
+    assert runs[True][0] == pytest.approx(runs[False][0], rel=1e-4)
+    assert torch.allclose(runs[True][1], runs[False][1], rtol=1e-3)
+    module = OneFlowModule(model)
+    with train.compiled_loss(module, True):
+        assert "forward" in vars(model.flow) and "loss" not in vars(module)  # the flow is compiled, the loss not
+    assert "forward" not in vars(model.flow)
+
+
+def test_bernstein_weights_are_kept_and_sum_to_one():
+    from usfkit.oneflow import bernstein_weights
+
+    w = bernstein_weights(64, 0.95)
+    assert w is bernstein_weights(64, 0.95) and w.dtype == torch.float32
+    assert w.sum().item() == pytest.approx(1.0, abs=1e-6) and w.argmax().item() == round(0.95 * 63)
+
+
 # --------------------------------------------------------------------------
 # DOHSC / DO2HSC
 # --------------------------------------------------------------------------

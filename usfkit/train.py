@@ -108,6 +108,11 @@ class _Base(L.LightningModule):
         total, count = self._epoch_sums.get(name, (value.new_zeros((), dtype=torch.float32), 0))
         self._epoch_sums[name] = (total + value.detach().float() * batch_size, count + batch_size)
 
+    def compile_target(self) -> tuple[nn.Module, str]:
+        """``(owner, method name)``: what :func:`compiled_loss` compiles, the whole loss unless a module
+        says otherwise."""
+        return self, "loss"
+
     def step_terms(self) -> dict[str, Tensor]:
         """Parts of the last training batch's loss to log as epoch means besides ``train_loss``
         (read from what ``loss`` kept, outside a compiled loss)."""
@@ -290,13 +295,13 @@ def use_compile(module: "_Base", steps: int, compile: bool | str = "auto") -> bo
 
 @contextlib.contextmanager
 def compiled_loss(module: "_Base", enabled: bool):
-    """Inside the block ``module.loss`` is ``torch.compile``'d: the flow's many small operations become
-    a few fused kernels, forward and backward.  The same maths up to float rounding: random draws
+    """Inside the block ``module.loss`` (or the part :meth:`_Base.compile_target` names) is
+    ``torch.compile``'d: the flow's many small operations become a few fused kernels, forward and backward.  The same maths up to float rounding: random draws
     inside the loss (the VAE's) come from torch's eager generator (``fallback_random``), so a seeded
     run draws the same numbers compiled or not; shapes are dynamic, so an epoch's shorter last batch
     does not compile a second graph; Python floats (the base's variance, the prior's ``sigma0``) are
     compiled as constants (``specialize_float``: otherwise torch traces them as symbols first, finds it
-    cannot, and traces the whole loss a second time).  On leaving, the module's own ``loss`` is back.
+    cannot, and traces the whole loss a second time).  On leaving, the module's own method is back.
 
     Each block starts from an empty in-process cache (``torch._dynamo.reset()``; torch's on-disk cache
     stays): torch keeps the compiled code per function and, after ``recompile_limit`` (8) models of
@@ -307,12 +312,13 @@ def compiled_loss(module: "_Base", enabled: bool):
         yield
         return
     torch._dynamo.reset()
-    module.loss = torch.compile(module.loss, dynamic=True, options={"fallback_random": True})
+    owner, name = module.compile_target()
+    setattr(owner, name, torch.compile(getattr(owner, name), dynamic=True, options={"fallback_random": True}))
     try:
         with torch._dynamo.config.patch(specialize_float=True):  # torch compiles lazily, at the first step
             yield
     finally:
-        del module.loss
+        delattr(owner, name)
 
 
 # --------------------------------------------------------------------------
