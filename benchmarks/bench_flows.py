@@ -120,13 +120,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_training(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Tensor, warmup: int) -> float:
-    """Adam steps per second over ``batches[warmup:]`` (the first ``warmup`` are untimed)."""
+def nll(model: nn.Module, compile: bool = False):
+    """The training loss ``x -> -model.log_prob(x).mean()``; ``compile``: through ``torch.compile``
+    (compiled at its first call, which falls in the untimed warm-up)."""
+    def loss(x: Tensor) -> Tensor:
+        return -model.log_prob(x).mean()
+    return torch.compile(loss) if compile else loss
+
+
+def time_training(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Tensor, warmup: int,
+                  loss_fn=None) -> float:
+    """Adam steps per second over ``batches[warmup:]`` (the first ``warmup`` are untimed);
+    ``loss_fn``: :func:`nll` of the model unless given."""
     model.train()
+    loss_fn = loss_fn or nll(model)
 
     def step(x: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss = -model.log_prob(x).mean()
+        loss = loss_fn(x)
         loss.backward()
         optimizer.step()
 
@@ -156,10 +167,11 @@ def time_inference(model: nn.Module, x: Tensor, iters: int) -> float:
 def benchmark(dim: int = 32, blocks: int = 4, hidden: int = 256, layers: int = 4, batch: int = 64,
               steps: int = 200, warmup: int = 20, infer_batch: int = 1024, infer_iters: int = 20,
               repeats: int = 3, lr: float = 1e-3, device: str | torch.device = "cpu",
-              seed: int = 0, usflows: bool = False) -> list[dict]:
+              seed: int = 0, usflows: bool = False, compile: bool = False) -> list[dict]:
     """Time every model; one row per model with the medians and every repeat.  Every model trains
     with the optimizer usfkit trains with (``usfkit.train.adam``: fused Adam), so the numbers compare
-    the flows, not their optimizers."""
+    the flows, not their optimizers.  ``compile``: every model's training loss goes through
+    ``torch.compile`` alike (inference stays eager)."""
     device = torch.device(device)
     data = AsymmetricGaussianMixture(dim).sample(max(8192, infer_batch), seed=seed)[0].float().to(device)
     g = torch.Generator().manual_seed(seed + 1)
@@ -168,11 +180,12 @@ def benchmark(dim: int = 32, blocks: int = 4, hidden: int = 256, layers: int = 4
 
     models = {k: m.to(device) for k, m in build_models(dim, blocks, hidden, layers, seed, usflows).items()}
     opts = {k: adam(m.parameters(), lr=lr) for k, m in models.items()}
+    losses = {k: nll(m, compile) for k, m in models.items()}
     train = {k: [] for k in models}
     infer = {k: [] for k in models}
     for _ in range(repeats):
         for name, model in models.items():
-            train[name].append(time_training(model, opts[name], batches, warmup))
+            train[name].append(time_training(model, opts[name], batches, warmup, losses[name]))
             infer[name].append(time_inference(model, infer_x, infer_iters))
     return [{"model": name, "params": n_params(model),
              "train_steps_per_s": statistics.median(train[name]),
@@ -203,6 +216,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the results here")
     p.add_argument("--usflows", type=Path, default=None, metavar="PATH",
                    help="a checkout of github.com/aai-institute/USFlows (with pyro-ppl importable): adds its USFlow")
+    p.add_argument("--compile", action="store_true",
+                   help="train every model with its loss compiled by torch.compile (inference stays eager)")
     args = p.parse_args(argv)
     if args.usflows is not None:
         import sys
@@ -216,11 +231,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     load_before = os.getloadavg()[0]
     rows = benchmark(args.dim, args.blocks, args.hidden, args.layers, args.batch, args.steps, args.warmup,
                      args.infer_batch, args.infer_iters, args.repeats, device=device, seed=args.seed,
-                     usflows=args.usflows is not None)
+                     usflows=args.usflows is not None, compile=args.compile)
 
     print(f"d={args.dim} blocks={args.blocks} hidden={args.hidden} layers={args.layers} "
           f"batch={args.batch} infer_batch={args.infer_batch} | {results.device_description()} | "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads | median of {args.repeats}")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads | median of {args.repeats}"
+          + (" | training loss compiled" if args.compile else ""))
     print(f"{'model':<18}{'params':>10}  {'train steps/s (min-max)':>24}  {'infer samples/s (min-max)':>30}")
     for r in rows:
         tr, inf = r["train_repeats"], r["infer_repeats"]

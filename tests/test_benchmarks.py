@@ -60,6 +60,20 @@ def test_freia_log_prob_is_a_density(bench_flows):
     torch.testing.assert_close(model.log_prob(x), expected)
 
 
+def test_compiled_training_loss_is_the_eager_one(bench_flows):
+    """``--compile`` times every model with its loss through ``torch.compile``: the same loss."""
+    import torch
+    from usfkit.train import can_compile
+
+    if not can_compile():
+        pytest.skip("torch.compile does not work on this machine (no C++ compiler)")
+    torch.manual_seed(0)
+    model = bench_flows.FrEIAFlow(dim=4, blocks=1, hidden=8, layers=1)
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    eager, compiled = bench_flows.nll(model)(x), bench_flows.nll(model, compile=True)(x)
+    torch.testing.assert_close(compiled, eager)
+
+
 def test_cli_writes_json(bench_flows, tmp_path, capsys):
     out = tmp_path / "bench.json"
     bench_flows.main(["--dim", "4", "--blocks", "1", "--hidden", "8", "--layers", "1", "--steps", "2",
