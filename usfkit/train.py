@@ -264,7 +264,7 @@ class EpochBar(Callback):
 # --------------------------------------------------------------------------
 #: ``fit(compile="auto")`` compiles runs with at least this many training steps (batches x max epochs).
 #: Measured on a 2-core CPU (benchmarks/speedup.py, chapter 05's flows on 30_satellite, d = 36, batch 64): the
-#: compiled step is 1.2-1.4x faster than the eager one, and compiling costs 25-60 s the first time a model shape
+#: compiled step is 1.1-1.4x faster than the eager one, and compiling costs 25-60 s the first time a model shape
 #: (method and width) is seen on a machine and 2-4 s once torch's on-disk cache has it, whatever the data set's
 #: size.  A lone cold run pays back after about 6,000-8,000 steps; a sweep's three seeds of one data set (one
 #: cold compile, two warm ones) after about 2,000-3,000 steps each.  Shorter runs (every quick profile) train eagerly.
