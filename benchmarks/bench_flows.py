@@ -129,11 +129,10 @@ def nll(model: nn.Module, compile: bool = False):
 
 
 def time_training(model: nn.Module, optimizer: torch.optim.Optimizer, batches: Tensor, warmup: int,
-                  loss_fn=None) -> float:
-    """Adam steps per second over ``batches[warmup:]`` (the first ``warmup`` are untimed);
-    ``loss_fn``: :func:`nll` of the model unless given."""
+                  loss_fn) -> float:
+    """Adam steps per second over ``batches[warmup:]`` (the first ``warmup`` are untimed) with the
+    training loss ``loss_fn`` (:func:`nll` of the model, compiled or not)."""
     model.train()
-    loss_fn = loss_fn or nll(model)
 
     def step(x: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)

@@ -296,7 +296,8 @@ def use_compile(module: "_Base", steps: int, compile: bool | str = "auto") -> bo
 @contextlib.contextmanager
 def compiled_loss(module: "_Base", enabled: bool):
     """Inside the block ``module.loss`` (or the part :meth:`_Base.compile_target` names) is
-    ``torch.compile``'d: the flow's many small operations become a few fused kernels, forward and backward.  The same maths up to float rounding: random draws
+    ``torch.compile``'d: the flow's many small operations become a few fused kernels, forward and
+    backward.  The same maths up to float rounding: random draws
     inside the loss (the VAE's) come from torch's eager generator (``fallback_random``), so a seeded
     run draws the same numbers compiled or not; shapes are dynamic, so an epoch's shorter last batch
     does not compile a second graph; Python floats (the base's variance, the prior's ``sigma0``) are
