@@ -79,10 +79,12 @@ def device_description() -> str:
 
 
 def provenance(profile: str, seeds: list[int] | int | None = None, started: float | None = None,
-               cpu_time_s: float | None = None) -> dict[str, Any]:
+               cpu_time_s: float | None = None, started_commit: str | None = None) -> dict[str, Any]:
     """Where a result came from: profile, seeds, device, wall time, versions, git commit.
     ``cpu_time_s`` (run records): the CPU seconds the run's process used, all its threads; with one
-    thread, a wall time well above it means the run shared its core with other work."""
+    thread, a wall time well above it means the run shared its core with other work.
+    ``started_commit``: the commit the code was at when the run started; kept (as
+    ``git_commit_started``) only when it differs from the commit at the end (``git_commit``)."""
     seeds = [seeds] if isinstance(seeds, int) else seeds
     out = {
         "profile": profile,
@@ -96,6 +98,8 @@ def provenance(profile: str, seeds: list[int] | int | None = None, started: floa
     }
     if cpu_time_s is not None:
         out["cpu_time_s"] = round(cpu_time_s, 2)
+    if started_commit is not None and started_commit != out["git_commit"]:
+        out["git_commit_started"] = started_commit
     return out
 
 
@@ -153,7 +157,9 @@ class RunResult:
     ``metrics``: the run's measurements, fractions for AUC-ROCs (``None`` when the run failed);
     ``epochs_allowed``/``epochs_run``: the epoch budget and the epochs actually trained (early
     stopping ends runs before the budget); ``info``: descriptive values that are not metrics
-    (sizes, dimensions, a loss history)."""
+    (sizes, dimensions, a loss history).  ``rerun``: set only on a saved record that was trained
+    again later (e.g. to measure what the first run did not): the rerun's metrics, provenance and
+    whether it reproduced the record's metrics; both values are kept."""
     ok: bool
     failure: str | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -161,6 +167,7 @@ class RunResult:
     epochs_run: int | None = None
     train_time_s: float | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    rerun: dict[str, Any] | None = None
 
     def __post_init__(self):
         if not self.ok and not self.failure:

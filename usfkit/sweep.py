@@ -88,14 +88,14 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     bar = runs_bar(len(specs), desc, initial=len(specs) - len(pending), enabled=progress)  # one in-place output
     failed = 0
 
-    def save(i: int, out: results.RunResult, started: float, cpu_s: float) -> None:
+    def save(i: int, out: results.RunResult, started: float, cpu_s: float, started_commit: str) -> None:
         nonlocal failed
         if not isinstance(out, results.RunResult):
             raise TypeError(f"run_fn must return a usfkit.results.RunResult, got {type(out).__name__}")
         record = results.RunRecord(**vars(out), chapter=chapter, key=paths[i].stem, spec=dict(specs[i]),
                                    settings=dict(settings),
                                    provenance=results.provenance(profile, seeds=specs[i].get("seed"), started=started,
-                                                                 cpu_time_s=cpu_s))
+                                                                 cpu_time_s=cpu_s, started_commit=started_commit))
         tmp = paths[i].with_suffix(".tmp")
         tmp.write_text(record.to_json())
         tmp.replace(paths[i])  # atomic: a killed sweep never leaves half a record
@@ -128,12 +128,13 @@ def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[results.RunResult, float, float]:
-    """``run_fn(spec)`` with the wall clock time it started and the CPU seconds this process spent
-    on it (for the record's provenance); in a worker, the worker's CPU time."""
-    started, cpu = time.time(), time.process_time()
+def _timed(run_fn: Callable[[dict], results.RunResult], spec: dict) -> tuple[results.RunResult, float, float, str]:
+    """``run_fn(spec)`` with the wall clock time it started, the CPU seconds this process spent
+    on it (in a worker, the worker's CPU time) and the commit the code was at when it started
+    (for the record's provenance)."""
+    started, cpu, commit = time.time(), time.process_time(), results.git_commit()
     out = run_fn(spec)
-    return out, started, time.process_time() - cpu
+    return out, started, time.process_time() - cpu, commit
 
 
 def describe_missing(missing: list[dict], specs: list[dict], group: str, item: str) -> list[str]:
