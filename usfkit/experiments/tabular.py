@@ -226,6 +226,27 @@ def runs_frame(records: list) -> pd.DataFrame:
     return frame(records).reindex(columns=cols)
 
 
+#: The VAE score the book ranks by (chapters 05, 06 and the report): §4.4 "we combine the latent likelihood
+#: with a reconstruction score", read as the two parts standardised on the training data and summed
+#: (:meth:`usfkit.vae.VAEFlow.score`'s ``"balanced"``).  ``"elbo"`` is the negative ELBO, the first runs' score.
+VAE_SCORES = ("balanced", "elbo", "reconstruction", "latent")
+PRIMARY_VAE_SCORE = "balanced"
+
+
+def with_vae_score(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE) -> pd.DataFrame:
+    """``runs`` with each VAE run's ``auroc`` taken from its ``score`` (:data:`VAE_SCORES`); the other methods'
+    rows unchanged.  A valid VAE run that did not record that score is dropped (never filled in with another
+    score): compare methods on :func:`comparable` datasets afterwards."""
+    if score not in VAE_SCORES:
+        raise ValueError(f"unknown VAE score {score!r}; scores are {', '.join(VAE_SCORES)}")
+    out = runs.copy()
+    vae = out["method"].isin(VAE_METHODS)
+    if score != "elbo":
+        out.loc[vae, "auroc"] = out.loc[vae, f"auroc_{score}"]
+    lacking = vae & out["ok"].astype(bool) & out["auroc"].isna()
+    return out[~lacking].assign(vae_score=np.where(out.loc[~lacking, "method"].isin(VAE_METHODS), score, ""))
+
+
 def saved_runs(profile: str) -> pd.DataFrame:
     return runs_frame(load_runs(CHAPTER, profile))
 
