@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from usfkit import pagecheck
 from usfkit.reproduce import _toc_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,3 +29,13 @@ def test_book_builds(tmp_path):
     for chapter in chapters:
         assert (html / f"{chapter}.html").exists(), f"no page for {chapter}"
     assert "_static/usf.css" in (html / "chapters" / "05_tabular_benchmark.html").read_text()  # printed output wraps
+
+    # what a reader sees: no machine path, download line, banner, error or injected-parameters cell on any page,
+    # few unrounded numbers or prose printed as output (usfkit.pagecheck; and the project's own checker when
+    # this checkout sits beside it)
+    counts, problems = pagecheck.check(html)
+    assert not problems, "the built book shows what a reader should not wade through:\n" + "\n".join(problems)
+    shared = ROOT.parent / "shared" / "tools" / "check-built-book"
+    if shared.exists():
+        run = subprocess.run([sys.executable, str(shared), str(html)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -332,3 +332,28 @@ def test_log_prior_is_the_global_scalings_log_normal(arch):
             normal = torch.distributions.Normal(0.0, lu_prior_sigma0(0.7, c, spatial))
             expected = expected + normal.log_prob(g.scale().log()).sum()
     torch.testing.assert_close(head.log_prior(), expected)
+
+
+def test_a_failed_weight_download_prints_no_download_line_only_the_warning(capsys):
+    """Offline, torchvision prints ``Downloading: <url>`` and then fails: the line would sit on a book page
+    above the warning that already says what happened."""
+    import torch.nn as nn
+
+    from usfkit.image import backbones
+
+    def build_pretrained():
+        print('Downloading: "https://download.example/resnet.pth" to /root/.cache/x')
+        raise OSError("no network")
+
+    with pytest.warns(UserWarning, match="RANDOM BACKBONE WEIGHTS"):
+        net, loaded = backbones._load("toy-net-offline", "auto", build_pretrained, nn.Identity)
+    assert not loaded and isinstance(net, nn.Identity)
+    assert capsys.readouterr().out == ""
+    backbones._FAILED.pop("toy-net-offline", None)
+
+    def build_ok():
+        print("Downloading: fine")
+        return nn.Linear(1, 1)
+
+    net, loaded = backbones._load("toy-net-online", "auto", build_ok, nn.Identity)
+    assert loaded and capsys.readouterr().out == "Downloading: fine\n"  # said after a download that worked

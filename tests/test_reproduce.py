@@ -120,3 +120,18 @@ def test_main_exits_nonzero_when_a_chapter_fails_but_runs_the_others(tmp_path, r
     monkeypatch.chdir(project)
     assert reproduce.main(["--out", str(tmp_path / "executed")]) == 1
     assert results.is_complete("02_fine", "quick") and not results.is_complete("01_broken", "quick")
+
+
+def test_the_book_does_not_show_papermills_injected_parameters(tmp_path):
+    import nbformat
+
+    from usfkit.reproduce import hide_injected_parameters
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("profile = 'quick'", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("profile = 'full'",
+                                                                   metadata={"tags": ["injected-parameters"]})])
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nb, path)
+    assert hide_injected_parameters(path) and not hide_injected_parameters(path)  # once: tagged, then unchanged
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(path, as_version=4).cells]
+    assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]

@@ -149,3 +149,17 @@ def test_describe_missing_lists_items_per_group_and_says_which_are_partial():
     assert sweep.describe_missing(missing, specs, "seed", "dataset") == [
         "seed 1: 1 dataset, 1 run: y; y misses 1 of its 3 runs (method C)",
         "seed 2: 2 datasets, 6 runs: x, y"]
+
+
+def test_a_record_keeps_the_commit_its_run_started_at_when_the_code_moved_on(monkeypatch):
+    from usfkit import results
+
+    commits = iter(["aaa", "bbb"])  # the run starts at aaa; by the time it is saved the tree is at bbb
+    monkeypatch.setattr(results, "git_commit", lambda: next(commits))
+    rec = sweep.run_sweep("ch", "quick", [{"seed": 0}], lambda s: RunResult(ok=True, metrics={"auroc": 0.5}),
+                          settings={}, progress=False)[0]
+    assert rec.provenance["git_commit"] == "bbb" and rec.provenance["git_commit_started"] == "aaa"
+    monkeypatch.setattr(results, "git_commit", lambda: "ccc")
+    rec = sweep.run_sweep("ch", "quick", [{"seed": 1}], lambda s: RunResult(ok=True, metrics={"auroc": 0.5}),
+                          settings={}, progress=False)[0]
+    assert rec.provenance["git_commit"] == "ccc" and "git_commit_started" not in rec.provenance

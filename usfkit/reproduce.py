@@ -125,6 +125,22 @@ def error_cells(path: Path) -> list[int]:
             and any(o.get("output_type") == "error" for o in cell.get("outputs", []))]
 
 
+def hide_injected_parameters(path: Path) -> bool:
+    """Tag papermill's ``injected-parameters`` cell of an executed notebook ``remove-cell``, so the book does
+    not show it under the chapter's own parameters cell (the chapter prints the settings it ran with).
+    Returns whether the notebook changed."""
+    nb = nbformat.read(path, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+            changed = True
+    if changed:
+        nbformat.write(nb, path)
+    return changed
+
+
 def _toc_files(entry) -> list[str]:
     """Every ``file:`` named in a ``_toc.yml`` structure."""
     if isinstance(entry, dict):
@@ -155,6 +171,8 @@ def build_book(out: Path, root: Path | None = None) -> int:
         print(f"cannot build the book: {', '.join(missing)} missing in {out} "
               "(run usf-reproduce without chapter names first)", file=sys.stderr)
         return 1
+    for path in sorted((out / "chapters").glob("*.ipynb")):
+        hide_injected_parameters(path)
     broken = {p.name: error_cells(p) for p in sorted((out / "chapters").glob("*.ipynb"))}
     broken = {name: cells for name, cells in broken.items() if cells}
     if broken:

@@ -15,7 +15,9 @@ no gradients, forward under ``no_grad``.
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
+import sys
 import warnings
 
 import torch
@@ -71,7 +73,14 @@ def _load(name: str, pretrained, build_pretrained, build_random) -> tuple[nn.Mod
     if pretrained is False or (pretrained == "auto" and name in _FAILED):
         return build_random(), False
     try:
-        return build_pretrained(), True
+        # held back: offline, the libraries' "Downloading: <url>" line only precedes their failure (the warning
+        # below says it); after a download that worked, what they said is written out
+        out, err_out = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err_out):
+            net = build_pretrained()
+        sys.stdout.write(out.getvalue())
+        sys.stderr.write(err_out.getvalue())
+        return net, True
     except Exception as err:  # no internet, no cache, ...
         msg = (f"could not load the ImageNet weights of {name} ({type(err).__name__}: {str(err)[:200]}). "
                "Connect to the internet once so that torchvision/timm cache them "
