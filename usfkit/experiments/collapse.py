@@ -556,3 +556,148 @@ def sweep_view(table: pd.DataFrame):
     view = view.rename_axis(index=["flow", "σ"])  # a new index: the caller's table keeps its names
     fmt = {c: "{:.3g}" for c in view.columns if c[1] != "runs"} | {("ln|det J|, last epoch", "std"): "{:.2g}"}
     return view.style.format(fmt)
+
+
+# --------------------------------------------------------------------------
+# A saved summary (the committed full run, or this run's) as the page's first section
+# --------------------------------------------------------------------------
+PAPER_MAX_LR = 1e-3
+"""The largest learning rate the paper states for training a flow: its own flows train at 1e-4 (§5.1), the
+image baselines at up to 1e-3 (App. E, FastFlow and U-Flow).  A run above it is our stress test, outside
+the paper's settings."""
+
+PARTS = {"explode": ("§3", "high-learning-rate runs"), "sigma_sweep": ("§4b", "prior-scale sweep")}
+
+
+def failure_groups(summary: dict) -> pd.DataFrame:
+    """The flow runs of a saved chapter summary (``summary``: its ``data``) counted per part and flow: the
+    part (§3's high-learning-rate runs, §4b's prior-scale sweep), the flow, its learning rate, whether
+    that is within the paper's (:data:`PAPER_MAX_LR`), the number of runs, and how many were ok, failed
+    (NaN/inf) or diverged (:func:`run_status`)."""
+    s = summary["settings"]
+    lrs = {"explode": s["explode_lr"], "sigma_sweep": s["sweep_lr"]}
+    rows = []
+    for key, (section, what) in PARTS.items():
+        runs = pd.DataFrame(summary[key])
+        flow_col = "flow" if "flow" in runs else "coupling"
+        for coupling, name in (("additive_lu", "USFlow"), ("affine_lu", "NonUSFlow")):
+            status = runs.loc[runs[flow_col] == coupling, "status"]
+            rows.append({"part": f"{section} {what}", "flow": name, "lr": lrs[key],
+                         "paper's lr": lrs[key] <= PAPER_MAX_LR, "runs": len(status),
+                         **{k: int((status == k).sum()) for k in ("ok", "failed", "diverged")}})
+    return pd.DataFrame(rows)
+
+
+def sweep_summary(rows: list[dict]) -> pd.DataFrame:
+    """§4b's runs (the ``sigma_sweep`` rows of a summary: one dict per run) per flow and prior scale: run
+    counts by status and the means of the last-epoch ln|det J|, its spread over inputs, its growth over the
+    last quarter of training and the test NLL; the table :func:`sweep_view` shows."""
+    df = pd.DataFrame(rows)
+    return df.groupby(["coupling", "sigma"], sort=False).agg(
+        runs=("seed", "size"), ok=("status", lambda v: int((v == "ok").sum())),
+        failed=("status", lambda v: int((v == "failed").sum())),
+        diverged=("status", lambda v: int((v == "diverged").sum())),
+        ln_det_mean=("ln_det_mean", "mean"), ln_det_spread=("ln_det_spread", "mean"),
+        growth_last_quarter=("ln_det_growth_last_quarter", "mean"), test_nll=("test_nll", "mean"))
+
+
+def prop1_view(per_d: pd.DataFrame):
+    """Proposition 1's per-dimension table (the ``prop1_per_d`` rows of a summary, indexed by ``d``): the
+    Monte-Carlo mean of ``1/||x||^2``, ``1/(d-2)``, the relative error in %, the standard error and the
+    quadrature, each rounded to what the comparison needs."""
+    view = per_d.rename(columns={"rel_error": "rel. error", "std_err": "std. error",
+                                 "finite_variance": "finite variance"})
+    return view.style.format({"E[1/||x||^2] (MC)": "{:.5f}", "1/(d-2)": "{:.5f}", "rel. error": "{:.2%}",
+                              "std. error": "{:.1e}", "quadrature": "{:.6f}"})
+
+
+def prior_view(rows: list[dict]):
+    """App. B.2's sampling check (the ``prior_samples`` rows of a summary) per rule, three significant
+    digits, the relative error in %."""
+    view = pd.DataFrame(rows).set_index("rule")
+    fmt = {c: "{:.3g}" for c in view.columns} | {"rel. error of variance": "{:.2%}", "sample mean": "{:.1e}"}
+    return view.style.format(fmt)
+
+
+def describe_full(summary: dict) -> str:
+    """The chapter's findings from a saved summary (``summary``: its ``data``) as a Markdown list: Deep
+    SVDD's collapse, the USFlow of §1, Proposition 1, the failed and diverged flow runs counted separately
+    at the paper's learning rates and in our high-learning-rate stress test (with the diverged USFlows'
+    LU condition numbers and spread of ln|det J|), and the log-det prior."""
+    s = summary["settings"]
+    svdd = pd.DataFrame(summary["svdd"]).set_index("variant")
+
+    def fold(name: str) -> str:
+        return _fold(svdd.loc[name, "spread end"] / svdd.loc[name, "spread start"])
+
+    bd = svdd.loc[BOUNDED_DECAY]
+    out = [f"**Hypersphere collapse (§4.2).** With the usual tiny decay (λ = {svdd.loc[BIASED, 'weight decay']:g}) "
+           f"the encoders that can represent $\\omega \\equiv c$ shrank the spread of their normal test embeddings "
+           f"{fold(BIASED)} (with bias) and {fold(BOUNDED)} (sigmoid with bias), Ruff's recipe only {fold(RUFF)}. "
+           f"Under a strong decay (λ = {bd['weight decay']:g}) the bounded network with biases ended exactly "
+           f"constant (spread {bd['spread end']:.2g}, AUROC {100 * bd['AUROC end']:.1f} %), while Ruff's bias-free "
+           f"encoder kept a spread of {svdd.loc[RUFF_DECAY, 'spread end']:.2f} and an AUROC of "
+           f"{100 * svdd.loc[RUFF_DECAY, 'AUROC end']:.1f} %."]
+    u = summary["usf_section1"]
+    out.append(f"**A USFlow does not collapse** (d = {s['dim']}, lr {s['flow_lr']:g}, {s['flow_epochs']} epochs): its "
+               f"latent standard deviation is {u['latent spread']:.2f} against the base's {u['base std']:.3f}, "
+               f"wider rather than narrower, E‖φ(x) − c‖² = {u['E||phi(x)-c||^2']:.1f} on normal test points "
+               f"against $d/2$ = {u['d/2']:g}, and its latent norm separates the anomalies with an AUROC of "
+               f"{100 * u['AUROC (latent norm)']:.2f} %.")
+    per_d = pd.DataFrame(summary["prop1_per_d"])
+    fin = per_d[per_d["finite_variance"]]
+    inv = summary["inversion"]
+    out.append(f"**Proposition 1** (§4.3, App. B.3): the Monte-Carlo loss matches $1/(\\alpha^2(d-2))$ within "
+               f"{100 * fin['rel_error'].max():.2f} % for d = {', '.join(str(int(d)) for d in fin['d'])} "
+               f"({s['mc_samples']:,} samples), and $F_\\alpha$ ranks inputs exactly the wrong way round "
+               f"(Spearman {inv['spearman_score']:+.3f} between $-\\ln\\mathcal N(x)$ and the distance; AUROC "
+               f"{100 * inv['auroc_tail']:.1f} % for the 5 % least likely points).")
+    groups = failure_groups(summary)
+    paper, stress = groups[groups["paper's lr"]], groups[~groups["paper's lr"]]
+
+    def counts(rows: pd.DataFrame) -> str:
+        def one(r) -> str:
+            how = ", ".join(f"{n} {k}" for k, n in (("failed", r.failed), ("diverged", r.diverged)) if n)
+            return f"{r.flow} {r.runs - r.ok} of {r.runs}" + (f" ({how})" if how else "")
+
+        return "; ".join(f"{part} (lr {g['lr'].iloc[0]:g}): " + ", ".join(one(r) for r in g.itertuples())
+                         + " went wrong" for part, g in rows.groupby("part", sort=False))
+
+    usf_paper = paper[paper["flow"] == "USFlow"]
+    text = (f"**Exploding determinants and App. D.** App. D reports failed NonUSFlow runs and *\"no such instabilities "
+            f"when working with the USFlows architecture\"*. At learning rates within the paper's (at most "
+            f"{PAPER_MAX_LR:g}): {counts(paper) if len(paper) else 'no runs of this summary'}.")
+    if len(stress):
+        text += (f" Our own stress test, outside the paper's settings (§3: lr {s['explode_lr']:g}, "
+                 f"{s['explode_lr'] / PAPER_MAX_LR:g} times the paper's largest, no prior, d = {s['explode_dim']}, "
+                 f"{s['explode_blocks']} blocks, {s['explode_runs']} seeds per flow): {counts(stress)}.")
+    ex = pd.DataFrame(summary["explode"])
+    bad_usf = ex[(ex["constant_det"].astype(bool)) & (ex["status"] != "ok")]
+    if len(bad_usf):
+        text += (f" The USFlow run(s) that went wrong there (seed {', '.join(str(int(v)) for v in bad_usf['seed'])}) "
+                 f"did so through ill-conditioned LU maps (largest condition number {bad_usf['max LU cond'].max():.1e}, "
+                 f"last test NLL {bad_usf['test NLL (last epoch)'].max():.2g}), with one determinant for every input "
+                 f"(spread {bad_usf['std over inputs'].max():.1e}), not through the input-dependent volume change "
+                 "of the NonUSFlows.")
+    n_usf_paper = int(usf_paper["runs"].sum())
+    ok_usf_paper = int(usf_paper["ok"].sum())
+    if n_usf_paper:
+        text += (f" So App. D's statement about USFlows holds in {ok_usf_paper} of {n_usf_paper} of our USFlow runs at the "
+                 f"paper's learning rates" + (f", not in every run of the stress test at {stress['lr'].max():g}." if
+                                              len(stress) and (stress[stress['flow'] == 'USFlow']['ok']
+                                                               < stress[stress['flow'] == 'USFlow']['runs']).any()
+                                              else "."))
+    out.append(text)
+    prior = pd.DataFrame(summary["prior_samples"]).set_index("rule")
+    sw = sweep_summary(summary["sigma_sweep"]).reset_index()
+    usf = sw[sw["coupling"] == "additive_lu"].set_index("sigma")
+    smallest = min((x for x in usf.index if x != "no prior"), key=float)
+    c = s["prior_shape"][0]
+    out.append(f"**The log-det prior (App. B.2).** Sampled LU maps give a variance of ln|det J| of "
+               f"{prior.loc['exact', 'sample variance']:.3f} with our rule (target σ² = {s['prior_sigma'] ** 2:g}) "
+               f"and {prior.loc['paper', 'sample variance']:.4f} with the appendix's formula, σ²/c for c = {c} "
+               f"({s['prior_sigma'] ** 2 / c:.4f}). On data in a {s['sweep_rank']}-dimensional subspace of "
+               f"$\\mathbb R^{{{s['sweep_dim']}}}$ the USFlow's last ln|det J| is {usf.loc[smallest, 'ln_det_mean']:.1f} "
+               f"with σ = {smallest} and {usf.loc['no prior', 'ln_det_mean']:.1f} without a prior (means over "
+               f"{int(usf.loc['no prior', 'runs'])} seeds).")
+    return "\n\n".join(f"* {line}" for line in out)

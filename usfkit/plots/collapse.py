@@ -228,3 +228,42 @@ def sigma_sweep_plot(runs: list[dict]):
                fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def collapse_overview(svdd_rows: list[dict], groups):
+    """Chapter 3 at a glance, from a saved summary.  Left: how far each Deep SVDD variant shrank the spread
+    of its normal test embeddings (end / start, log scale; a variant already constant at the start has no
+    bar and is labelled so).  Right: the flow runs per part and flow (:func:`usfkit.experiments.collapse.
+    failure_groups`), stacked ok / failed / diverged, the learning rate in the label and the runs outside
+    the paper's learning rates hatched."""
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.8), layout="constrained",
+                                 gridspec_kw={"width_ratios": [1, 1.15]})
+    names = [r["variant"] for r in svdd_rows]
+    ratios = [r["spread end"] / r["spread start"] if r["spread start"] else np.nan for r in svdd_rows]
+    y = np.arange(len(names))
+    ax.barh(y, [v if np.isfinite(v) and v > 0 else 0 for v in ratios], color="tab:purple")
+    for i, v in enumerate(ratios):
+        ax.annotate("constant from the start" if not np.isfinite(v) else f"{v:.1e}", (1e-7, i), va="center",
+                    fontsize=7, xytext=(3, 0), textcoords="offset points")
+    ax.set_yticks(y, [f"{n}\n(λ = {r['weight decay']:g})" for n, r in zip(names, svdd_rows)], fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xscale="log", xlim=(1e-7, 2), xlabel="spread end / start", title="Deep SVDD: embedding spread")
+    labels = [f"{r['part'].split()[0]} {r['flow']}\nlr {r['lr']:g}" for _, r in groups.iterrows()]
+    y = np.arange(len(groups))
+    left = np.zeros(len(groups))
+    for status, colour in (("ok", "tab:green"), ("failed", "black"), ("diverged", "tab:red")):
+        values = groups[status].to_numpy(dtype=float)
+        bars = bx.barh(y, values, left=left, color=colour, label=status)
+        for bar, inside in zip(bars, ~groups["paper's lr"].to_numpy()):
+            if inside:
+                bar.set_hatch("//")
+                bar.set_edgecolor("white")
+        left += values
+    for i, (_, r) in enumerate(groups.iterrows()):
+        bx.annotate(f"{r['runs'] - r['ok']} of {r['runs']} wrong", (left[i], i), va="center", fontsize=7,
+                    xytext=(3, 0), textcoords="offset points")
+    bx.set_yticks(y, labels, fontsize=7)
+    bx.invert_yaxis()
+    bx.set(xlabel="runs", xlim=(0, left.max() * 1.4), title="flow runs (hatched: above the paper's learning rates)")
+    bx.legend(fontsize=7, loc="upper right")
+    return fig

@@ -1,0 +1,244 @@
+"""Tests of the functions behind the "At the paper's settings" sections of chapters 01-04: the computed
+prose, the tables and the figures drawn from saved records, on constructed inputs."""
+import math
+
+import matplotlib
+import pandas as pd
+import pytest
+
+matplotlib.use("Agg")
+
+from usfkit import plots  # noqa: E402
+from usfkit.experiments import alignment, collapse, fullruns, lossparts, moons  # noqa: E402
+
+
+# ---------------------------------------------------------------- chapter 01
+def moons_record(auc_usf=0.9, auc_svdd=0.8, n_outliers=100, n_test=1000, n_train=500):
+    return {"auroc": {"Deep SVDD": auc_svdd, "USFlow": auc_usf}, "auroc_usf_latent_norm": auc_usf,
+            "flagged": {"test normals flagged": {"Deep SVDD": 0.01, "USFlow": 0.02},
+                        "outliers flagged": {"Deep SVDD": 0.5, "USFlow": 0.7}},
+            "inside_k_sigma": {"expected (chi-square, 2 dof)": {"1 sigma": 0.39, "2 sigma": 0.86, "3 sigma": 0.99},
+                               "observed (test normals)": {"1 sigma": 0.30, "2 sigma": 0.90, "3 sigma": 0.99}},
+            "usf_density_integral": 1.0, "fits": {"usf": {"epochs": 12}},
+            "settings": {"n_train": n_train, "n_test": n_test, "n_outliers": n_outliers, "noise": 0.08, "blocks": 4,
+                         "hidden": 64, "layers": 2, "lr": 1e-3, "epochs": 100, "svdd_widths": [8, 2]}}
+
+
+def test_auroc_se_shrinks_with_the_test_set_and_vanishes_at_a_perfect_auroc():
+    small, large = moons.auroc_se(0.9, 50, 500), moons.auroc_se(0.9, 500, 5000)
+    assert large < small and large == pytest.approx(small / math.sqrt(10), rel=0.05)
+    assert moons.auroc_se(1.0, 50, 500) == 0.0
+    # by hand: Q1 = 0.9/1.1, Q2 = 1.62/1.9, var = (0.09 + 49 (Q1 - 0.81) + 49 (Q2 - 0.81)) / 2500
+    assert moons.auroc_se(0.9, 50, 50) == pytest.approx(0.03212, abs=1e-4)
+
+
+def test_describe_full_states_the_aurocs_in_percent_and_the_chi_square_gap():
+    text = moons.describe_full(moons_record())
+    assert "**90.00 %**" in text and "**80.00 %**" in text and "10.0 pp" in text
+    assert "70.0 % of the outliers" in text and "largest gap is 9.0 pp" in text
+
+
+def test_compare_runs_measures_the_difference_in_standard_errors_and_lists_what_differs():
+    full, this = moons_record(0.93, n_outliers=300, n_test=5000, n_train=5000), moons_record(0.95, n_outliers=60)
+    text = moons.compare_runs(full, this)
+    se = math.hypot(moons.auroc_se(0.95, 60, 1000), moons.auroc_se(0.93, 300, 5000))
+    assert f"{0.02 / se:.1f} combined standard errors" in text and "within ±2" in text
+    assert "training points 500 vs 5000" in text and "test outliers 60 vs 300" in text
+    widths = moons.compare_runs(full, {**this, "settings": {**this["settings"], "svdd_widths": [64, 2]}})
+    assert "Deep SVDD widths 64-2 vs 8-2" in widths and "[" not in widths
+    far = moons.compare_runs(full, moons_record(0.70, n_outliers=60))
+    assert "outside ±2" in far.split(";")[0]
+
+
+def test_key_table_one_column_per_run_rounded():
+    table = moons.key_table({"full": moons_record(0.93456), "quick": moons_record()})
+    assert list(table.columns) == ["full", "quick"]
+    assert table.loc["AUROC USFlow (%)", "full"] == "93.46" and table.loc["USFlow epochs", "quick"] == 12
+
+
+def test_figure1_summary_draws_three_panels_with_error_bars():
+    fig = plots.figure1_summary({"full": moons_record(), "quick": moons_record(0.95)})
+    assert len(fig.axes) == 3 and len(fig.axes[0].containers) >= 2
+    assert [t.get_text() for t in fig.axes[0].texts] or fig.axes[0].get_ylim()[1] == 100
+
+
+# ---------------------------------------------------------------- chapter 02
+def history(svdd_terms, val_losses):
+    return [{"epoch": i + 1, "svdd_term": s, "val_loss": v, "train_loss": 40 - i}
+            for i, (s, v) in enumerate(zip(svdd_terms, val_losses))]
+
+
+def test_stationarity_finds_the_restored_epoch_and_the_rescaling_gain():
+    h = history([20, 18, 17, 16.5, 16.1], [30, 29, 28.5, 28.7, 29])
+    st = lossparts.stationarity(17.0, 32, h)
+    assert st["gap"] == pytest.approx(17 / 16 - 1) and st["slope"] == pytest.approx(2.0)
+    assert st["alpha"] == pytest.approx(math.sqrt(16 / 17))
+    assert st["gain"] == pytest.approx(17 - 16 - 16 * math.log(17 / 16))
+    assert st["restored"]["epoch"] == 3 and st["last"]["epoch"] == 5
+    at_d_half = lossparts.stationarity(16.0, 32, h)
+    assert at_d_half["gain"] == pytest.approx(0) and at_d_half["slope"] == 0
+
+
+def test_describe_stationarity_says_whether_training_had_converged():
+    h = history([20, 18, 17, 16.5, 16.1], [30, 29, 28.5, 28.7, 29])
+    text = lossparts.describe_stationarity(lossparts.stationarity(17.0, 32, h))
+    assert "**17.00**" in text and "**+6.2 %**" in text and "epoch 3" in text and "**not converged**" in text
+    assert "from 17.00 to 16.10" in text and "a gap of 6.2 %" in text
+    flat = [{**r, "train_loss": 30.0} for r in h]
+    assert "levelled off" in lossparts.describe_stationarity(lossparts.stationarity(17.0, 32, flat))
+
+
+def eq5_record():
+    checks = [{"precision": p, "ln|det J| from": w, "inputs": 100, "max relative residual": r}
+              for p, w, r in (("float32", "layers", 1e-7), ("float64", "autograd", 3e-16))]
+    flow = {"std of ln|det J(x)|": 1e-6, "range of ln|det J(x)|": 0.0, "max |NLL - (SVDD + const + best constant)|": 1e-5,
+            "Spearman(NLL, latent norm)": 1.0, "mean test NLL": 10.0, "true mean -ln p(x)": 9.5}
+    non = dict(flow, **{"std of ln|det J(x)|": 2.5, "range of ln|det J(x)|": 9.0, "Spearman(NLL, latent norm)": 0.7,
+                        "max |NLL - (SVDD + const + best constant)|": 4.0, "mean test NLL": 9.8})
+    return {"settings": {"dim": 4, "n_train": 1000, "blocks": 2, "layers": 2, "hidden": 8}, "usf_checks": checks,
+            "comparison": {"USFlow": flow, "NonUSFlow": non}, "nonusf_component_logdet_gap": 1.5,
+            "component_log_volume_gap": 2.0, "usf_mean_sq_dist_train": 2.1,
+            "history": {"usf": history([3, 2.5, 2.2], [12, 11, 11.5])}}
+
+
+def test_describe_eq5_full_names_every_check_and_the_nonusf_spread():
+    text = lossparts.describe_eq5_full(eq5_record())
+    assert "float32, ln|det J| from layers (100 inputs): 1.0e-07" in text and "3.0e-16" in text
+    assert "2.50 nats" in text and "75 %" in text and "0.700" in text
+
+
+def test_eq5_run_marks_the_restored_epoch():
+    fig = plots.eq5_run(eq5_record())
+    assert len(fig.axes) == 3
+    assert any(line.get_xdata()[0] == 2 for line in fig.axes[1].lines if len(set(line.get_xdata())) == 1)
+
+
+# ---------------------------------------------------------------- chapter 03
+def collapse_summary(usf_wrong_in_stress=True):
+    runs = []
+    for seed in range(4):
+        runs.append({"flow": "affine_lu", "seed": seed, "constant_det": False, "status": "diverged" if seed < 2 else "ok",
+                     "std over inputs": 5.0, "max LU cond": 1e4, "test NLL (last epoch)": 1e9})
+        bad = usf_wrong_in_stress and seed == 1
+        runs.append({"flow": "additive_lu", "seed": seed, "constant_det": True, "status": "diverged" if bad else "ok",
+                     "std over inputs": 1e-5, "max LU cond": 2e9 if bad else 100.0, "test NLL (last epoch)": 8e6 if bad else 50.0})
+    sweep = [{"coupling": c, "sigma": s, "seed": i, "status": "failed" if (c, s, i) == ("affine_lu", "0.1", 0) else "ok",
+              "ln_det_mean": 2.0 if (c, s) == ("additive_lu", "0.1") else 200.0, "ln_det_spread": 0.0,
+              "ln_det_growth_last_quarter": 0.1, "test_nll": 30.0}
+             for c in ("additive_lu", "affine_lu") for s in ("0.1", "no prior") for i in range(2)]
+    svdd = [{"variant": v, "weight decay": wd, "spread start": 1.0, "spread end": e, "AUROC end": a}
+            for v, wd, e, a in ((collapse.RUFF, 1e-6, 0.2, 0.99), (collapse.BIASED, 1e-6, 1e-3, 0.9),
+                                (collapse.BOUNDED, 1e-6, 1e-4, 0.6), (collapse.RUFF_DECAY, 1e-2, 0.3, 0.99),
+                                (collapse.BOUNDED_DECAY, 1e-2, 0.0, 0.5))]
+    return {"settings": {"explode_lr": 0.01, "sweep_lr": 0.001, "dim": 8, "flow_lr": 1e-3, "flow_epochs": 10,
+                         "mc_samples": 1000, "explode_dim": 128, "explode_blocks": 10, "explode_runs": 4,
+                         "prior_shape": [16, 4, 4], "prior_sigma": 1.0, "sweep_rank": 4, "sweep_dim": 16},
+            "explode": runs, "sigma_sweep": sweep, "svdd": svdd,
+            "usf_section1": {"latent spread": 0.8, "base std": 0.7071, "E||phi(x)-c||^2": 5.0, "d/2": 4.0,
+                             "AUROC (latent norm)": 0.99},
+            "prop1_per_d": [{"d": 3, "rel_error": 0.05, "finite_variance": False},
+                            {"d": 5, "rel_error": 0.002, "finite_variance": True}],
+            "inversion": {"spearman_score": -1.0, "auroc_tail": 0.0},
+            "prior_samples": [{"rule": "exact", "sample variance": 0.99}, {"rule": "paper", "sample variance": 0.0625}]}
+
+
+def test_failure_groups_split_the_stress_test_from_the_paper_learning_rates():
+    g = collapse.failure_groups(collapse_summary()).set_index(["part", "flow"])
+    stress = g.xs("§3 high-learning-rate runs")
+    assert not stress["paper's lr"].any() and g.xs("§4b prior-scale sweep")["paper's lr"].all()
+    assert stress.loc["USFlow", "diverged"] == 1 and stress.loc["NonUSFlow", "diverged"] == 2
+    assert g.loc[("§4b prior-scale sweep", "NonUSFlow"), "failed"] == 1 and (g["runs"] == 4).all()
+
+
+def test_describe_full_counts_failures_per_group_and_names_the_diverged_usflow():
+    text = collapse.describe_full(collapse_summary())
+    assert "§4b prior-scale sweep (lr 0.001): USFlow 0 of 4, NonUSFlow 1 of 4 (1 failed) went wrong" in text
+    assert "§3 high-learning-rate runs (lr 0.01): USFlow 1 of 4 (1 diverged), NonUSFlow 2 of 4 (2 diverged)" in text
+    assert "10 times the paper's largest" in text and "seed 1" in text and "2.0e+09" in text
+    assert "holds in 4 of 4 of our USFlow runs at the paper's learning rates, not in every run of the stress test" in text
+    calm = collapse.describe_full(collapse_summary(usf_wrong_in_stress=False))
+    assert "not in every run" not in calm and "seed 1" not in calm
+
+
+def test_sweep_summary_counts_status_and_averages_per_flow_and_sigma():
+    t = collapse.sweep_summary(collapse_summary()["sigma_sweep"])
+    assert t.loc[("affine_lu", "0.1"), "failed"] == 1 and t.loc[("affine_lu", "0.1"), "ok"] == 1
+    assert t.loc[("additive_lu", "0.1"), "ln_det_mean"] == 2.0 and t.loc[("additive_lu", "no prior"), "runs"] == 2
+
+
+def test_prop1_and_prior_views_round_for_reading():
+    per_d = pd.DataFrame([{"d": 5, "E[1/||x||^2] (MC)": 0.3336708, "1/(d-2)": 1 / 3, "rel_error": 0.0010125,
+                           "std_err": 0.000327, "finite_variance": True, "quadrature": 0.33333333}]).set_index("d")
+    html = collapse.prop1_view(per_d).to_html()
+    assert "0.33367" in html and "0.10%" in html and "3.3e-04" in html and "0.3336708" not in html
+    html = collapse.prior_view([{"rule": "exact", "sigma0": 0.001953125, "sample mean": 0.000369,
+                                 "rel. error of variance": 0.00057}]).to_html()
+    assert "0.00195" in html and "3.7e-04" in html and "0.06%" in html and "0.001953125" not in html
+
+
+def test_collapse_overview_hatches_the_stress_test():
+    s = collapse_summary()
+    fig = plots.collapse_overview(s["svdd"], collapse.failure_groups(s))
+    bars = fig.axes[1].patches
+    assert any(b.get_hatch() == "//" for b in bars) and any(not b.get_hatch() for b in bars)
+    assert any("constant from the start" != t.get_text() for t in fig.axes[0].texts)
+
+
+# ---------------------------------------------------------------- chapter 04
+def test_config_label_reads_dicts_and_their_saved_text():
+    assert alignment.config_label({"blocks": 8, "layers": 3, "lr": 1e-4, "batch_size": 256}) == \
+        "8 blocks, 3 layers, lr 1e-4, batch 256"
+    assert alignment.config_label("{'depth': 4, 'lr': 0.0003, 'batch_size': 128}") == "depth 4, lr 3e-4, batch 128"
+    assert alignment.config_label("8 blocks") == "8 blocks" and alignment.config_label(None) == "–"
+
+
+def alignment_data():
+    rows, trials = [], []
+    for d, (svdd, non, usf) in {2: (-0.2, 0.87, 0.99), 128: (0.02, 0.54, 0.98)}.items():
+        for m, r in (("Deep SVDD", svdd), ("NonUSFlow", non), ("USFlow", usf)):
+            rows.append({"d": d, "method": m, alignment.RHO: r, alignment.TAU: r - 0.1,
+                         alignment.RHO_EST: "nan" if m == "Deep SVDD" else 0.99, "failed runs": 0,
+                         "config": "{'blocks': 8, 'layers': 3, 'lr': 0.0001, 'batch_size': 256}"})
+            for run in range(2):
+                trials.append({"dim": d, "method": m, "run": run, "ok": not (m == "NonUSFlow" and d == 128 and run),
+                               "val_loss": 1.0 + run, "config": {"blocks": 2 + run, "layers": 2, "lr": 1e-3,
+                                                                  "batch_size": 128}})
+    return {"table": rows, "trials": trials, "search": "full search"}
+
+
+def test_styled_turns_the_config_into_words():
+    html = alignment.styled(alignment_data()["table"]).to_html()
+    assert "8 blocks, 3 layers, lr 1e-4, batch 256" in html and "{'blocks'" not in html
+
+
+def test_describe_full_alignment_ranges_and_failures():
+    text = alignment.describe_full(alignment_data())
+    assert "0.980 to 0.990" in text and "from 0.870 (d = 2) to 0.540 (d = 128)" in text
+    assert "best-aligned model at d = 2, 128" in text and "1 of 4 NonUSFlow trainings failed" in text
+    assert "12 trainings, 1 failed (NonUSFlow d=128)" in text
+
+
+def test_search_table_picks_the_lowest_valid_validation_loss():
+    t = alignment.search_table(alignment_data()["trials"]).set_index(["d", "method"])
+    row = t.loc[(128, "NonUSFlow")]
+    assert row["failed"] == 1 and row["chosen config"] == "2 blocks, 2 layers, lr 1e-3, batch 128"
+    assert t.loc[(2, "USFlow"), "val. loss (worst valid)"] == 2.0
+
+
+def test_alignment_summary_one_panel_per_statistic_no_deep_svdd_on_the_estimate():
+    fig = plots.alignment_summary(alignment_data()["table"])
+    assert len(fig.axes) == 3
+    assert {l.get_label() for l in fig.axes[2].lines if not l.get_label().startswith("_")} == {"NonUSFlow", "USFlow"}
+
+
+# ---------------------------------------------------------------- shared
+def test_committed_reads_a_record_or_says_it_is_missing(tmp_path, monkeypatch):
+    from usfkit import results
+    monkeypatch.setattr(results, "load", lambda chapter, name, profile: None)
+    data, line = fullruns.committed("01_preliminaries", "figure1_moons")
+    assert data is None and "not committed yet" in line
+    record = {"data": {"x": 1}, "provenance": {"device": "cpu", "wall_time_s": 12.3, "git_commit": "abcdef123",
+                                                "finished_at": "2026-11-30T08:24:55+00:00"}}
+    monkeypatch.setattr(results, "load", lambda chapter, name, profile: record)
+    data, line = fullruns.committed("01_preliminaries", "figure1_moons")
+    assert data == {"x": 1} and "commit abcdef1" in line and "2026-11-30" in line and "12 s" in line
