@@ -397,3 +397,129 @@ def test_all_epochs_sentence_reads_the_summary_against_usflow_on_the_same_runs()
     assert "DOHSC (2 runs, a median of 10 epochs under the rule) goes from 50.0 to 55.0 %" in text
     assert "median change +5.00 pp; 1 runs better, 0 worse, 0 changed by at most 0.5 pp, 1 identical; below chance 1 → 0" in text
     assert "its gap to USFlow on the same runs (80.0 %) goes from 30.0 to 25.0 pp" in text  # c is not among the pairs
+
+
+# --------------------------------------------------------------------------
+# At the paper's settings: the full runs read for chapter 05's first section
+# --------------------------------------------------------------------------
+def _bench_runs(values: dict, seeds=(1, 2), protocol="adbench", parts=True):
+    """A runs_frame-like table: ``values[method] = [AUC-ROC per dataset]`` (seed s adds 0.01 * (s - 1)); the VAEs
+    carry a balanced score 0.05 below their ELBO when ``parts``."""
+    rows = []
+    for method, per_dataset in values.items():
+        for i, v in enumerate(per_dataset):
+            for s in seeds:
+                row = {"dataset": f"{i + 1}_d{i}", "method": method, "seed": s, "protocol": protocol, "ok": True,
+                       "auroc": v + 0.01 * (s - 1)}
+                if method in tabular.VAE_METHODS and parts:
+                    row.update(auroc_balanced=v - 0.05, auroc_reconstruction=v, auroc_latent=0.6)
+                rows.append(row)
+    return pd.DataFrame(rows).reindex(columns=tabular.runs_frame([]).columns)
+
+
+BENCH = {"USFlow": [0.90, 0.80, 0.70], "NonUSFlow": [0.85, 0.80, 0.60], "VAE-USFlow": [0.90, 0.75, 0.70],
+         "VAE-NonUSFlow": [0.88, 0.70, 0.70], "OneFlow": [0.95, 0.70, 0.60], "DOHSC": [0.6, 0.5, 0.55],
+         "DO2HSC": [0.6, 0.52, 0.5]}
+
+
+def test_vae_scored_keeps_the_vaes_only_where_all_their_runs_have_the_score():
+    runs = _bench_runs(BENCH)
+    lacking = (runs["dataset"] == "2_d1") & (runs["method"] == "VAE-USFlow") & (runs["seed"] == 2)
+    runs.loc[lacking, "auroc_balanced"] = np.nan  # its rerun is pending
+    assert tabular.unscored_datasets(runs) == ["2_d1"] and tabular.unscored_datasets(runs, "elbo") == []
+    scored = tabular.vae_scored(runs)
+    vae = scored[scored["method"].isin(tabular.VAE_METHODS)]
+    assert set(vae["dataset"]) == {"1_d0", "3_d2"}  # both VAEs leave 2_d1, not only the run that lacks the score
+    assert vae["auroc"].tolist() == pytest.approx(vae["auroc_balanced"].tolist())
+    assert set(scored.loc[scored["method"] == "USFlow", "dataset"]) == {"1_d0", "2_d1", "3_d2"}
+
+
+def test_paper_settings_text_states_each_claim_per_view_from_the_runs():
+    views = {tabular.ADBENCH_VIEW: _bench_runs(BENCH), tabular.LEAK_FREE_VIEW: _bench_runs(BENCH, protocol="x")}
+    views[tabular.LEAK_FREE_VIEW].loc[lambda r: r["method"] == "USFlow", "auroc"] -= 0.1
+    facts = tabular.view_facts(views[tabular.ADBENCH_VIEW], tie=0.005)
+    u = 100 * np.array([0.905, 0.805, 0.705])
+    assert facts["agg"].loc["USFlow", "mean"] == pytest.approx(u.mean())
+    # std: DOHSC (5.0) and DO2HSC (5.3) spread less than USFlow (10.0); IQR: they (5, 5) and VAE-NonUSFlow (9) too
+    assert facts["ranks"] == {"mean": 1, "std": 3, "IQR": 4} and len(facts["full_cover"]) == 7
+    assert facts["USFlow"]["wtl"] == (2, 1, 0) and facts["USFlow"]["mean"]["mean"] == pytest.approx(5.0)
+    assert facts["USFlow"]["seed std"] == pytest.approx((100 * 0.01 / np.sqrt(2),) * 2)  # every seed +0.01
+    text = tabular.paper_settings_text(views, tie=0.005)
+    assert f"USFlow {u.mean():.2f} ± {u.std(ddof=1):.2f} % over 3 datasets (seeds 1-2); rank 1 of 7 by mean" in text
+    assert "USFlow 80.50 %, OneFlow 70.50 %: USFlow's is 10.00 pp above" in text
+    assert "USFlow − NonUSFlow +5.00 pp on average, USFlow wins 2, ties 1, loses 0 of 3 datasets" in text
+    assert "VAE-USFlow − VAE-NonUSFlow +2.33 pp on average" in text  # the balanced scores, 0.05 below the ELBO's
+    assert "they trail every flow" in text and text.count("  - without the leak:") == 5
+    # without the leak USFlow drops by 10 pp: below NonUSFlow, both VAEs and OneFlow (whose median it equals)
+    assert "rank 5 of 7 by mean" in text and "USFlow − NonUSFlow -5.00 pp" in text
+    assert "USFlow 70.50 %, OneFlow 70.50 %: the same" in text
+
+
+def _record(method, seed, metrics, rerun=None, protocol="adbench", ok=True):
+    from usfkit.results import RunRecord
+
+    return RunRecord(ok=ok, failure=None if ok else "nan", metrics=metrics, rerun=rerun, chapter=tabular.CHAPTER,
+                     spec={"dataset": "4_breastw", "method": method, "seed": seed}, settings={"protocol": protocol})
+
+
+def test_vae_scores_and_rescoring_text_count_the_runs_and_their_reruns():
+    parts = {"auroc_balanced": 0.8, "auroc_reconstruction": 0.7, "auroc_latent": 0.6}
+    records = [
+        _record("VAE-USFlow", 1, {"auroc": 0.7, **parts}),  # recorded its parts when it ran
+        _record("VAE-NonUSFlow", 1, {"auroc": 0.7, **parts},
+                rerun={"ok": True, "reproduced_auroc": True, "metrics": {"auroc": 0.7}}),
+        _record("VAE-USFlow", 2, {"auroc": 0.9, **parts},
+                rerun={"ok": True, "reproduced_auroc": False, "metrics": {"auroc": 0.65}}),
+        _record("VAE-NonUSFlow", 2, {"auroc": 0.75}),  # pending
+        _record("VAE-NonUSFlow", 3, {"auroc": None}, ok=False),  # failed: not a VAE score to wait for
+        _record("USFlow", 1, {"auroc": 0.9})]
+    scores = tabular.vae_scores(records)
+    assert len(scores) == 4
+    assert scores["parts_from"].tolist() == ["first run", "rerun, reproduced", "rerun, not reproduced", "pending"]
+    assert scores["elbo"].tolist() == pytest.approx([0.7, 0.7, 0.65, 0.75])  # the rerun's model: its own ELBO
+    assert scores["balanced"].isna().tolist() == [False, False, False, True]
+    text = tabular.rescoring_text(records)
+    assert "Of the 4 valid VAE runs committed, 3 have the balanced score (1 recorded it when they ran, 2 got it " \
+           "from a rerun) and 1 still wait" in text
+    assert "Of the 2 reruns so far, 1 reproduced the first run's ELBO AUC-ROC" in text and "rerun's model" in text
+
+
+def test_detail_tables_for_both_views():
+    runs = _bench_runs(BENCH)
+    views = {tabular.ADBENCH_VIEW: runs}
+    table = tabular.summary_table(views)
+    assert table.index[0] == "USFlow" and table[(tabular.ADBENCH_VIEW, "datasets")].tolist() == [3] * 7
+    assert table.loc["USFlow", (tabular.ADBENCH_VIEW, "mean ± std (%)")] == "80.50 ± 10.00"
+    wtl = tabular.pairwise_table(runs, tie=0.005)
+    assert wtl.loc[("USFlow", "NonUSFlow"), ["wins", "ties", "losses"]].tolist() == [2, 1, 0]
+    assert wtl.loc[("VAE-USFlow", "VAE-NonUSFlow"), "datasets"] == 3
+    runs.loc[(runs["method"] == "VAE-USFlow") & (runs["dataset"] == "1_d0"), "auroc_balanced"] = np.nan
+    std = tabular.seed_std_table(runs)
+    assert std["USFlow"].notna().sum() == 3 and std["VAE-USFlow"].notna().sum() == 2  # VAEs: scored datasets
+    spread = tabular.seed_spread_table(runs)
+    assert spread.loc["USFlow", "datasets"] == 3 and spread.loc["VAE-NonUSFlow", "datasets"] == 2
+
+
+def test_coverage_and_training_text(shared_data):
+    records = [_record("USFlow", 1, {"auroc": 0.9}), _record("USFlow", 1, {"auroc": 0.9}, protocol="adbench-noresample"),
+               _record("OneFlow", 1, {"auroc": None}, ok=False)]
+    text = tabular.coverage_text(records, {"adbench": 3, "adbench-noresample": 0})
+    assert "2 under ADBench's generator (1 datasets), 3 not run yet; 1 leak-free control runs" in text
+    assert text.endswith("; 1 of them failed.")
+    lengths = pd.DataFrame({"median epochs run": [30.0, 8.0, 9.0], "AUC-ROC below 0.5 (%)": [0.0, 40.0, 25.0]},
+                           index=["USFlow", "DOHSC", "DO2HSC"])
+    text = tabular.training_text(lengths)
+    assert "DOHSC stops after a median of 8 epochs and DO2HSC stops after a median of 9 epochs" in text
+    assert "USFlow after 30" in text and "40 % of DOHSC's runs and 25 % of DO2HSC's runs" in text
+
+
+def test_paired_test_counts_and_tests_the_differences():
+    from usfkit.experiments.paired import p_text, paired_test
+
+    out = paired_test([1.0, 2.0, 3.0, -0.5, 1e-12, np.nan])
+    assert (out["n"], out["higher"], out["equal"], out["lower"]) == (5, 3, 1, 1)
+    assert out["mean"] == pytest.approx(5.5 / 5) and out["median"] == 1.0
+    from scipy import stats
+    assert out["p"] == pytest.approx(stats.wilcoxon([1.0, 2.0, 3.0, -0.5]).pvalue)
+    assert paired_test([0.0, 0.0])["p"] == 1.0 and p_text(paired_test([])["p"]) == "no test (no pair)"
+    assert (p_text(0.2481), p_text(0.0031), p_text(1e-6)) == ("p = 0.248", "p = 0.0031", "p < 0.0001")

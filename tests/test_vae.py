@@ -258,3 +258,98 @@ def test_balanced_score_standardises_both_parts_on_the_training_normals():
     after = model.score(x_test, "all")
     assert torch.allclose(after["balanced"], before["balanced"], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(after["combined"], before["combined"], rtol=1e-2)
+
+
+# --------------------------------------------------------------------------
+# chapter 06's reading of its runs (usfkit.experiments.vae): one score, the others as a sensitivity table
+# --------------------------------------------------------------------------
+def _emb_runs(usf, non, failed=()):
+    """A runs_frame-like table: per class, per seed, the balanced AUC-ROC of each prior (``usf[c][s]``, ``non[c][s]``);
+    the ELBO and the reconstruction part equal 0.8 for both priors (they cannot tell them apart), the latent part
+    is the balanced one minus 0.1.  ``failed``: (class, method, seed) runs that failed."""
+    import pandas as pd
+
+    rows = []
+    for method, table in (("VAE-USFlow", usf), ("VAE-NonUSFlow", non)):
+        for cls, values in table.items():
+            for seed, v in enumerate(values):
+                ok = (cls, method, seed) not in failed
+                rows.append({"class": cls, "method": method, "seed": seed, "ok": ok, "failure": None if ok else "nan",
+                             "auroc_balanced": v if ok else None, "auroc_combined": 0.8 if ok else None,
+                             "auroc_reconstruction": 0.8 if ok else None, "auroc_latent": v - 0.1 if ok else None})
+    return pd.DataFrame(rows)
+
+
+def test_score_sensitivity_and_identical_text_on_the_same_pairs():
+    from usfkit.experiments import vae as ve
+
+    runs = _emb_runs({"a": [0.9, 0.8], "b": [0.7, 0.7]}, {"a": [0.85, 0.8], "b": [0.6, 0.75]})
+    scores = ve.embedding_scores(runs)
+    assert list(scores.columns) == ["class", "seed", "method", *ve.SCORE_LABELS]
+    table = ve.score_sensitivity(scores, ["class", "seed"])
+    assert table.index[0] == "balanced (primary)" and table.index.name == "score (4 pairs)"
+    bal = table.loc["balanced (primary)"]
+    assert bal["VAE-USFlow (%)"] == pytest.approx(77.5) and bal["USF − NonUSF (pp)"] == pytest.approx(2.5)
+    assert (bal["USF higher"], bal["identical"], bal["USF lower"]) == (2, 1, 1)
+    assert table.loc["negative ELBO", "identical"] == 4 and table.loc["negative ELBO", "USF − NonUSF (pp)"] == 0
+    text = ve.identical_text(scores, ["class", "seed"])
+    assert "reconstruction part alone in 4 of 4 runs" not in text  # counted per run: 8 runs
+    assert "equals that of its reconstruction part alone in 8 of 8 runs" in text
+    assert "twin's (to 1e-9) in 4 of 4 pairs" in text and "Under the balanced score (the book's) the two priors " \
+           "give identical AUC-ROCs in 1 of 4 pairs" in text
+    # a failed run leaves its pair out (its twin has no partner), not the table
+    failed = ve.embedding_scores(_emb_runs({"a": [0.9, 0.8]}, {"a": [0.85, 0.8]}, failed={("a", "VAE-NonUSFlow", 0)}))
+    assert ve.score_sensitivity(failed, ["class", "seed"]).index.name == "score (1 pairs)"
+    assert ve.score_sensitivity(failed[failed["method"] == "VAE-USFlow"], ["class", "seed"]).empty
+
+
+def test_paper_settings_text_reads_figure_11_and_app_d_from_the_runs():
+    from usfkit.experiments import vae as ve
+
+    usf = {"a": [0.90, 0.92, 0.94], "b": [0.70, 0.70, 0.70], "c": [0.60, 0.62, 0.64]}
+    non = {"a": [0.80, 0.90, 0.85], "b": [0.72, 0.74, 0.76], "c": [0.40, 0.45, 0.50]}
+    text = ve.paper_settings_text(_emb_runs(usf, non, failed={("c", "VAE-NonUSFlow", 2)}))
+    assert "What the 18 committed full-profile runs of experiment 1 show (3 classes x 2 priors x 3 seeds" in text
+    # per-class means: USF 92, 70, 62; NonUSF 85, 74, 42.5 (c: two valid runs)
+    assert "averages 74.67 % against VAE-NonUSFlow's 67.17 %, +7.50 pp, so higher" in text
+    assert "VAE-USFlow is higher on 2 of 3 classes and lower on 1" in text
+    # stds over seeds (pp): USF 2, 0, 2; NonUSF 5, 2, 3.54 -> USF steadier on all 3
+    assert "so the spread is smaller; VAE-USFlow varies less on 3 of 3 classes and more on 0" in text
+    assert "0 of 9 VAE-USFlow runs and 1 of 9 VAE-NonUSFlow runs failed" in text
+    assert "below chance: c (VAE-NonUSFlow)" in text
+
+
+def test_class_table_and_weights_text():
+    import pandas as pd
+    from usfkit.experiments import vae as ve
+
+    summary = ve.summarize(_emb_runs({"b": [0.9, 0.8], "a": [0.7, 0.7]}, {"b": [0.85, 0.8], "a": [0.6, 0.75]},
+                                     failed={("a", "VAE-NonUSFlow", 0), ("a", "VAE-NonUSFlow", 1)}))
+    table = ve.class_table(summary)
+    assert list(table.index) == ["b", "a"]  # the summary's order
+    assert table.loc["b", ("AUC-ROC (%)", "VAE-USFlow")] == "85.00 ± 7.07"
+    assert table.loc["a", ("AUC-ROC (%)", "VAE-NonUSFlow")] == "no valid run"
+    assert table.loc["a", ("valid runs", "VAE-NonUSFlow")] == "0/2"
+    assert ve.weights_text(pd.DataFrame({"pretrained_loaded": [True, True]})).startswith("All 2 image runs loaded")
+    assert "1 of the 2 image runs ran with **random** encoder weights" in ve.weights_text(
+        pd.DataFrame({"pretrained_loaded": [True, False]}))
+
+
+def test_image_model_build_drops_the_download_line_only_when_the_download_failed(capsys):
+    import sys
+    from types import SimpleNamespace
+
+    from usfkit.experiments import vae as ve
+
+    def build(loaded):
+        def make():
+            sys.stderr.write("Downloading: \"https://example.org/w.pth\" to /root/.cache/w.pth\n")
+            sys.stderr.write("UserWarning: random weights\n")
+            print("built")
+            return SimpleNamespace(encoder=SimpleNamespace(pretrained_loaded=loaded))
+        return make
+    ve._quietly(build(False))
+    out = capsys.readouterr()
+    assert out.out == "built\n" and out.err == "UserWarning: random weights\n"
+    ve._quietly(build(True))
+    assert "Downloading" in capsys.readouterr().err  # a download that worked is said as usual

@@ -607,6 +607,294 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
                                       for p in both}, axis=1)}
 
 
+# --------------------------------------------------------------------------
+# At the paper's settings: the committed full runs, read for chapter 05's first section
+# --------------------------------------------------------------------------
+#: The two readings of the full profile's runs that chapter 05 shows, by label (see :func:`paper_settings_views`).
+ADBENCH_VIEW, LEAK_FREE_VIEW = "ADBench's generator", "without the leak"
+
+
+def committed_full() -> tuple[list[RunRecord], dict[str, int]]:
+    """The full profile's committed run records of :func:`full_sweeps` (both protocols), read without printing, and
+    per protocol how many of the sweep's runs have no record yet."""
+    records, missing = [], {}
+    for protocol, (todo, settings) in full_sweeps().items():
+        paths = record_paths(CHAPTER, "full", todo, settings)
+        records += [RunRecord.from_file(p) for p in paths if p.exists()]
+        missing[protocol] = sum(not p.exists() for p in paths)
+    return records, missing
+
+
+def paper_settings_views(records: list[RunRecord]) -> dict[str, pd.DataFrame]:
+    """``records`` (both protocols) as the two benchmarks chapter 05 shows: :data:`ADBENCH_VIEW`, the runs of
+    ADBench's generator (protocol ``"adbench"``), and :data:`LEAK_FREE_VIEW`, :func:`leak_free`'s runs; each
+    cut to the (dataset, seed) pairs that every method ran (:func:`comparable`).  VAE rows keep every score
+    column (:func:`vae_scored` picks one).  A view without a record is left out."""
+    views = {ADBENCH_VIEW: [r for r in records if r.settings.get("protocol") == "adbench"],
+             LEAK_FREE_VIEW: leak_free(records)}
+    return {label: comparable(runs_frame(recs)) for label, recs in views.items() if recs}
+
+
+def unscored_datasets(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE) -> list[str]:
+    """The datasets of ``runs`` where some valid VAE run has no AUC-ROC under ``score`` (its rerun is pending)."""
+    if score == "elbo":
+        return []
+    vae = runs["method"].isin(VAE_METHODS) & runs["ok"].astype(bool)
+    return _in_adbench_order(runs.loc[vae & runs[f"auroc_{score}"].isna(), "dataset"].unique())
+
+
+def vae_scored(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE) -> pd.DataFrame:
+    """``runs`` with the VAEs ranked by ``score`` (:func:`with_vae_score`), their runs kept only on the datasets
+    where every valid VAE run has that score (:func:`unscored_datasets` dropped): a VAE's mean over seeds and its
+    comparison with the other VAE rest on the same runs.  The other methods keep every dataset."""
+    lacking = set(unscored_datasets(runs, score))
+    out = with_vae_score(runs, score)
+    return out[~(out["method"].isin(VAE_METHODS) & out["dataset"].isin(lacking))]
+
+
+def _ranks(agg: pd.DataFrame, iqr: pd.Series, methods: list[str]) -> dict[str, int]:
+    """USFlow's rank among ``methods`` by mean (highest first), std and IQR (smallest first)."""
+    a = agg.loc[methods]
+    return {"mean": int(a["mean"].rank(ascending=False, method="min")["USFlow"]),
+            "std": int(a["std"].rank(method="min")["USFlow"]),
+            "IQR": int(iqr[methods].rank(method="min")["USFlow"])}
+
+
+def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 0.005) -> dict:
+    """The numbers chapter 05 states for one view of the full runs (:func:`paper_settings_views`), the VAEs ranked
+    by ``score`` on the datasets where all their runs have it (:func:`vae_scored`): :func:`aggregate` and the IQR
+    (%); USFlow's ranks among the methods that cover every dataset; the paired comparisons USF - NonUSF (pp,
+    :func:`usfkit.experiments.paired.paired_test`, with win/tie/loss by ``tie``) of the per-dataset means and of
+    the per-dataset seed std (:func:`seed_std`; USFlow's on every dataset, the VAEs' on their scored ones)."""
+    from .paired import paired_test
+
+    scored = vae_scored(runs, score)
+    w = wide(scored) * 100
+    agg = aggregate(scored)
+    iqr = w.quantile(0.75) - w.quantile(0.25)
+    n = runs["dataset"].nunique()
+    full_cover = [m for m in agg.index if agg.loc[m, "datasets"] == n]
+    facts = {"agg": agg, "iqr": iqr, "datasets": n, "full_cover": full_cover,
+             "ranks": _ranks(agg, iqr, full_cover), "seeds": tabular_seeds(runs),
+             "unscored": unscored_datasets(runs, score)}
+    spread = {"USFlow": seed_std(runs[~runs["method"].isin(VAE_METHODS)]),
+              "VAE-USFlow": seed_std(scored[scored["method"].isin(VAE_METHODS)])}
+    for usf, non in (("USFlow", "NonUSFlow"), ("VAE-USFlow", "VAE-NonUSFlow")):
+        if usf not in w.columns or non not in w.columns:
+            continue
+        row = pairwise(scored, usf, [non], tie=tie).iloc[0]
+        sd = spread[usf]
+        facts[usf] = {"mean": paired_test(w[usf] - w[non]), "wtl": (row["wins"], row["ties"], row["losses"]),
+                      "seed std": (sd[usf].mean(), sd[non].mean()) if len(sd) else None,
+                      "seed test": paired_test(sd[usf] - sd[non]) if len(sd) else None}
+    return facts
+
+
+def tabular_seeds(runs: pd.DataFrame) -> str:
+    """The seeds of ``runs`` as a range, e.g. ``"1-3"`` (or ``"1"``)."""
+    seeds = sorted(runs["seed"].unique())
+    return str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+
+
+def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE_SCORE,
+                        tie: float | None = None) -> str:
+    """Chapter 05's reading of the full runs against §5.1.2 (and the abstract's stability claim), in Markdown: one
+    bullet per claim, under it one line per view of :func:`paper_settings_views`, every number from
+    :func:`view_facts`.  ``tie``: the win/tie/loss margin (default: the full profile's)."""
+    from .paired import p_text
+
+    tie = profiles.PROFILES[CHAPTER]["full"]["tie"] if tie is None else tie
+    facts = {label: view_facts(runs, score, tie) for label, runs in views.items()}
+    ref = PAPER["USFlow"]
+
+    def vae_where(f: dict) -> str:
+        scored = f["datasets"] - len(f["unscored"])
+        return "" if not f["unscored"] else f" (the {scored} datasets whose VAE runs all have the {score} score)"
+
+    def pair(f: dict, usf: str, non: str) -> str:
+        if usf not in f:
+            return f"{usf} vs {non}: no dataset with both"
+        m, (w, t, l) = f[usf]["mean"], f[usf]["wtl"]
+        return (f"{usf} − {non} {m['mean']:+.2f} pp on average, {usf} wins {w}, ties {t}, loses {l} of {m['n']} "
+                f"datasets ({p_text(m['p'])})" + (vae_where(f) if usf.startswith("VAE") else ""))
+
+    def spread(f: dict, usf: str, non: str) -> str:
+        if usf not in f or f[usf]["seed std"] is None:
+            return f"{usf} vs {non}: no dataset with two seeds of both"
+        (a, b), t = f[usf]["seed std"], f[usf]["seed test"]
+        return (f"{usf} {a:.2f} vs {non} {b:.2f} pp (mean seed std over {t['n']} datasets), {usf} steadier on "
+                f"{t['lower']}, less steady on {t['higher']} ({p_text(t['p'])})")
+
+    def lines(render) -> list[str]:
+        return [f"  - {label}: {render(f)}." for label, f in facts.items()]
+
+    def usflow(f: dict) -> str:
+        u, r, k = f["agg"].loc["USFlow"], f["ranks"], len(f["full_cover"])
+        return (f"USFlow {u['mean']:.2f} ± {u['std']:.2f} % over {f['datasets']} datasets (seeds {f['seeds']}); "
+                f"rank {r['mean']} of {k} by mean, {r['std']} by std, {r['IQR']} by IQR")
+
+    def median(f: dict) -> str:
+        a = f["agg"]
+        gap = a.loc["OneFlow", "median"] - a.loc["USFlow", "median"]
+        where = "the same" if abs(gap) < 0.005 else f"USFlow's is {abs(gap):.2f} pp {'below' if gap > 0 else 'above'}"
+        return f"USFlow {a.loc['USFlow', 'median']:.2f} %, OneFlow {a.loc['OneFlow', 'median']:.2f} %: {where}"
+
+    def trail(f: dict) -> str:
+        a = f["agg"]["mean"]
+        base = [m for m in ("DOHSC", "DO2HSC") if m in a.index]
+        flows_ = [m for m in f["full_cover"] if m not in base]
+        low = min(flows_, key=lambda m: a[m])
+        held = all(a[b] < a[low] for b in base)
+        return (", ".join(f"{m} {a[m]:.2f} %" for m in base) + f"; the lowest flow, {low}, {a[low]:.2f} %: "
+                + ("they trail every flow" if held else "they do not trail every flow"))
+
+    cover = next(iter(facts.values()))
+    partial = [m for m in cover["agg"].index if m not in cover["full_cover"]]
+    rank_note = (f" Ranks are among the {len(cover['full_cover'])} methods with every dataset; "
+                 f"{' and '.join(partial)} join them when all their runs have the {score} score."
+                 if partial else "")
+    return "\n".join([
+        f"What the committed full-profile runs show (the paper's settings; mean ± std over datasets of the "
+        f"per-dataset mean AUC-ROC; the VAEs ranked by the {score} score, see below).{rank_note}",
+        "",
+        f"- **USFlow has the highest mean, the smallest std and the narrowest IQR** (§5.1.2: {ref['mean']:.2f} ± "
+        f"{ref['std']:.2f} % over 47 datasets):", *lines(usflow),
+        "- **Its median is slightly below OneFlow's** (§5.1.2):", *lines(median),
+        "- **The USF variants clearly outperform their non-USF counterparts** (§5.1.2):",
+        *lines(lambda f: pair(f, "USFlow", "NonUSFlow") + "; " + pair(f, "VAE-USFlow", "VAE-NonUSFlow")),
+        "- **DOHSC and DO2HSC trail all flow-based methods** (§5.1.2):", *lines(trail),
+        "- **USFs train more stably** (abstract: \"substantially improved training stability\"; §5.1 gives no "
+        "tabular number; the std over seeds per dataset):",
+        *lines(lambda f: spread(f, "USFlow", "NonUSFlow") + "; " + spread(f, "VAE-USFlow", "VAE-NonUSFlow"))])
+
+
+def _lacks_parts(r: RunRecord) -> bool:
+    """The predicate of :func:`lacking_vae_parts`: a valid VAE run with no score parts and no rerun yet."""
+    return r.spec["method"] in VAE_METHODS and r.ok and "auroc_balanced" not in r.metrics and r.rerun is None
+
+
+def vae_scores(records: list[RunRecord]) -> pd.DataFrame:
+    """The valid VAE runs of ``records``, one row each: ``dataset``, ``seed``, ``protocol``, ``method``, the AUC-ROC
+    of every score of :data:`VAE_SCORES` (NaN while a rerun is pending), and ``parts_from``: ``"first run"``,
+    ``"rerun, reproduced"``, ``"rerun, not reproduced"`` or ``"pending"``.  Each row is one model scored four
+    ways: where the parts come from a rerun that did not reproduce the record's ELBO AUC-ROC, ``elbo`` is the
+    rerun's."""
+    rows = []
+    for r in records:
+        if r.spec["method"] not in VAE_METHODS or not r.ok:
+            continue
+        rerun = r.rerun or {}
+        reproduced = rerun.get("reproduced_auroc")
+        elbo = r.metrics["auroc"] if not rerun or reproduced or not rerun.get("ok") else rerun["metrics"]["auroc"]
+        has = "auroc_balanced" in r.metrics and r.metrics["auroc_balanced"] is not None
+        parts_from = ("pending" if not has else "first run" if not rerun else
+                      "rerun, reproduced" if reproduced else "rerun, not reproduced")
+        rows.append({"dataset": r.spec["dataset"], "seed": r.spec["seed"], "protocol": r.settings.get("protocol"),
+                     "method": r.spec["method"], "elbo": elbo, "parts_from": parts_from,
+                     **{s: r.metrics.get(f"auroc_{s}", math.nan) for s in VAE_SCORES if s != "elbo"}})
+    cols = ["dataset", "seed", "protocol", "method", *VAE_SCORES, "parts_from"]
+    return pd.DataFrame(rows, columns=cols).astype({s: float for s in VAE_SCORES})
+
+
+#: What pairs a VAE-USFlow run with its VAE-NonUSFlow twin in :func:`vae_scores`.
+VAE_PAIR_KEY = ["dataset", "seed", "protocol"]
+
+
+def rescoring_text(records: list[RunRecord], views: dict[str, pd.DataFrame] | None = None,
+                   score: str = PRIMARY_VAE_SCORE) -> str:
+    """Where the VAE runs of ``records`` stand with ``score`` (Markdown): how many have it, how many wait for the
+    rerun that adds it (:func:`rerun_for_vae_parts`), how many reruns so far reproduced the first run's ELBO
+    AUC-ROC, and per view (:func:`paper_settings_views`) on how many datasets the VAEs are compared."""
+    vae = [r for r in records if r.spec["method"] in VAE_METHODS and r.ok]
+    have = sum(1 for r in vae if r.metrics.get(f"auroc_{score}") is not None)
+    pending = sum(1 for r in vae if _lacks_parts(r))
+    reruns = [r.rerun for r in vae if r.rerun]
+    done = sum(1 for x in reruns if x.get("ok"))
+    same = sum(1 for x in reruns if x.get("reproduced_auroc"))
+    text = (f"Of the {len(vae)} valid VAE runs committed, {have} have the {score} score ({have - done} recorded it "
+            f"when they ran, {done} got it from a rerun) and {pending} still wait for the rerun that adds it (the "
+            f"first runs recorded only the ELBO; a saved model's scores were not kept, so each is trained again with "
+            f"its record's settings, one at a time). Of the {len(reruns)} reruns so far, {same} reproduced the first "
+            f"run's ELBO AUC-ROC (to 1e-6)" + (f"; where one did not, its score parts describe the rerun's model" if
+                                               same < len(reruns) else "") + ".")
+    if views:
+        text += " The VAEs are compared on the datasets where all their runs have the score: " + ", ".join(
+            f"{runs['dataset'].nunique() - len(unscored_datasets(runs, score))} of the {runs['dataset'].nunique()} "
+            f"datasets {'under ' if label == ADBENCH_VIEW else ''}{label}" for label, runs in views.items()) + "."
+    return text
+
+
+def summary_table(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE_SCORE) -> pd.DataFrame:
+    """Figure 3a's numbers per view (:func:`paper_settings_views`, the VAEs by ``score`` as :func:`vae_scored`):
+    per method, ``mean ± std`` (%), median (%) and the number of datasets, the views side by side, sorted by the
+    first view's mean."""
+    parts = {}
+    for label, runs in views.items():
+        agg = aggregate(vae_scored(runs, score))
+        parts[label] = pd.DataFrame({"mean ± std (%)": [f"{m:.2f} ± {s:.2f}" for m, s in zip(agg["mean"], agg["std"])],
+                                     "median (%)": agg["median"].round(2).to_numpy(),
+                                     "datasets": agg["datasets"].astype(int).to_numpy()}, index=agg.index)
+    first = next(iter(parts.values())).index
+    return pd.concat(parts, axis=1).reindex(first)
+
+
+def pairwise_table(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float | None = None) -> pd.DataFrame:
+    """Figure 3b's counts for ``runs`` (one view; the VAEs by ``score`` as :func:`vae_scored`): USFlow and
+    VAE-USFlow against each other method, wins / ties / losses (``tie``: the full profile's margin by default),
+    the datasets compared and the mean difference (pp), rounded to 2 decimals."""
+    tie = profiles.PROFILES[CHAPTER]["full"]["tie"] if tie is None else tie
+    scored = vae_scored(runs, score)
+    table = pd.concat([pairwise(scored, m, tie=tie) for m in ("USFlow", "VAE-USFlow")])
+    return table.set_index(["method", "versus"]).round(2)
+
+
+def seed_std_table(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE) -> pd.DataFrame:
+    """:func:`seed_std` for one view, datasets x methods (pp): the methods that need no VAE score on every dataset
+    with two or more seeds of each of them, the VAEs by ``score`` on the datasets where all their runs have it
+    (:func:`vae_scored`), NaN elsewhere."""
+    vae = runs["method"].isin(VAE_METHODS)
+    parts = [seed_std(part) for part in (runs[~vae], vae_scored(runs[vae], score)) if len(part)]
+    table = pd.concat(parts, axis=1) if parts else pd.DataFrame()
+    return table[[m for m in METHODS if m in table.columns]].reindex(_in_adbench_order(table.index))
+
+
+def seed_spread_table(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE) -> pd.DataFrame:
+    """:func:`seed_spread` for one view: the methods that need no VAE score over every dataset with two or more
+    seeds of each of them, the VAEs by ``score`` over the datasets where all their runs have it
+    (:func:`vae_scored`); column ``datasets`` says which count; sorted from the most stable."""
+    vae = runs["method"].isin(VAE_METHODS)
+    scored = vae_scored(runs[vae], score)
+    parts = [seed_spread(part) for part in (runs[~vae], scored) if len(part)]
+    return pd.concat(parts).sort_values("mean seed std (pp)") if parts else pd.DataFrame()
+
+
+def coverage_text(records: list[RunRecord], missing: dict[str, int]) -> str:
+    """What :func:`committed_full` found, in one Markdown sentence: runs per protocol, missing and failed ones."""
+    by = {p: [r for r in records if r.settings.get("protocol") == p] for p in missing}
+    what = {"adbench": "under ADBench's generator",
+            "adbench-noresample": f"leak-free control runs of the datasets under {adbench.MIN_ROWS} rows"}
+
+    def part(p: str) -> str:
+        n_sets = len({r.spec["dataset"] for r in by[p]})
+        return (f"{len(by[p])} {what.get(p, f'under protocol {p}')} ({n_sets} datasets)"
+                + (f", {missing[p]} not run yet" if missing[p] else ""))
+    failed = sum(not r.ok for r in records)
+    return (f"The full profile's committed runs (§5.1.1's settings, 7 methods, seeds 1-3, on the "
+            f"{len(adbench.available())} of the 47 datasets present here): " + "; ".join(part(p) for p in missing)
+            + f"; {failed} of them failed.")
+
+
+def training_text(lengths: pd.DataFrame) -> str:
+    """:func:`training_lengths` in words: how long DOHSC, DO2HSC and USFlow trained under the shared rule, and how
+    many of the baselines' runs rank the test set worse than chance."""
+    base = [m for m in ("DOHSC", "DO2HSC") if m in lengths.index]
+    return (f"Under §5.1.1's rule for all models (stop after 5 epochs without a training-loss gain above 1e-4), "
+            + " and ".join(f"{m} stops after a median of {lengths.loc[m, 'median epochs run']:.0f} epochs" for m in base)
+            + f" (after the autoencoder pretraining), USFlow after {lengths.loc['USFlow', 'median epochs run']:.0f}; "
+            + " and ".join(f"{lengths.loc[m, 'AUC-ROC below 0.5 (%)']:.0f} % of {m}'s runs" for m in base)
+            + " rank the test set worse than chance.")
+
+
 def main(argv=None) -> None:
     """``usf-tabular``: run (or resume) the sweep from a terminal (CPU: one worker process per core)::
 

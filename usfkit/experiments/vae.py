@@ -18,8 +18,12 @@ Every run goes through :func:`usfkit.sweep.run_sweep`: saved as it finishes unde
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -200,12 +204,26 @@ def image_classes(cfg) -> list[str]:
     return list(cfg.image_classes)
 
 
+def _quietly(build: Callable[[], vae.VAEFlow]) -> vae.VAEFlow:
+    """``build()`` without torchvision's "Downloading: <url>" line when the download fails: offline, that line only
+    precedes the failure to fetch the ImageNet weights, which the random-weights warning says (and every run
+    records ``pretrained_loaded``).  Everything else it writes to stdout/stderr is written out, after it."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        model = build()
+    for captured, stream in ((out, sys.stdout), (err, sys.stderr)):
+        lines = captured.getvalue().splitlines(keepends=True)
+        stream.write("".join(line for line in lines
+                             if model.encoder.pretrained_loaded or not line.startswith("Downloading")))
+    return model
+
+
 def run_image(spec: dict, progress: str = "auto") -> RunResult:
     """Train and evaluate the image VAE on one class."""
     x_train, x_test, y_test = load_images(spec["class"], spec["image_size"])
-    model = vae.image_vae(spec["image_size"], spec["coupling"], latent_dim=spec["latent_dim"], seed=spec["seed"],
-                          pretrained=spec["pretrained"], train_backbone=spec["train_backbone"],
-                          sigma_min=spec["sigma_min"])
+    model = _quietly(lambda: vae.image_vae(spec["image_size"], spec["coupling"], latent_dim=spec["latent_dim"],
+                                           seed=spec["seed"], pretrained=spec["pretrained"],
+                                           train_backbone=spec["train_backbone"], sigma_min=spec["sigma_min"]))
     batch = spec["batch_size"] + (len(x_train) % spec["batch_size"] == 1)  # BatchNorm needs 2+ per batch
     fit = vae.train_vae(model, x_train, lr=spec["lr"], max_epochs=spec["epochs"], batch_size=batch,
                         patience=spec["patience"], min_delta=spec["min_delta"], seed=spec["seed"], progress=progress,
@@ -232,3 +250,162 @@ def run_images(cfg, progress: str = "auto") -> pd.DataFrame:
     records = sweep.run_sweep(CHAPTER, cfg.profile, image_specs(cfg), lambda s: run_image(s, progress),
                               settings=image_settings(cfg), desc="VAE runs (images)")
     return runs_frame(records)
+
+
+# --------------------------------------------------------------------------
+# One VAE score, the paper's; the others as a sensitivity table (chapters 05 and 06)
+# --------------------------------------------------------------------------
+#: The VAE scores the book compares (chapter 05's ``tabular.VAE_SCORES``), as a table names them.  §4.4:
+#: "we combine the latent likelihood with a reconstruction score"; the book reads that as ``balanced`` (both
+#: parts standardised on the training normals, then summed: :meth:`usfkit.vae.VAEFlow.score`).
+SCORE_LABELS = {"balanced": "balanced", "elbo": "negative ELBO", "reconstruction": "reconstruction alone",
+                "latent": "latent alone (the prior)"}
+PRIMARY_SCORE = "balanced"
+#: Two AUC-ROCs closer than this are the same ranking (float rounding).
+IDENTICAL = 1e-9
+
+
+def embedding_scores(runs: pd.DataFrame) -> pd.DataFrame:
+    """Experiment 1's valid runs, one row each: ``class``, ``seed``, ``method`` and the AUC-ROC of every score
+    of :data:`SCORE_LABELS` (``elbo`` is the part ``combined``, the negative ELBO at the posterior mean)."""
+    ok = runs[runs["ok"].astype(bool)]
+    cols = {s: ok[f"auroc_{'combined' if s == 'elbo' else s}"].to_numpy() for s in SCORE_LABELS}
+    return pd.DataFrame({"class": ok["class"].to_numpy(), "seed": ok["seed"].to_numpy(),
+                         "method": ok["method"].to_numpy(), **cols})
+
+
+def prior_pairs(scores: pd.DataFrame, key: list[str], score: str) -> pd.DataFrame:
+    """The AUC-ROC under ``score`` of each VAE-USFlow run beside its VAE-NonUSFlow twin (same ``key``), one row
+    per pair where both have that score; columns named by method."""
+    methods = list(PRIORS.values())
+    have = scores.dropna(subset=[score])
+    wide = have.pivot_table(index=key, columns="method", values=score)
+    if not set(methods) <= set(wide.columns):
+        return pd.DataFrame(columns=methods)
+    return wide[methods].dropna()
+
+
+def score_sensitivity(scores: pd.DataFrame, key: list[str], primary: str = PRIMARY_SCORE) -> pd.DataFrame:
+    """How the comparison of the two priors depends on the score.  ``scores``: one row per valid run with the
+    ``key`` columns that pair a VAE-USFlow run with its VAE-NonUSFlow twin, ``method``, and one AUC-ROC column
+    per score of :data:`SCORE_LABELS`.  Over the pairs whose both runs have every score (the same pairs in
+    every row), per score (``primary`` first): the mean AUC-ROC (%) of each prior, the mean difference
+    USF - NonUSF (pp), rounded to 2 decimals, and in how many pairs USF is higher, equal (to :data:`IDENTICAL`)
+    or lower.  Empty when no pair has every score."""
+    names = [s for s in SCORE_LABELS if s in scores.columns]
+    every = scores.dropna(subset=names)
+    usf, non = PRIORS.values()
+    rows = {}
+    for s in [primary] + [n for n in names if n != primary]:
+        w = prior_pairs(every, key, s)
+        if w.empty:
+            return pd.DataFrame()
+        d = w[usf] - w[non]
+        rows[SCORE_LABELS[s] + (" (primary)" if s == primary else "")] = {
+            f"{usf} (%)": 100 * w[usf].mean(), f"{non} (%)": 100 * w[non].mean(), "USF − NonUSF (pp)": 100 * d.mean(),
+            "USF higher": int((d > IDENTICAL).sum()), "identical": int((d.abs() <= IDENTICAL).sum()),
+            "USF lower": int((d < -IDENTICAL).sum())}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = f"score ({len(w)} pairs)"
+    return out.round(2) + 0  # + 0: no "-0.00" cells
+
+
+def identical_text(scores: pd.DataFrame, key: list[str], primary: str = PRIMARY_SCORE) -> str:
+    """How often a score cannot tell the two priors apart, in Markdown: the runs whose negative ELBO ranks the test
+    set exactly as its reconstruction part alone does (AUC-ROCs equal to :data:`IDENTICAL`), and per score the
+    pairs of :func:`prior_pairs` with equal AUC-ROCs, each over the runs or pairs that have the scores compared."""
+    both = scores.dropna(subset=["elbo", "reconstruction"])
+    same = int(((both["elbo"] - both["reconstruction"]).abs() <= IDENTICAL).sum())
+    usf, non = PRIORS.values()
+
+    def ties(score: str) -> str:
+        w = prior_pairs(scores, key, score)
+        return f"{int(((w[usf] - w[non]).abs() <= IDENTICAL).sum())} of {len(w)} pairs"
+    others = [s for s in SCORE_LABELS if s not in ("elbo", primary)]
+    eps = f"{IDENTICAL:.0e}".replace("e-0", "e-")  # 1e-9
+    return (f"Under the negative ELBO a VAE's AUC-ROC equals that of its reconstruction part alone in {same} of "
+            f"{len(both)} runs, and {usf}'s equals its {non} twin's (to {eps}) in {ties('elbo')}: there the "
+            f"score compares two autoencoders, not two priors. Under the {primary} score (the book's) the two priors "
+            f"give identical AUC-ROCs in {ties(primary)}; " + "; ".join(f"under the {s} part alone in {ties(s)}"
+                                                                       for s in others) + ".")
+
+
+def paper_settings_text(runs: pd.DataFrame, score: str = PRIMARY_SCORE) -> str:
+    """Chapter 06's reading of experiment 1's runs (``runs``: :func:`runs_frame`) against Figure 11 and App. D, in
+    Markdown: per claim, what the runs show under ``score`` -- the mean over classes of each prior's per-class
+    mean AUC-ROC and on how many classes USF is higher (paired Wilcoxon); the same for the std over seeds (the
+    run-to-run spread); the failed runs of each prior and the classes below chance."""
+    from .paired import p_text, paired_test
+
+    s = summarize(runs, score)
+    usf, non = PRIORS.values()
+    mean = s.pivot(index="class", columns="method", values="mean") * 100
+    std = s.pivot(index="class", columns="method", values="std") * 100
+    m, sd = paired_test(mean[usf] - mean[non]), paired_test(std[usf] - std[non])
+    seeds = runs.groupby(["class", "method"]).size().max()
+    failed = runs.assign(failed=~runs["ok"].astype(bool)).groupby("method")["failed"].agg(["sum", "size"])
+    below = s[(s["valid"] > 0) & (s["mean"] < 0.5)]
+    below_text = ", ".join(f"{r['class']} ({r['method']})" for _, r in below.iterrows()) or "none"
+    higher = "higher" if m["mean"] > 0 else "lower"
+    steadier = "smaller" if sd["mean"] < 0 else "not smaller"
+    sig = {True: "a difference the test finds", False: "a difference the test does not separate from chance"}
+    return "\n".join([
+        f"What the {len(runs)} committed full-profile runs of experiment 1 show ({mean.shape[0]} classes x 2 priors x "
+        f"{seeds} seeds, AUC-ROC of the {score} score):",
+        "",
+        f"- **Higher mean** (Figure 11: \"USF consistently achieves higher average performance\"): over the classes, "
+        f"{usf}'s per-class mean averages {mean[usf].mean():.2f} % against {non}'s {mean[non].mean():.2f} %, "
+        f"{m['mean']:+.2f} pp, so {higher}; {usf} is higher on {m['higher']} of {m['n']} classes and lower on "
+        f"{m['lower']} ({p_text(m['p'])}, {sig[m['p'] < 0.05]}).",
+        f"- **Steadier runs** (Figure 11: \"markedly improved run-to-run performance stability\"): the std over seeds "
+        f"averages {std[usf].mean():.2f} pp for {usf} and {std[non].mean():.2f} pp for {non}, {sd['mean']:+.2f} pp, "
+        f"so the spread is {steadier}; {usf} varies less on {sd['lower']} of {sd['n']} classes and more on "
+        f"{sd['higher']} ({p_text(sd['p'])}).",
+        f"- **Failed runs** (App. D: \"VAE-NonUSFlows shows very instable behavior\"; Figure 11 marks failed runs): "
+        f"{int(failed.loc[usf, 'sum'])} of {int(failed.loc[usf, 'size'])} {usf} runs and "
+        f"{int(failed.loc[non, 'sum'])} of {int(failed.loc[non, 'size'])} {non} runs failed; classes whose mean is "
+        f"below chance: {below_text}."])
+
+
+def committed_embeddings() -> tuple[list, int]:
+    """The full profile's committed run records of experiment 1 (every class x prior x seed of the full profile),
+    read without printing, and how many of its runs have no record yet."""
+    from .. import profiles
+    from ..results import RunRecord
+
+    cfg = profiles.of(CHAPTER, "full")
+    paths = sweep.record_paths(CHAPTER, "full", embedding_specs(cfg), embedding_settings(cfg))
+    return [RunRecord.from_file(p) for p in paths if p.exists()], sum(not p.exists() for p in paths)
+
+
+def coverage_text(records: list, missing: int) -> str:
+    """What :func:`committed_embeddings` found, in one Markdown sentence, with experiment 2's committed runs."""
+    classes = len({r.spec["class"] for r in records})
+    seeds = len({r.spec["seed"] for r in records})
+    images = [r for r in sweep.load_runs(CHAPTER, "full") if r.settings.get("experiment") == "images"]
+    return (f"The full profile's committed runs of experiment 1: {len(records)} ({classes} classes x 2 priors x "
+            f"{seeds} seeds{f', {missing} not run yet' if missing else ''}; {sum(not r.ok for r in records)} failed). "
+            f"Of experiment 2 (the Wide-ResNet-50-2 image model at 256 px), {len(images)} committed runs"
+            + ("" if images else ": at the paper's sizes it needs a GPU, which this project's full runs did not have")
+            + ".")
+
+
+def class_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarize` as a reader's table: classes x priors, ``mean ± std`` of the AUC-ROC in % and the valid runs
+    (``valid/runs``)."""
+    cells = summary.assign(
+        **{"AUC-ROC (%)": [f"{100 * m:.2f} ± {100 * s:.2f}" if v > 1 else f"{100 * m:.2f}" if v else "no valid run"
+                           for m, s, v in zip(summary["mean"], summary["std"], summary["valid"])],
+           "valid runs": [f"{v}/{n}" for v, n in zip(summary["valid"], summary["runs"])]})
+    table = cells.pivot(index="class", columns="method", values=["AUC-ROC (%)", "valid runs"])
+    methods = [m for m in PRIORS.values() if m in set(summary["method"])]
+    return table.reindex(columns=methods, level=1).reindex(list(dict.fromkeys(summary["class"])))
+
+
+def weights_text(images: pd.DataFrame) -> str:
+    """Whether experiment 2's runs (``images``: :func:`run_images`) had the ImageNet encoder weights, in Markdown."""
+    loaded = images["pretrained_loaded"].astype(bool)
+    if loaded.all():
+        return f"All {len(images)} image runs loaded the ImageNet weights of the Wide-ResNet-50-2 encoder."
+    return (f"{int((~loaded).sum())} of the {len(images)} image runs ran with **random** encoder weights (the ImageNet "
+            "weights could not be loaded here): their AUC-ROCs test the architecture, they do not reproduce Figure 11.")

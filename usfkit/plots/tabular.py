@@ -13,14 +13,17 @@ from ..results import STD_DDOF
 from ..experiments.tabular import USF_METHODS
 
 USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
+PAPER_COLOR = "#d62728"
 OUTCOME_COLORS = {"row method better": USF_COLOR, "tie": "0.45", "row method worse": "#d62728"}
 
 
-def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None):
+def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict | None = None):
     """Figure 3a: one box per method over datasets (per-dataset mean AUC-ROC in %), sorted
     left to right by mean; the square marks the mean, the dots are the datasets, the text
-    under each box is mean ± std (n datasets).  Uniformly scaling models (``tabular.USF_METHODS``:
-    a flow with additive couplings, so a constant determinant) are blue."""
+    under each box is mean ± std (n datasets); a box over fewer datasets than the others is hatched.
+    Uniformly scaling models (``tabular.USF_METHODS``: a flow with additive couplings, so a constant
+    determinant) are blue.  ``paper``: ``{method: {"mean": ..,
+    "std": ..}}`` in % (``tabular.PAPER``), drawn as a red diamond with a ± std bar beside that method's box."""
     long = (wide * 100).melt(var_name="method", value_name="AUC-ROC (%)").dropna()
     by = long.groupby("method")["AUC-ROC (%)"]
     stats = by.agg(["mean", "count"]).assign(std=by.std(ddof=STD_DDOF)).sort_values("mean", ascending=False)
@@ -35,9 +38,33 @@ def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None):
     sns.swarmplot(**common, color="black", alpha=0.45, size=3)
     ax.set_xticks(range(len(stats)), [f"{m}\n{r['mean']:.2f} ± {r['std']:.2f}\n(n={r['count']:.0f})"
                                       for m, r in stats.iterrows()], fontsize=8.5)
+    fewer = stats["count"] < stats["count"].max()  # hatched: a box over fewer datasets than the others
+    for patch in ax.patches:
+        i = round(float(patch.get_path().get_extents().intervalx.mean()))
+        if 0 <= i < len(stats) and fewer.iloc[i]:
+            patch.set_hatch("///")
+    for i, m in enumerate(stats.index):
+        if m in (paper or {}):
+            ref = paper[m]
+            ax.errorbar(i + 0.36, ref["mean"], yerr=ref["std"], fmt="D", color=PAPER_COLOR, ms=6, capsize=3, lw=1.2,
+                        zorder=5, label=f"paper (§5.1.2, 47 datasets): {m} {ref['mean']:.2f} ± {ref['std']:.2f}")
+    if paper:
+        ax.legend(loc="lower left", fontsize=8)
     ax.set_xlabel("")
     ax.set_title(title or "AUC-ROC over datasets, sorted by mean (square = mean)")
     return ax
+
+
+def figure3a(tables: dict[str, pd.DataFrame], paper: dict | None = None, title: str = ""):
+    """Figure 3a once per table, stacked (``{label: wide}``, e.g. one per data protocol): each panel is
+    :func:`benchmark_boxplot` with ``paper``'s numbers beside their methods and the label as its title."""
+    fig, axes = plt.subplots(len(tables), 1, figsize=(9.5, 4.6 * len(tables)), squeeze=False)
+    for ax, (label, wide) in zip(axes.flat, tables.items()):
+        benchmark_boxplot(wide, title=label, ax=ax, paper=paper)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
 
 
 def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: float = 0.005, title: str = ""):

@@ -1,0 +1,30 @@
+"""One paired comparison, as chapters 05 and 06 state their findings: how often the first of two
+methods is higher, equal or lower on the same datasets (or classes), and a two-sided Wilcoxon
+signed-rank test on the differences (the test the report's sign rule uses, :mod:`.claims`)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: A paired difference smaller than this (in the values' unit) is float rounding: a tie.
+TIE_EPS = 1e-9
+
+
+def paired_test(diffs) -> dict[str, float]:
+    """``diffs`` (first minus second, NaN skipped): the number of pairs ``n``, the ``mean`` and ``median``
+    difference, how many are ``higher`` / ``equal`` (within :data:`TIE_EPS`) / ``lower``, and the two-sided
+    Wilcoxon signed-rank ``p`` over the pairs that differ (1.0 when none differs, NaN when there is no pair)."""
+    d = pd.Series(diffs, dtype=float).dropna().to_numpy(copy=True)
+    d[np.abs(d) < TIE_EPS] = 0.0
+    p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else (1.0 if len(d) else float("nan"))
+    return {"n": len(d), "mean": float(d.mean()) if len(d) else float("nan"),
+            "median": float(np.median(d)) if len(d) else float("nan"),
+            "higher": int((d > 0).sum()), "equal": int((d == 0).sum()), "lower": int((d < 0).sum()), "p": p}
+
+
+def p_text(p: float) -> str:
+    """A p-value as the chapters print it: ``p = 0.248``, ``p = 0.0031``, ``p < 0.0001``."""
+    if p != p:
+        return "no test (no pair)"
+    return "p < 0.0001" if p < 1e-4 else f"p = {p:.3f}" if p >= 0.01 else f"p = {p:.2g}"
