@@ -12,3 +12,4 @@ from .vae import elbo_history, vae_class_auroc  # noqa: F401
 from .image import ablation as image_ablation, anomaly_maps, loss_curves, mean_std_bars  # noqa: F401
 from .moons import figure1_summary  # noqa: F401
 from .eq5_run import eq5_run  # noqa: F401
+from .report import claims_figure  # noqa: F401
