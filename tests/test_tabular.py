@@ -449,7 +449,9 @@ def test_paper_settings_text_states_each_claim_per_view_from_the_runs():
     assert "USFlow 80.50 %, OneFlow 70.50 %: USFlow's is 10.00 pp above" in text
     assert "USFlow − NonUSFlow +5.00 pp on average, USFlow wins 2, ties 1, loses 0 of 3 datasets" in text
     assert "VAE-USFlow − VAE-NonUSFlow +2.33 pp on average" in text  # the balanced scores, 0.05 below the ELBO's
-    assert "they trail every flow" in text and text.count("  - without the leak:") == 5
+    assert "they trail every flow" in text and text.count("  - without the leak:") == 6
+    # VAE-USFlow's balanced scores 85, 70, 65 against USFlow's 90.5, 80.5, 70.5
+    assert "VAE-USFlow − USFlow -7.17 pp on average, VAE-USFlow higher on 0, equal on 0, lower on 3 of 3" in text
     # without the leak USFlow drops by 10 pp: below NonUSFlow, both VAEs and OneFlow (whose median it equals)
     assert "rank 5 of 7 by mean" in text and "USFlow − NonUSFlow -5.00 pp" in text
     assert "USFlow 70.50 %, OneFlow 70.50 %: the same" in text

@@ -679,6 +679,8 @@ def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 
              "unscored": unscored_datasets(runs, score)}
     spread = {"USFlow": seed_std(runs[~runs["method"].isin(VAE_METHODS)]),
               "VAE-USFlow": seed_std(scored[scored["method"].isin(VAE_METHODS)])}
+    if {"USFlow", "VAE-USFlow"} <= set(w.columns):  # §5.1.2: "VAE-USFlow ... shows slightly weaker performance"
+        facts["VAE vs USFlow"] = paired_test(w["VAE-USFlow"] - w["USFlow"])
     for usf, non in (("USFlow", "NonUSFlow"), ("VAE-USFlow", "VAE-NonUSFlow")):
         if usf not in w.columns or non not in w.columns:
             continue
@@ -739,6 +741,13 @@ def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE
         where = "the same" if abs(gap) < 0.005 else f"USFlow's is {abs(gap):.2f} pp {'below' if gap > 0 else 'above'}"
         return f"USFlow {a.loc['USFlow', 'median']:.2f} %, OneFlow {a.loc['OneFlow', 'median']:.2f} %: {where}"
 
+    def vae(f: dict) -> str:
+        if "VAE vs USFlow" not in f:
+            return "no dataset with both"
+        t = f["VAE vs USFlow"]
+        return (f"VAE-USFlow − USFlow {t['mean']:+.2f} pp on average, VAE-USFlow higher on {t['higher']}, equal on "
+                f"{t['equal']}, lower on {t['lower']} of {t['n']} datasets ({p_text(t['p'])})" + vae_where(f))
+
     def trail(f: dict) -> str:
         a = f["agg"]["mean"]
         base = [m for m in ("DOHSC", "DO2HSC") if m in a.index]
@@ -760,6 +769,7 @@ def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE
         f"- **USFlow has the highest mean, the smallest std and the narrowest IQR** (§5.1.2: {ref['mean']:.2f} ± "
         f"{ref['std']:.2f} % over 47 datasets):", *lines(usflow),
         "- **Its median is slightly below OneFlow's** (§5.1.2):", *lines(median),
+        "- **VAE-USFlow remains competitive but shows slightly weaker performance** (§5.1.2):", *lines(vae),
         "- **The USF variants clearly outperform their non-USF counterparts** (§5.1.2):",
         *lines(lambda f: pair(f, "USFlow", "NonUSFlow") + "; " + pair(f, "VAE-USFlow", "VAE-NonUSFlow")),
         "- **DOHSC and DO2HSC trail all flow-based methods** (§5.1.2):", *lines(trail),

@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..results import STD_DDOF
+from ..experiments.paired import TIE_EPS
 from ..experiments.tabular import USF_METHODS
 
 USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
@@ -106,15 +107,16 @@ def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-No
     """The run-to-run spread of each USF variant against its non-USF partner: one point per dataset, the
     partner's seed std (x) against the USF variant's (y), in pp (``tabular.seed_std``).  Points under the
     diagonal (blue) are datasets where the USF variant varies less from seed to seed, above it (red) more, on it
-    (grey) equally (e.g. every seed at AUC-ROC 1); each title counts them.  The axes are linear below 0.1 pp and
-    logarithmic above, so that a few datasets with a spread of tens of points do not squeeze the rest into a
-    corner."""
+    (grey) equally up to float rounding (``TIE_EPS``, e.g. every seed at AUC-ROC 1); each title counts them.  The
+    axes are linear below 0.1 pp and logarithmic above, so that a few datasets with a spread of tens of points do
+    not squeeze the rest into a corner."""
     pairs = [(n, u) for n, u in pairs if n in table.columns and u in table.columns]
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.0 * len(pairs), 3.8), squeeze=False)
     top = max(1.0, float(np.nanmax(table[[m for p in pairs for m in p]].to_numpy())) * 1.08)
     for ax, (n, u) in zip(axes.flat, pairs):
         both = table[[n, u]].dropna()
-        steadier, less = both[u] < both[n], both[u] > both[n]
+        d = both[u] - both[n]  # equal up to float rounding (the report's paired tests' TIE_EPS) is level
+        steadier, less = d < -TIE_EPS, d > TIE_EPS
         ax.fill_between([0, top], [0, 0], [0, top], color=USF_COLOR, alpha=0.08, lw=0)
         ax.plot([0, top], [0, top], "--", color="0.5", lw=0.8)
         ax.scatter(both[n], both[u], s=22, c=np.select([steadier, less], [USF_COLOR, OUTCOME_COLORS["row method worse"]],
