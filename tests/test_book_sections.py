@@ -130,7 +130,7 @@ def collapse_summary(usf_wrong_in_stress=True):
             for v, wd, e, a in ((collapse.RUFF, 1e-6, 0.2, 0.99), (collapse.BIASED, 1e-6, 1e-3, 0.9),
                                 (collapse.BOUNDED, 1e-6, 1e-4, 0.6), (collapse.RUFF_DECAY, 1e-2, 0.3, 0.99),
                                 (collapse.BOUNDED_DECAY, 1e-2, 0.0, 0.5))]
-    return {"settings": {"explode_lr": 0.01, "sweep_lr": 0.001, "dim": 8, "flow_lr": 1e-3, "flow_epochs": 10,
+    return {"settings": {"explode_lr": 0.01, "sweep_lr": 0.001, "dim": 8, "flow_lr": 1e-3, "flow_epochs": 10, "svdd_lr": 3e-3,
                          "mc_samples": 1000, "explode_dim": 128, "explode_blocks": 10, "explode_runs": 4,
                          "prior_shape": [16, 4, 4], "prior_sigma": 1.0, "sweep_rank": 4, "sweep_dim": 16},
             "explode": runs, "sigma_sweep": sweep, "svdd": svdd,
@@ -155,6 +155,7 @@ def test_describe_full_counts_failures_per_group_and_names_the_diverged_usflow()
     assert "§4b prior-scale sweep (lr 0.001): USFlow 0 of 4, NonUSFlow 1 of 4 (1 failed) went wrong" in text
     assert "§3 high-learning-rate runs (lr 0.01): USFlow 1 of 4 (1 diverged), NonUSFlow 2 of 4 (2 diverged)" in text
     assert "10 times the paper's largest" in text and "seed 1" in text and "2.0e+09" in text
+    assert "Deep SVDD (§1) 0.003 (above the paper's), USFlow (§1) 0.001 (within the paper's)" in text
     assert "holds in 4 of 4 of our USFlow runs at the paper's learning rates, not in every run of the stress test" in text
     calm = collapse.describe_full(collapse_summary(usf_wrong_in_stress=False))
     assert "not in every run" not in calm and "seed 1" not in calm
@@ -170,10 +171,16 @@ def test_prop1_and_prior_views_round_for_reading():
     per_d = pd.DataFrame([{"d": 5, "E[1/||x||^2] (MC)": 0.3336708, "1/(d-2)": 1 / 3, "rel_error": 0.0010125,
                            "std_err": 0.000327, "finite_variance": True, "quadrature": 0.33333333}]).set_index("d")
     html = collapse.prop1_view(per_d).to_html()
-    assert "0.33367" in html and "0.10%" in html and "3.3e-04" in html and "0.3336708" not in html
+    assert "3.337e-01" in html and "0.10%" in html and "3.3e-04" in html and "0.3336708" not in html
     html = collapse.prior_view([{"rule": "exact", "sigma0": 0.001953125, "sample mean": 0.000369,
                                  "rel. error of variance": 0.00057}]).to_html()
-    assert "0.00195" in html and "3.7e-04" in html and "0.06%" in html and "0.001953125" not in html
+    assert "1.95e-03" in html and "3.69e-04" in html and "0.06%" in html and "0.001953125" not in html
+
+
+def test_readable_keeps_three_digits_and_no_long_decimals():
+    assert collapse.readable(0.000406) == "4.06e-04" and collapse.readable(5.1313) == "5.13"
+    assert collapse.readable(2.24e9) == "2.24e+09" and collapse.readable(0.0) == "0"
+    assert collapse.readable(float("nan")) == "–" and collapse.readable(0.0123) == "0.0123"
 
 
 def test_collapse_overview_hatches_the_stress_test():
@@ -215,7 +222,11 @@ def test_describe_full_alignment_ranges_and_failures():
     text = alignment.describe_full(alignment_data())
     assert "0.980 to 0.990" in text and "from 0.870 (d = 2) to 0.540 (d = 128)" in text
     assert "best-aligned model at d = 2, 128" in text and "1 of 4 NonUSFlow trainings failed" in text
-    assert "12 trainings, 1 failed (NonUSFlow d=128)" in text
+    assert "12 trainings, 1 failed (NonUSFlow d=128)" in text and "holds here at every dimension" in text
+    assert "hardly related" in text
+    data = alignment_data()
+    data["table"][2][alignment.RHO] = 0.5  # the USFlow at d = 2 now trails the NonUSFlow
+    assert "holds here only at d = 128" in alignment.describe_full(data)
 
 
 def test_search_table_picks_the_lowest_valid_validation_loss():
@@ -242,3 +253,10 @@ def test_committed_reads_a_record_or_says_it_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(results, "load", lambda chapter, name, profile: record)
     data, line = fullruns.committed("01_preliminaries", "figure1_moons")
     assert data == {"x": 1} and "commit abcdef1" in line and "2026-11-30" in line and "12 s" in line
+
+
+def test_expectations_list_each_verdict_and_stop_the_quick_profile_on_a_miss(capsys):
+    text = collapse.expectations({"a holds": True, "b fails": False}, "full")
+    assert text == "* holds: a holds\n* **does NOT hold**: b fails" and capsys.readouterr().out == ""
+    with pytest.raises(AssertionError, match="b fails"):
+        collapse.expectations({"a holds": True, "b fails": False}, "quick")

@@ -461,6 +461,19 @@ def describe_usf_fit(trajectory: list[dict], dim: int, base_std: float, still_mo
 # --------------------------------------------------------------------------
 # The chapter's tables as the page shows them
 # --------------------------------------------------------------------------
+def readable(value) -> str:
+    """A number as the chapter's tables show it: three significant digits, in e-notation with two decimals
+    below 0.01 and from 10^5 on (so no cell shows a long row of decimals), "0" for zero, "–" for NaN."""
+    v = float(value)
+    if math.isnan(v):
+        return "–"
+    if v == 0:
+        return "0"
+    if abs(v) < 0.01 or abs(v) >= 1e5 or math.isinf(v):
+        return f"{v:.2e}"
+    return f"{v:.3g}"
+
+
 def svdd_view(table: pd.DataFrame):
     """§1's table (one row per variant, the columns the chapter builds) with two-level headers: the
     decay, then start and end of loss, spread and AUROC.  The ratios and the mean distance stay in
@@ -471,7 +484,7 @@ def svdd_view(table: pd.DataFrame):
         for when in ("start", "end"):
             view[(head, when)] = table[f"{col} {when}"]
     view.columns = pd.MultiIndex.from_tuples(view.columns)
-    fmt = {c: ("{:.3f}" if c[0] == "AUROC" else "{:g}" if c[0] == "weight decay" else "{:.3g}") for c in view.columns}
+    fmt = {c: ("{:.3f}" if c[0] == "AUROC" else "{:g}" if c[0] == "weight decay" else readable) for c in view.columns}
     return view.style.format(fmt)
 
 
@@ -538,7 +551,7 @@ def explode_view(table: pd.DataFrame, failure_chars: int = 60):
         view[("run", "failure")] = [f[:failure_chars] + ("…" if len(f) > failure_chars else "") if f else "–"
                                     for f in failures]
     numbers = [c for c in view.columns if view[c].dtype.kind == "f"]
-    return view.style.format({c: "{:.3g}" for c in numbers})
+    return view.style.format({c: readable for c in numbers})
 
 
 def sweep_view(table: pd.DataFrame):
@@ -554,7 +567,7 @@ def sweep_view(table: pd.DataFrame):
                          ("test NLL", "last epoch"): table["test_nll"]}, index=table.index)
     view.columns = pd.MultiIndex.from_tuples(view.columns)
     view = view.rename_axis(index=["flow", "σ"])  # a new index: the caller's table keeps its names
-    fmt = {c: "{:.3g}" for c in view.columns if c[1] != "runs"} | {("ln|det J|, last epoch", "std"): "{:.2g}"}
+    fmt = {c: readable for c in view.columns if c[1] != "runs"}
     return view.style.format(fmt)
 
 
@@ -607,15 +620,15 @@ def prop1_view(per_d: pd.DataFrame):
     quadrature, each rounded to what the comparison needs."""
     view = per_d.rename(columns={"rel_error": "rel. error", "std_err": "std. error",
                                  "finite_variance": "finite variance"})
-    return view.style.format({"E[1/||x||^2] (MC)": "{:.5f}", "1/(d-2)": "{:.5f}", "rel. error": "{:.2%}",
-                              "std. error": "{:.1e}", "quadrature": "{:.6f}"})
+    return view.style.format({"E[1/||x||^2] (MC)": "{:.3e}", "1/(d-2)": "{:.3e}", "rel. error": "{:.2%}",
+                              "std. error": "{:.1e}", "quadrature": "{:.3e}"})
 
 
 def prior_view(rows: list[dict]):
     """App. B.2's sampling check (the ``prior_samples`` rows of a summary) per rule, three significant
     digits, the relative error in %."""
     view = pd.DataFrame(rows).set_index("rule")
-    fmt = {c: "{:.3g}" for c in view.columns} | {"rel. error of variance": "{:.2%}", "sample mean": "{:.1e}"}
+    fmt = {c: readable for c in view.columns} | {"rel. error of variance": "{:.2%}"}
     return view.style.format(fmt)
 
 
@@ -632,7 +645,7 @@ def describe_full(summary: dict) -> str:
 
     bd = svdd.loc[BOUNDED_DECAY]
     out = [f"**Hypersphere collapse (§4.2).** With the usual tiny decay (λ = {svdd.loc[BIASED, 'weight decay']:g}) "
-           f"the encoders that can represent $\\omega \\equiv c$ shrank the spread of their normal test embeddings "
+           f"the encoders that can represent ω ≡ c shrank the spread of their normal test embeddings "
            f"{fold(BIASED)} (with bias) and {fold(BOUNDED)} (sigmoid with bias), Ruff's recipe only {fold(RUFF)}. "
            f"Under a strong decay (λ = {bd['weight decay']:g}) the bounded network with biases ended exactly "
            f"constant (spread {bd['spread end']:.2g}, AUROC {100 * bd['AUROC end']:.1f} %), while Ruff's bias-free "
@@ -642,15 +655,15 @@ def describe_full(summary: dict) -> str:
     out.append(f"**A USFlow does not collapse** (d = {s['dim']}, lr {s['flow_lr']:g}, {s['flow_epochs']} epochs): its "
                f"latent standard deviation is {u['latent spread']:.2f} against the base's {u['base std']:.3f}, "
                f"wider rather than narrower, E‖φ(x) − c‖² = {u['E||phi(x)-c||^2']:.1f} on normal test points "
-               f"against $d/2$ = {u['d/2']:g}, and its latent norm separates the anomalies with an AUROC of "
+               f"against d/2 = {u['d/2']:g}, and its latent norm separates the anomalies with an AUROC of "
                f"{100 * u['AUROC (latent norm)']:.2f} %.")
     per_d = pd.DataFrame(summary["prop1_per_d"])
     fin = per_d[per_d["finite_variance"]]
     inv = summary["inversion"]
-    out.append(f"**Proposition 1** (§4.3, App. B.3): the Monte-Carlo loss matches $1/(\\alpha^2(d-2))$ within "
+    out.append(f"**Proposition 1** (§4.3, App. B.3): the Monte-Carlo loss matches 1/(α²(d − 2)) within "
                f"{100 * fin['rel_error'].max():.2f} % for d = {', '.join(str(int(d)) for d in fin['d'])} "
-               f"({s['mc_samples']:,} samples), and $F_\\alpha$ ranks inputs exactly the wrong way round "
-               f"(Spearman {inv['spearman_score']:+.3f} between $-\\ln\\mathcal N(x)$ and the distance; AUROC "
+               f"({s['mc_samples']:,} samples), and F_α ranks inputs exactly the wrong way round "
+               f"(Spearman {inv['spearman_score']:+.3f} between −ln 𝒩(x) and the distance; AUROC "
                f"{100 * inv['auroc_tail']:.1f} % for the 5 % least likely points).")
     groups = failure_groups(summary)
     paper, stress = groups[groups["paper's lr"]], groups[~groups["paper's lr"]]
@@ -664,9 +677,12 @@ def describe_full(summary: dict) -> str:
                          + " went wrong" for part, g in rows.groupby("part", sort=False))
 
     usf_paper = paper[paper["flow"] == "USFlow"]
+    rates = {"Deep SVDD (§1)": s["svdd_lr"], "USFlow (§1)": s["flow_lr"], "§3": s["explode_lr"], "§4b": s["sweep_lr"]}
     text = (f"**Exploding determinants and App. D.** App. D reports failed NonUSFlow runs and *\"no such instabilities "
-            f"when working with the USFlows architecture\"*. At learning rates within the paper's (at most "
-            f"{PAPER_MAX_LR:g}): {counts(paper) if len(paper) else 'no runs of this summary'}.")
+            f"when working with the USFlows architecture\"*. Learning rates of this run: "
+            + ", ".join(f"{k} {v:g} ({'within' if v <= PAPER_MAX_LR else 'above'} the paper's)" for k, v in rates.items())
+            + f". At learning rates within the paper's (at most {PAPER_MAX_LR:g}): "
+            f"{counts(paper) if len(paper) else 'no flow runs of this summary'}.")
     if len(stress):
         text += (f" Our own stress test, outside the paper's settings (§3: lr {s['explode_lr']:g}, "
                  f"{s['explode_lr'] / PAPER_MAX_LR:g} times the paper's largest, no prior, d = {s['explode_dim']}, "
@@ -697,7 +713,23 @@ def describe_full(summary: dict) -> str:
                f"{prior.loc['exact', 'sample variance']:.3f} with our rule (target σ² = {s['prior_sigma'] ** 2:g}) "
                f"and {prior.loc['paper', 'sample variance']:.4f} with the appendix's formula, σ²/c for c = {c} "
                f"({s['prior_sigma'] ** 2 / c:.4f}). On data in a {s['sweep_rank']}-dimensional subspace of "
-               f"$\\mathbb R^{{{s['sweep_dim']}}}$ the USFlow's last ln|det J| is {usf.loc[smallest, 'ln_det_mean']:.1f} "
+               f"{s['sweep_dim']}-dimensional space the USFlow's last ln|det J| is {usf.loc[smallest, 'ln_det_mean']:.1f} "
                f"with σ = {smallest} and {usf.loc['no prior', 'ln_det_mean']:.1f} without a prior (means over "
                f"{int(usf.loc['no prior', 'runs'])} seeds).")
     return "\n\n".join(f"* {line}" for line in out)
+
+
+def expectations(findings: dict[str, bool], profile: str) -> str:
+    """The verdicts of :func:`usfkit.book.expect` (what the paper or the text says a run should show, and
+    whether this run shows it) as a Markdown list, for a page that shows them as text rather than as printed
+    output.  ``book.expect`` itself judges them, its printed lines swallowed: a miss still stops the quick
+    profile."""
+    import contextlib
+    import io
+
+    from ..book import expect
+
+    text = "\n".join(f"* {'holds' if ok else '**does NOT hold**'}: {what}" for what, ok in findings.items())
+    with contextlib.redirect_stdout(io.StringIO()):
+        expect(findings, profile)
+    return text

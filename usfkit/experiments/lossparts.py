@@ -160,23 +160,23 @@ def describe_stationarity(st: dict, label: str = "The restored model") -> str:
     r, l = st["restored"], st["last"]
     after = l["epoch"] - r["epoch"]
     converged = abs(l["train_loss"] - r["train_loss"]) < 1e-3 * abs(r["train_loss"])
-    text = (f"{label} has a mean $\\lVert\\phi(x)-c\\rVert^2$ of **{st['S']:.2f}** on the training data against "
-            f"$d/2$ = {st['d_half']:g}, **{100 * st['gap']:+.1f} %**. Eq. 5 predicts exactly $d/2$ at a stationary "
+    text = (f"{label} has a mean ‖φ(x) − c‖² of **{st['S']:.2f}** on the training data against "
+            f"d/2 = {st['d_half']:g}, **{100 * st['gap']:+.1f} %**. Eq. 5 predicts exactly d/2 at a stationary "
             f"point of the training loss. Early stopping kept the weights of epoch {r['epoch']:g} (lowest validation "
             f"NLL, {r['val_loss']:.2f}) out of {l['epoch']:g} epochs run")
     if after > 0:
         text += (f"; in the {after:g} epochs after it the training NLL went from {r['train_loss']:.2f} to "
                  f"{l['train_loss']:.2f} and the epoch-mean SVDD term on the training batches from "
                  f"{r['svdd_term']:.2f} to {l['svdd_term']:.2f} ({100 * (l['svdd_term'] / st['d_half'] - 1):+.2f} % "
-                 f"from $d/2$), while the validation NLL went to {l['val_loss']:.2f}")
+                 f"from d/2), while the validation NLL went to {l['val_loss']:.2f}")
     if converged:
         text += (". The training loss had levelled off (it changed by less than 0.1 % after the kept epoch), so the "
                  "gap is that of a converged run.")
     else:
         text += (". So the training loss had **not converged** at the kept epoch: the stopping rule watches the "
                  "validation data, not the stationary point of the training loss that the derivation describes.")
-    text += (f" Along the rescaling direction of the derivation the slope of the training loss is $2S - d$ = "
-             f"{st['slope']:.2f} nats; the best rescaling ($\\alpha$ = {st['alpha']:.3f}) would lower it by "
+    text += (f" Along the rescaling direction of the derivation the slope of the training loss is 2S − d = "
+             f"{st['slope']:.2f} nats; the best rescaling (α = {st['alpha']:.3f}) would lower it by "
              f"{st['gain']:.2g} nats per sample, {100 * st['gain'] / abs(r['train_loss']):.2g} % of the training NLL: "
              f"the loss is flat near its stationary point, so a gap of {100 * abs(st['gap']):.1f} % in the SVDD term "
              "costs little.")
@@ -196,13 +196,13 @@ def describe_eq5_full(data: dict) -> str:
     return (
         f"**At the full profile** (d = {s['dim']}, {s['n_train']:,} training points, flows of {s['blocks']} blocks "
         f"with {s['layers']}-layer conditioners of {s['hidden']} units) Eq. 5 holds for every test input of the "
-        f"USFlow up to float rounding. Largest relative residual $|\\text{{NLL}} - (\\text{{sum of the three "
-        f"terms}})| / |\\text{{NLL}}|$: {checks}. The paper's Eq. 5 is an exact identity, so its value is 0; "
-        f"ours are at the machine precision of each float type. The USFlow's $\\ln|\\det J(x)|$ varies over the "
+        f"USFlow up to float rounding. Largest relative residual |NLL − (sum of the three "
+        f"terms)| / |NLL|: {checks}. The paper's Eq. 5 is an exact identity, so its value is 0; "
+        f"ours are at the machine precision of each float type. The USFlow's ln|det J(x)| varies over the "
         f"test inputs by a standard deviation of {usf['std of ln|det J(x)|']:.1e} nats (rounding), the "
         f"NonUSFlow's by {non['std of ln|det J(x)|']:.2f} nats (range {non['range of ln|det J(x)|']:.1f}); even the "
         f"best constant leaves it per-sample errors up to {non['max |NLL - (SVDD + const + best constant)|']:.2f} "
-        f"nats, and its latent norm ranks the inputs with Spearman $\\rho$ = "
+        f"nats, and its latent norm ranks the inputs with Spearman ρ = "
         f"{non['Spearman(NLL, latent norm)']:.3f} against its own NLL (USFlow: "
         f"{usf['Spearman(NLL, latent norm)']:.6f}). It gives the wider mixture component "
         f"{data['nonusf_component_logdet_gap']:.2f} nats less log-volume than the narrow one, "

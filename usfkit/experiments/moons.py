@@ -63,7 +63,7 @@ def describe_full(data: dict) -> str:
         f"{100 * flagged['outliers flagged']['USFlow']:.1f} % of the outliers against Deep SVDD's "
         f"{100 * flagged['outliers flagged']['Deep SVDD']:.1f} %. Ranked by its latent norm alone, the USFlow "
         f"has an AUROC of {100 * data['auroc_usf_latent_norm']:.2f} %, the same as by its NLL, as a constant "
-        f"determinant implies (Eq. 4). Its latents follow the base $\\mathcal N(c, \\tfrac12 I)$: {within}; the "
+        f"determinant implies (Eq. 4). Its latents follow the base 𝒩(c, ½ I): {within}; the "
         f"largest gap is {100 * _chi2_gap(data):.1f} pp. Its density integrates to "
         f"{data['usf_density_integral']:.4f} over the plane."
     )
