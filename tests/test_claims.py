@@ -1,6 +1,7 @@
 """The reproduction report's verdict logic (usfkit.experiments.claims), on synthetic records written to a temporary
-results folder: for each tolerance rule a reproduced and a non-reproduced case, and "not run here"
-when records are absent or too few."""
+results folder: for each tolerance rule a reproduced and a non-reproduced case (with its direction), and "not run
+here" when records are absent or too few; one row per comparison, both tabular protocols side by side, the
+47-set range rule, App. D's failures counted once at the paper's settings, and the page's text and links."""
 import re
 from pathlib import Path
 

@@ -37,9 +37,9 @@ def test_one_row_per_judged_comparison_coloured_by_verdict():
     fig = report.claims_figure(table())
     top, bottom = fig.axes[:2]
     labels = [t.get_text() for t in top.get_yticklabels()]
-    # the theory topic comes first in the report's order; rows not run here are not drawn
+    # the pp rows on top, in the report's topic order; rows not run here are not drawn
     assert labels == ["gain", "median", "mean (ours − paper)"]
-    assert [t.get_text() for t in bottom.get_yticklabels()] == ["identity", "count"]
+    assert [t.get_text() for t in bottom.get_yticklabels()] == ["identity", "count"]  # theory before vae
     hollow = [line for line in top.lines if line.get_marker() == "o" and line.get_markerfacecolor() == "white"]
     assert len(hollow) == 2  # the leak-free judgements of "gain" and "mean", beside their rows
     assert mcolors.to_hex(hollow[0].get_color()) == report.VERDICT_COLOURS[claims.CONTRADICTED]

@@ -54,7 +54,7 @@ def claims_figure(table: pd.DataFrame, width: float = 7.6):
     unit (identities, counts, claims of several statements): the share of their statements that hold.
     Colour: the verdict, "not reproduced" by direction."""
     top, bottom = _rows(table, (c.PP, c.FROM_PAPER)), _rows(table, (c.HELD,))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(width, 0.27 * (len(top) + len(bottom)) + 2.2),
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(width, 0.21 * (len(top) + len(bottom)) + 2.0),
                                    gridspec_kw={"height_ratios": [len(top) + 2, len(bottom) + 2]})
     alt = f"verdict {c.ALT}"
     for y, (_, row) in enumerate(top.iterrows()):
@@ -69,7 +69,7 @@ def claims_figure(table: pd.DataFrame, width: float = 7.6):
     _topic_bands(ax1, top)
 
     colours = [verdict_colour(v, d) for v, d in zip(bottom["verdict"], bottom["direction"])]
-    ax2.barh(range(len(bottom)), bottom["effect"], color=colours, height=0.6)
+    ax2.barh(range(len(bottom)), bottom["effect"], color=colours, height=0.55)
     ax2.scatter(bottom["effect"], range(len(bottom)), color=colours, s=22, zorder=3, clip_on=False)  # 0 % shows too
     ax2.set_yticks(range(len(bottom)), [_label(r) for _, r in bottom.iterrows()])
     ax2.set_ylim(len(bottom) - 0.4, -0.8)
