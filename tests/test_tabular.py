@@ -507,7 +507,7 @@ def test_coverage_and_training_text(shared_data):
                _record("OneFlow", 1, {"auroc": None}, ok=False)]
     text = tabular.coverage_text(records, {"adbench": 3, "adbench-noresample": 0})
     assert "2 under ADBench's generator (1 datasets), 3 not run yet; 1 leak-free control runs" in text
-    assert text.endswith("; 1 of them failed.")
+    assert text.endswith("; 1 of them failed.") and "(§5.1.1's settings, 2 methods, seeds 1, on the" in text
     lengths = pd.DataFrame({"median epochs run": [30.0, 8.0, 9.0], "AUC-ROC below 0.5 (%)": [0.0, 40.0, 25.0]},
                            index=["USFlow", "DOHSC", "DO2HSC"])
     text = tabular.training_text(lengths)

@@ -889,9 +889,11 @@ def coverage_text(records: list[RunRecord], missing: dict[str, int]) -> str:
         return (f"{len(by[p])} {what.get(p, f'under protocol {p}')} ({n_sets} datasets)"
                 + (f", {missing[p]} not run yet" if missing[p] else ""))
     failed = sum(not r.ok for r in records)
-    return (f"The full profile's committed runs (§5.1.1's settings, 7 methods, seeds 1-3, on the "
-            f"{len(adbench.available())} of the 47 datasets present here): " + "; ".join(part(p) for p in missing)
-            + f"; {failed} of them failed.")
+    methods = len({r.spec["method"] for r in records})
+    seeds = tabular_seeds(pd.DataFrame({"seed": [r.spec["seed"] for r in records]})) if records else "none"
+    return (f"The full profile's committed runs (§5.1.1's settings, {methods} methods, seeds {seeds}, on the "
+            f"{len(adbench.available())} of the {len(adbench.NAMES)} datasets present here): "
+            + "; ".join(part(p) for p in missing) + f"; {failed} of them failed.")
 
 
 def training_text(lengths: pd.DataFrame) -> str:
