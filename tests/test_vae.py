@@ -197,7 +197,7 @@ def test_auto_falls_back_to_random_weights_loudly_and_tries_once(monkeypatch):
         return tvm.resnet18()                                                   # small stand-in
     monkeypatch.setattr(tvm, "wide_resnet50_2", offline)
     monkeypatch.setattr(vae, "_WEIGHTS_ERROR", None)                            # no earlier attempt in this process
-    with pytest.warns(UserWarning, match="RANDOMLY INITIALISED"):
+    with pytest.warns(UserWarning, match="RANDOM BACKBONE WEIGHTS"):
         _, loaded = vae.wide_resnet50_2_trunk("auto")
     assert loaded is False and len(attempts) == 1
     with warnings.catch_warnings():

@@ -143,9 +143,9 @@ def wide_resnet50_2_trunk(pretrained: bool | str = "auto") -> tuple[nn.Module, b
                     f"({type(err).__name__}: {err}). Connect to the internet once (torchvision caches "
                     "them under ~/.cache/torch), or pass pretrained=False/'auto' for random weights.") from err
             warnings.warn(
-                "\n" + "!" * 78 + "\nVAE-Flow image encoder: ImageNet weights of Wide-ResNet-50-2 could NOT be "
-                f"loaded ({type(err).__name__}).\nUsing RANDOMLY INITIALISED weights: results are NOT "
-                "comparable to the paper's pretrained encoder.\n" + "!" * 78, stacklevel=2)
+                "RANDOM BACKBONE WEIGHTS: VAE-Flow image encoder: ImageNet weights of Wide-ResNet-50-2 could NOT be "
+                f"loaded ({type(err).__name__}). Using randomly initialised weights: results are NOT comparable "
+                "to the paper's pretrained encoder.", stacklevel=2)
     if net is None:
         net = wide_resnet50_2(weights=None)
     net.fc = nn.Identity()
