@@ -509,11 +509,11 @@ def _collapse(src: Source) -> Finding:
                     "the paper shows no experiment for this: the asymmetric mixture of App. C, our design")
 
 
-def _collapse_rows(src: Source, part: str) -> tuple[Loaded, str]:
-    """Chapter 03's rows of one sweep, ``part`` ``"explode"`` (§3) or ``"sigma_sweep"`` (§4b), and its
-    settings in words: from the chapter's full summary when there is one; else from the committed
-    full-profile records once that sweep is complete (the full summary waits for all three sweeps);
-    else from the quick summary (unless the report reads the full profile only)."""
+def _collapse_rows(src: Source, part: str) -> tuple[Loaded, str, float]:
+    """Chapter 03's rows of one sweep, ``part`` ``"explode"`` (§3) or ``"sigma_sweep"`` (§4b), its settings in
+    words and its learning rate: from the chapter's full summary when there is one; else from the committed
+    full-profile records once that sweep is complete (the full summary waits for all three sweeps); else from
+    the quick summary (unless the report reads the full profile only)."""
     from . import collapse
 
     try:
@@ -524,26 +524,33 @@ def _collapse_rows(src: Source, part: str) -> tuple[Loaded, str]:
         full = collapse.full_sweep_runs(part)
         if full is not None:
             runs, provenance, st = full
-            return Loaded(runs, "full", provenance), f"d = {st['dim']}, lr {st['lr']}, {st['epochs']} epochs"
+            return (Loaded(runs, "full", provenance), f"d = {st['dim']}, lr {st['lr']}, {st['epochs']} epochs",
+                    st["lr"])
     if s is None:
         raise NotRun("no saved 'summary' of chapter 03_collapse and no complete full-profile sweep: run the chapter")
     st = s.data["settings"]
-    if part == "explode":
-        return Loaded(s.data[part], s.profile, s.provenance), (f"d = {st['explode_dim']}, lr {st['explode_lr']}, "
-                                                               f"{st['explode_epochs']} epochs")
-    return Loaded(s.data[part], s.profile, s.provenance), (f"d = {st['sweep_dim']}, lr {st['sweep_lr']}, "
-                                                           f"{st['sweep_epochs']} epochs")
+    key = "explode" if part == "explode" else "sweep"
+    return (Loaded(s.data[part], s.profile, s.provenance),
+            f"d = {st[f'{key}_dim']}, lr {st[f'{key}_lr']}, {st[f'{key}_epochs']} epochs", st[f"{key}_lr"])
+
+
+def stress_test(lr: float) -> bool:
+    """Whether a chapter 03 run is our stress test: a learning rate above the paper's largest
+    (:data:`usfkit.experiments.collapse.PAPER_MAX_LR`), as chapter 03 splits its runs."""
+    from .collapse import PAPER_MAX_LR
+
+    return lr > PAPER_MAX_LR
 
 
 @claim("§4.2: exploding determinants", "theory", "§4.2; App. D",
        "normalizing flows are susceptible to a related pathology",
        "NonUSFs: failed runs; USFlows: \"no such instabilities\"",
        "parts: no USF run fails (App. D's failed run, FAILED_RUN) or diverges (finite losses, ending worse than "
-       "untrained); at least one NonUSF run does (same data, learning rate, seeds). Our stress test, outside the "
-       "paper's settings: its runs are counted here only", "03_collapse",
+       "untrained); at least one NonUSF run does (same data, learning rate, seeds). Our stress test (a learning "
+       "rate above the paper's): its runs are counted here only", "03_collapse",
        section="3 · Exploding determinants of NonUSFlows", label="exploding determinants (stress test)")
 def _explode(src: Source) -> Finding:
-    s, setting = _collapse_rows(src, "explode")
+    s, setting, lr = _collapse_rows(src, "explode")
     runs = pd.DataFrame(s.data)
     runs["kind"] = [row_kind(r) for r in s.data]
     bad = runs.assign(failed=runs["status"] == "failed", diverged=runs["status"] == "diverged",
@@ -554,8 +561,8 @@ def _explode(src: Source) -> Finding:
     names = {"usf": "USF", "nonusf": "NonUSF"}
     ours = ", ".join(f"{names[k]}: {int(r['failed'])} failed, {int(r['diverged'])} diverged of {size[k]}"
                      for k, r in bad.iterrows())
-    return _finding(parts_rule(parts), ours, s, f"{int(size.sum())} runs",
-                    f"{setting} (our stress test, outside the paper's settings)")
+    where = "our stress test, outside the paper's settings" if stress_test(lr) else "at the paper's learning rates"
+    return _finding(parts_rule(parts), ours, s, f"{int(size.sum())} runs", f"{setting} ({where})")
 
 
 @claim("App. B.2: the log-det prior bounds the determinant", "theory", "§4.2; App. B.2",
@@ -1182,9 +1189,6 @@ def _vae_failures(src: Source) -> Finding:
 #: because its training loss or its test scores became NaN/inf (its record's ``ok`` is false).  A run whose
 #: losses stayed finite but ended worse than the untrained flow (chapter 03's "diverged") is counted apart.
 FAILED_RUN = "no valid result: the training loss or the test scores became NaN/inf"
-#: The chapters that rerun the paper's experiments at its settings (App. D's count), and our stress tests.
-PAPER_SETTINGS_CHAPTERS = ("04_alignment", "05_tabular_benchmark", "06_vae_usflow", "07_image_benchmarks")
-STRESS_TEST_CHAPTERS = ("03_collapse",)
 
 #: Methods whose model is a USFlow trained with another objective (usfkit.oneflow builds OneFlow's flow with
 #: coupling "additive_lu"): their runs count as USF runs where failures are counted.
@@ -1196,28 +1200,27 @@ def _is_usf(row: dict) -> bool:
 
 
 def usf_failures(src: Source) -> pd.DataFrame:
-    """The runs of uniformly scaling flows per chapter, from every saved record, with App. D's failed runs
-    (:data:`FAILED_RUN`) and chapter 03's diverged ones: one row per chapter (runs, failed, diverged,
-    profile, and whether it is at the paper's settings or our stress test).  Each run is counted once."""
+    """The runs of uniformly scaling flows from every saved record, per chapter (chapter 03: per sweep), with
+    App. D's failed runs (:data:`FAILED_RUN`) and chapter 03's diverged ones: one row per group (runs, failed,
+    diverged, profile, and whether it ran at the paper's settings or is our stress test: chapter 03's sweeps
+    at learning rates above the paper's, :func:`stress_test`).  Each run is counted once."""
     rows = []
 
-    def add(chapter: str, profile: str, statuses: list[str]) -> None:
-        rows.append({"chapter": chapter, "runs": len(statuses), "failed": statuses.count("failed"),
+    def add(chapter: str, part: str, profile: str, statuses: list[str], stress: bool = False) -> None:
+        rows.append({"chapter": chapter, "part": part, "runs": len(statuses), "failed": statuses.count("failed"),
                      "diverged": statuses.count("diverged"), "profile": profile,
-                     "settings": "paper's" if chapter in PAPER_SETTINGS_CHAPTERS else "our stress test"})
+                     "settings": "our stress test" if stress else "paper's"})
 
-    parts = []
-    for part in ("explode", "sigma_sweep"):  # each sweep from where it is complete (see _collapse_rows)
+    for part, name in (("explode", "§3"), ("sigma_sweep", "§4b")):  # each sweep from where it is complete
         try:
-            parts.append(_collapse_rows(src, part)[0])
+            loaded, _, lr = _collapse_rows(src, part)
         except NotRun:
-            pass
-    if parts:
-        add("03_collapse", " + ".join(dict.fromkeys(p.profile for p in parts)),
-            [r["status"] for p in parts for r in p.data if _is_usf(r)])
+            continue
+        add("03_collapse", f"{name}, lr {lr:g}", loaded.profile, [r["status"] for r in loaded.data if _is_usf(r)],
+            stress_test(lr))
     try:
         s = src.summary("04_alignment")
-        add("04_alignment", s.profile, ["ok" if t["ok"] else "failed" for t in s.data["trials"] if _is_usf(t)])
+        add("04_alignment", "", s.profile, ["ok" if t["ok"] else "failed" for t in s.data["trials"] if _is_usf(t)])
     except NotRun:
         pass
     for chapter in ("05_tabular_benchmark", "06_vae_usflow", "07_image_benchmarks"):
@@ -1225,33 +1228,35 @@ def usf_failures(src: Source) -> pd.DataFrame:
             loaded = src.runs(chapter)
         except NotRun:
             continue
-        add(chapter, loaded.profile, ["ok" if r.ok else "failed" for r in loaded.data if _is_usf(r.spec)])
-    return pd.DataFrame(rows, columns=["chapter", "runs", "failed", "diverged", "profile", "settings"])
+        add(chapter, "", loaded.profile, ["ok" if r.ok else "failed" for r in loaded.data if _is_usf(r.spec)])
+    return pd.DataFrame(rows, columns=["chapter", "part", "runs", "failed", "diverged", "profile", "settings"])
 
 
 @claim("App. D: no USF run fails anywhere", "vae", "App. D",
        "we observed no such instabilities when working with the USFlows architecture",
        "0 failed USF runs",
        "count of failed runs (App. D's: FAILED_RUN) of uniformly scaling flows (OneFlow's USFlow included) over "
-       "every saved record of the chapters that rerun the paper's experiments (04-07) equals 0; our stress tests "
-       "(chapter 03, outside the paper's settings) are listed apart and judged under §4.2", "03-07",
+       "every saved record at the paper's settings (chapters 04-07, and chapter 03's runs at its learning rates) "
+       "equals 0; our stress tests (chapter 03 above the paper's learning rates) are listed apart and judged under "
+       "§4.2", "03-07",
        label="no USF run fails (paper's settings)")
 def _no_usf_failure(src: Source) -> Finding:
     counts = usf_failures(src)
     paper = counts[counts["settings"] == "paper's"]
     stress = counts[counts["settings"] != "paper's"]
     if paper.empty:
-        raise NotRun("no saved results of chapters 04-07")
+        raise NotRun("no saved results at the paper's settings (chapters 03-07)")
     failed, total = int(paper["failed"].sum()), int(paper["runs"].sum())
     ours = f"{failed} of {total} USF runs failed"
     if len(stress):
-        ours += ("; apart, our stress tests (chapter 03, not counted here): " + ", ".join(
-            f"{int(r['failed'])} failed and {int(r['diverged'])} diverged of {int(r['runs'])} USF runs"
-            for _, r in stress.iterrows()))
+        ours += (f"; apart, our stress tests ({', '.join('chapter 03 ' + stress['part'])}; not counted here): "
+                 f"{int(stress['failed'].sum())} failed and {int(stress['diverged'].sum())} diverged of "
+                 f"{int(stress['runs'].sum())} USF runs")
     judged = count_rule(failed, 0)
-    basis = "; ".join(f"chapter {r['chapter'][:2]}: {r['runs']} USF runs ({r['profile']})" for _, r in paper.iterrows())
+    basis = "; ".join(f"chapter {r['chapter'][:2]}{' ' + r['part'] if r['part'] else ''}: {r['runs']} USF runs "
+                      f"({r['profile']})" for _, r in paper.iterrows())
     return Finding(judged.verdict, ours, judged.why, basis, "each chapter's own settings, see its rows",
-                   counts.set_index("chapter"), direction=judged.direction)
+                   counts.set_index(["chapter", "part"]), direction=judged.direction)
 
 
 # --------------------------------------------------------------------------
