@@ -673,3 +673,14 @@ def test_readable_rounds_floats_to_significant_digits_only():
     detail = pd.DataFrame({"a": [1.0025170, 7.629395e-06, 0.0208333], "b": ["x", "y", "z"]})
     html = claims.readable(detail).to_html()
     assert "1.003" in html and "7.63e-06" in html and "0.0208<" in html and "1.002517" not in html and ">x<" in html
+
+
+def test_tabular_table_shows_both_protocols_side_by_side_with_directions():
+    table = report_rows(a={"verdict": claims.NOT_REPRODUCED, "direction": claims.USF_FAVOUR, "ours": "median 95.4",
+                           "where": "§5.1.2", "paper": "USFlow below", f"verdict {claims.ALT}": claims.REPRODUCED,
+                           f"direction {claims.ALT}": "", f"ours {claims.ALT}": "median 90.1"})
+    view = claims.styled(table, "tabular", claims.TABULAR_COLUMNS)
+    assert list(view.data.columns) == claims.TABULAR_COLUMNS
+    assert view.data.loc["a", "verdict"] == "not reproduced (differs in USF's favour)"
+    assert view.data.loc["a", claims.ALT] == "reproduced: median 90.1"
+    assert len(claims.TABULAR_COLUMNS) <= 5 and len(claims.TABULAR_RULE_COLUMNS) <= 5

@@ -1879,6 +1879,9 @@ TOPICS = {"theory": "Theory: §4 and App. B", "synthetic": "Synthetic data: Figu
           "image": "Image benchmarks: §5.2, Tables 1-5, Figures 4, 9, 10"}
 CLAIM_COLUMNS = ["verdict", "where", "the paper says", "paper", "ours"]  # the verdict first: seen without scrolling
 RULE_COLUMNS = ["rule", "why", "read from", "conditions (ours)"]
+#: The tabular rows: both protocols side by side, so the quote moves to the rules table (5 columns each).
+TABULAR_COLUMNS = ["verdict", "where", "paper", "ours", "without the leak"]
+TABULAR_RULE_COLUMNS = ["the paper says", *RULE_COLUMNS]
 COLOURS = {REPRODUCED: "#d5efd5", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f7d0d0", NOT_RUN: "#e6e6e6"}
 
 
