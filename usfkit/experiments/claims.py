@@ -1831,9 +1831,10 @@ def headline_text(table: pd.DataFrame, findings: dict[str, Finding] | None = Non
     lines = [
         "**USF maximum likelihood is Deep SVDD plus a weight-only regulariser (Eq. 5).** "
         + ours("Eq. 5: NLL = SVDD term - ln psi_det", "largest relative residual of the identity per sample, "),
-        "**USFs prevent representational collapse.** " + ours("§4.2: hypersphere collapse"),
+        "**USFs prevent representational collapse.** "
+        + ours("§4.2: hypersphere collapse", "Deep SVDD variants and a USFlow on the same data (chapter 03), "),
         "**Tighter alignment of NLL and latent norm than Deep SVDD and non-USFs.** "
-        + ours("Figure 5: USFs keep latent norm and density monotone", after=" (d, statistic) pairs")
+        + ours("Figure 5: USFs keep latent norm and density monotone", after=" (d, statistic) pairs of Figure 5")
         + (f"; Spearman ρ at d = 2: {fig2['ours']}" if fig2 is not None and fig2["verdict"] != NOT_RUN else ""),
         "**The VAE hybrid extends to USFs.** Figure 11, VAE-USFlow above VAE-NonUSFlow per class: "
         f"{_answer(t('Figure 11: VAE-USFlow above VAE-NonUSFlow'))}; on the tabular benchmark: {with_alt(gain_vae)}",
