@@ -116,7 +116,7 @@ def test_epoch_bar_ends_an_early_stopped_fit_without_a_half_full_bar():
     assert shown[-1].startswith("USFlow: stopped early after 3 of at most 50 epochs [")
     assert "train_loss 1.25" in shown[-1] and "%|" not in shown[-1]
     bar.on_train_end(types.SimpleNamespace(current_epoch=50, callback_metrics={}), None)
-    assert "100%|" in shown[-1] and "stopped" not in shown[-1]
+    assert shown[-1].startswith("USFlow: all 50 epochs [") and "%|" not in shown[-1] and "stopped" not in shown[-1]
 
 
 def test_epoch_bar_says_when_training_broke_off():

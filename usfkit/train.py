@@ -245,13 +245,11 @@ class EpochBar(Callback):
         self.show(self._text(trainer.current_epoch + 1, trainer.callback_metrics))
 
     def on_train_end(self, trainer, pl_module):
-        n = trainer.current_epoch
-        if n < self.total:  # early stopping: a half-full bar with a time left would look like a broken-off run
-            elapsed = tqdm.format_interval(time.time() - self.start)
-            self.show(f"{self.desc}: stopped early after {n} of at most {self.total} epochs [{elapsed}]  "
-                      + self._losses(trainer.callback_metrics))
-        else:
-            self.show(self._text(n, trainer.callback_metrics))
+        # a finished training leaves a line, not a bar (a saved notebook, and the book, would show a full bar;
+        # after early stopping a half-full bar with a time left would look like a broken-off run)
+        n, elapsed = trainer.current_epoch, tqdm.format_interval(time.time() - self.start)
+        done = f"stopped early after {n} of at most {self.total} epochs" if n < self.total else f"all {n} epochs"
+        self.show(f"{self.desc}: {done} [{elapsed}]  " + self._losses(trainer.callback_metrics))
 
     def on_exception(self, trainer, pl_module, exception):
         if self.show is not None:  # training broke off (e.g. a NaN loss): say so instead of leaving the bar open
