@@ -81,6 +81,20 @@ def test_not_an_npz_archive(tmp_path):
         adbench.read_npz(file)
 
 
+def test_an_empty_or_truncated_npz_is_a_data_error_naming_the_file(tmp_path):
+    x, y = _data()
+    good = tmp_path / "good.npz"
+    np.savez(good, X=x, y=y)
+    empty, cut = tmp_path / "empty.npz", tmp_path / "cut.npz"
+    empty.write_bytes(b"")
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # a download broken off half-way
+    with pytest.raises(DataError, match=re.escape(f"{empty}: is empty (0 bytes)")):
+        adbench.read_npz(empty)
+    with pytest.raises(DataError, match=re.escape(f"{cut}: is not a readable .npz archive")) as err:
+        adbench.read_npz(cut)
+    assert "download it again" in str(err.value)
+
+
 def test_the_good_file_passes_and_is_cast(tmp_path):
     x, y = _data()
     file = tmp_path / "good.npz"

@@ -14,6 +14,7 @@ embeddings too): a bad file raises :class:`~usfkit.data.checks.DataError` naming
 from __future__ import annotations
 
 import difflib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,8 +137,11 @@ def read_npz(file: str | Path, need_both_classes: bool = True) -> tuple[np.ndarr
         with np.load(file, allow_pickle=False) as archive:
             absent = [k for k in ("X", "y") if k not in archive.files]
             x, y = (None, None) if absent else (archive["X"], archive["y"])
-    except (OSError, ValueError, TypeError) as err:  # not an .npz archive, or it holds Python objects
-        raise DataError(f"{file}: not an .npz archive of numeric arrays X and y (numpy says: {err})") from err
+    except (OSError, ValueError, TypeError, EOFError, zipfile.BadZipFile) as err:  # empty, truncated, not .npz
+        size = Path(file).stat().st_size if Path(file).is_file() else None
+        what = "is empty (0 bytes)" if size == 0 else "is not a readable .npz archive of numeric arrays X and y"
+        raise DataError(f"{file}: {what} ({type(err).__name__}: {err}); delete it and download it again "
+                        "(usfkit.data.adbench.path(name) does it when online)") from err
     if absent:
         raise DataError(f"{file}: has no array {' or '.join(absent)} (it holds {', '.join(archive.files) or 'none'}); "
                         "ADBench's format is X [n, d] (features) and y [n] (1 = anomaly)")
