@@ -35,7 +35,19 @@ def test_auroc_se_shrinks_with_the_test_set_and_vanishes_at_a_perfect_auroc():
 def test_describe_full_states_the_aurocs_in_percent_and_the_chi_square_gap():
     text = moons.describe_full(moons_record())
     assert "**90.00 %**" in text and "**80.00 %**" in text and "10.0 pp" in text
-    assert "70.0 % of the outliers" in text and "largest gap is 9.0 pp" in text
+    assert "70.0 % of the outliers" in text and "largest gap here is **9.0 pp** (at 1 sigma)" in text
+    assert "within 5 pp" in text and "this part **fails**" in text and "**partly reproduced**" in text
+
+
+def test_figure1_parts_follow_the_report_rule():
+    rec = moons_record()  # gaps 9, 4, 0 pp; Deep SVDD flags exactly 50 % of the outliers: not more than half
+    assert moons.figure1_parts(rec) == {"Deep SVDD separates the outliers": False, "USFlow separates the outliers": True,
+                                        "the USFlow's latents are Gaussian": False}
+    rec["flagged"]["outliers flagged"]["Deep SVDD"] = 0.6
+    rec["inside_k_sigma"]["observed (test normals)"]["1 sigma"] = 0.35  # largest gap now 4 pp
+    assert all(moons.figure1_parts(rec).values()) and "**reproduced**" in moons.describe_gaussian(rec)
+    rec["flagged"]["test normals flagged"]["USFlow"] = 0.06  # flags too many normals
+    assert not moons.figure1_parts(rec)["USFlow separates the outliers"]
 
 
 def test_compare_runs_measures_the_difference_in_standard_errors_and_lists_what_differs():
@@ -60,6 +72,11 @@ def test_figure1_summary_draws_three_panels_with_error_bars():
     fig = plots.figure1_summary({"full": moons_record(), "quick": moons_record(0.95)})
     assert len(fig.axes) == 3 and len(fig.axes[0].containers) >= 2
     assert [t.get_text() for t in fig.axes[0].texts] or fig.axes[0].get_ylim()[1] == 100
+    # the flagged bars: normals and outliers in two colours, told apart by a legend
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend == ["test normals", "outliers"]
+    colors = {tuple(b.get_facecolor()) for b in fig.axes[1].patches}
+    assert len(colors) == 2 and min(t.get_fontsize() for t in fig.axes[1].get_xticklabels()) >= 10
 
 
 # ---------------------------------------------------------------- chapter 02

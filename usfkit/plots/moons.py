@@ -148,38 +148,55 @@ def figure1_summary(runs: dict[str, dict]) -> Figure:
     """Figure 1's numbers from saved ``figure1_moons`` records (``runs``: label -> the record's ``data``,
     e.g. ``{"full profile": ...}``), for when the trained models are not at hand.  Left: AUROC of Deep
     SVDD, of the USFlow's NLL and of its latent norm, with the test-sample standard error
-    (:func:`usfkit.experiments.moons.auroc_se`) as error bar.  Middle: the share of test normals and of
-    outliers each model flags at the 99 % training threshold.  Right: the share of the USFlow's normal test
-    latents inside the 1-3 sigma circles against the chi-square expectation of the base."""
+    (:func:`usfkit.experiments.moons.auroc_se`) as error bar.  Middle: the share of test normals (blue) and of
+    outliers (red) each model flags at the 99 % training threshold, with a legend.  Right: the share of the
+    USFlow's normal test latents inside the 1-3 sigma circles against the chi-square expectation of the base.
+    Several runs are told apart by hatching (the first plain)."""
     from ..experiments.moons import auroc_se
 
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
     width = 0.8 / len(runs)
+    kind_colors = {"test normals flagged": "tab:blue", "outliers flagged": "tab:red"}
+    hatches = ["", "//", "..", "xx"]
     for i, (label, d) in enumerate(runs.items()):
+        hatch = hatches[i % len(hatches)]
         n_pos, n_neg = d["settings"]["n_outliers"], d["settings"]["n_test"]
-        aucs = {"Deep SVDD": d["auroc"]["Deep SVDD"], "USFlow (NLL)": d["auroc"]["USFlow"],
-                "USFlow (latent norm)": d["auroc_usf_latent_norm"]}
+        aucs = {"Deep SVDD": d["auroc"]["Deep SVDD"], "USFlow\n(NLL)": d["auroc"]["USFlow"],
+                "USFlow\n(latent norm)": d["auroc_usf_latent_norm"]}
         x = np.arange(len(aucs)) + (i - (len(runs) - 1) / 2) * width
         se = [100 * auroc_se(a, n_pos, n_neg) for a in aucs.values()]
-        bars = axes[0].bar(x, [100 * a for a in aucs.values()], width, yerr=se, capsize=3, label=label)
-        axes[0].bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
-        axes[0].set_xticks(np.arange(len(aucs)), list(aucs), rotation=15, fontsize=8)
+        bars = axes[0].bar(x, [100 * a for a in aucs.values()], width, yerr=se, capsize=3, color="0.6",
+                           edgecolor="k", hatch=hatch, label=label)
+        axes[0].bar_label(bars, fmt="%.2f", fontsize=10, padding=2)
+        axes[0].set_xticks(np.arange(len(aucs)), list(aucs), fontsize=10)
         flagged = d["flagged"]
-        groups = [(m, kind) for kind in ("test normals flagged", "outliers flagged") for m in ("Deep SVDD", "USFlow")]
-        x = np.arange(len(groups)) + (i - (len(runs) - 1) / 2) * width
-        axes[1].bar(x, [100 * flagged[kind][m] for m, kind in groups], width, color=bars[0].get_facecolor())
-        axes[1].set_xticks(np.arange(len(groups)), [f"{m}\n{'normals' if kind.startswith('test') else 'outliers'}" for m, kind in groups], fontsize=8)
+        models = ("Deep SVDD", "USFlow")
+        for j, kind in enumerate(kind_colors):
+            x = np.arange(len(models)) + (j - 0.5) * 0.4 + (i - (len(runs) - 1) / 2) * 0.4 / len(runs)
+            who = "test normals" if kind.startswith("test") else "outliers"
+            fbars = axes[1].bar(x, [100 * flagged[kind][m] for m in models], 0.4 / len(runs), color=kind_colors[kind],
+                                edgecolor="k", hatch=hatch, label=who if i == 0 else None)
+            axes[1].bar_label(fbars, fmt="%.1f", fontsize=10, padding=2)
+        axes[1].set_xticks(np.arange(len(models)), models, fontsize=11)
         inside = d["inside_k_sigma"]
         ks = list(inside["expected (chi-square, 2 dof)"])
         axes[2].plot(ks, [100 * inside["observed (test normals)"][k] for k in ks], "o-",
-                     color=bars[0].get_facecolor(), label=f"observed ({label})")
+                     color="tab:orange", alpha=1 - 0.3 * i, label=f"observed ({label})")
     axes[2].plot(ks, [100 * inside["expected (chi-square, 2 dof)"][k] for k in ks], "k--", marker="s",
                  label="expected (base)")
     lows = [100 * min(d["auroc"]["Deep SVDD"], d["auroc"]["USFlow"]) for d in runs.values()]
-    axes[0].set(ylabel="AUROC (%)", title="AUROC (bar: test-sample s.e.)", ylim=(max(0, min(lows) - 15), 100))
-    axes[1].set(ylabel="flagged (%)", title="flagged at the 99 % threshold")
-    axes[2].set(ylabel="normal test latents inside (%)", title="USFlow latents vs base")
-    axes[2].legend(fontsize=7)
+    axes[0].set_ylim(max(0, min(lows) - 15), 100)
+    axes[0].set_ylabel("AUROC (%)", fontsize=11)
+    axes[0].set_title("AUROC (error bar: test-sample s.e.)", fontsize=12)
+    axes[1].set_ylim(0, 105)
+    axes[1].set_ylabel("flagged at the 99 % threshold (%)", fontsize=11)
+    axes[1].set_title("share of each test group flagged", fontsize=12)
+    axes[1].legend(fontsize=10, loc="upper left")
+    axes[2].set_ylabel("normal test latents inside (%)", fontsize=11)
+    axes[2].set_title("USFlow latents vs base", fontsize=12)
+    axes[2].legend(fontsize=10)
+    for ax in axes:
+        ax.tick_params(labelsize=10)
     if len(runs) > 1:
-        axes[0].legend(fontsize=7, loc="lower right")
+        axes[0].legend(fontsize=10, loc="lower right")
     return fig
