@@ -100,7 +100,11 @@ def test_describe_stationarity_says_whether_training_had_converged():
     h = history([20, 18, 17, 16.5, 16.1], [30, 29, 28.5, 28.7, 29])
     text = lossparts.describe_stationarity(lossparts.stationarity(17.0, 32, h))
     assert "**17.00**" in text and "**+6.2 %**" in text and "epoch 3" in text and "**not converged**" in text
-    assert "from 17.00 to 16.10" in text and "a gap of 6.2 %" in text
+    assert "17.00 in epoch 3" in text and "to 16.100 in epoch 5 (+0.63 % from d/2)" in text and "a gap of 6.2 %" in text
+    # the relative gap comes from the unrounded term: 16.005 is +0.03 % (not the +0.06 % of a rounded 16.01)
+    near = lossparts.describe_stationarity(lossparts.stationarity(17.0, 32, history([20, 18, 17, 16.5, 16.0054],
+                                                                                    [30, 29, 28.5, 28.7, 29])))
+    assert "to 16.005 in epoch 5 (+0.03 % from d/2)" in near and "same weights measured after training" in near
     flat = [{**r, "train_loss": 30.0} for r in h]
     assert "levelled off" in lossparts.describe_stationarity(lossparts.stationarity(17.0, 32, flat))
 
@@ -122,6 +126,7 @@ def test_describe_eq5_full_names_every_check_and_the_nonusf_spread():
     text = lossparts.describe_eq5_full(eq5_record())
     assert "float32, ln|det J| from layers (100 inputs): 1.0e-07" in text and "3.0e-16" in text
     assert "2.50 nats" in text and "75 %" in text and "0.700" in text
+    assert text.count("\n* ") == 5 and "lower on the wide mixture component" in text and "(d/4) ln 2.5 = 2.00" in text
 
 
 def test_eq5_run_marks_the_restored_epoch():

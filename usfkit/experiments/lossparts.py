@@ -154,21 +154,28 @@ def stationarity(mean_sq: float, dim: int, history: list[dict]) -> dict:
 
 
 def describe_stationarity(st: dict, label: str = "The restored model") -> str:
-    """Markdown for :func:`stationarity`: the mean SVDD term on the training data against ``d/2``, the
-    relative gap, which epoch early stopping restored and where the training loss went after it, and how
-    much a rescaling of the latents would still lower the training loss."""
+    """Markdown for :func:`stationarity`: the mean SVDD term of the restored model on the whole training set
+    against ``d/2`` and the relative gap, which epoch early stopping restored and where the training loss went
+    after it (with the epoch-mean SVDD term, a different measurement: the mean over the epoch's training batches
+    while the weights were still changing), and how much a rescaling of the latents would still lower the
+    training loss.  Relative gaps are computed from the unrounded numbers, shown to three decimals where
+    rounding to two would change them."""
     r, l = st["restored"], st["last"]
     after = l["epoch"] - r["epoch"]
     converged = abs(l["train_loss"] - r["train_loss"]) < 1e-3 * abs(r["train_loss"])
-    text = (f"{label} has a mean ‖φ(x) − c‖² of **{st['S']:.2f}** on the training data against "
-            f"d/2 = {st['d_half']:g}, **{100 * st['gap']:+.1f} %**. Eq. 5 predicts exactly d/2 at a stationary "
-            f"point of the training loss. Early stopping kept the weights of epoch {r['epoch']:g} (lowest validation "
-            f"NLL, {r['val_loss']:.2f}) out of {l['epoch']:g} epochs run")
+    last_gap = l["svdd_term"] / st["d_half"] - 1
+    text = (f"{label} (the weights early stopping kept, evaluated after training on the whole training set) has a "
+            f"mean ‖φ(x) − c‖² of **{st['S']:.2f}** against d/2 = {st['d_half']:g}, **{100 * st['gap']:+.1f} %**. "
+            f"Eq. 5 predicts exactly d/2 at a stationary point of the training loss. Early stopping kept the weights "
+            f"of epoch {r['epoch']:g} (lowest validation NLL, {r['val_loss']:.2f}) out of {l['epoch']:g} epochs run")
     if after > 0:
-        text += (f"; in the {after:g} epochs after it the training NLL went from {r['train_loss']:.2f} to "
-                 f"{l['train_loss']:.2f} and the epoch-mean SVDD term on the training batches from "
-                 f"{r['svdd_term']:.2f} to {l['svdd_term']:.2f} ({100 * (l['svdd_term'] / st['d_half'] - 1):+.2f} % "
-                 f"from d/2), while the validation NLL went to {l['val_loss']:.2f}")
+        text += (f". The training log records, per epoch, the mean SVDD term over that epoch's training batches, "
+                 f"taken while the weights were still moving: {r['svdd_term']:.2f} in epoch {r['epoch']:g} (so it "
+                 f"differs from the {st['S']:.2f} of the same weights measured after training). In the {after:g} "
+                 f"epochs after the kept one the training NLL went from {r['train_loss']:.2f} to "
+                 f"{l['train_loss']:.2f} and the epoch-mean SVDD term to {l['svdd_term']:.3f} in epoch "
+                 f"{l['epoch']:g} ({100 * last_gap:+.2f} % from d/2), while the validation NLL rose to "
+                 f"{l['val_loss']:.2f}")
     if converged:
         text += (". The training loss had levelled off (it changed by less than 0.1 % after the kept epoch), so the "
                  "gap is that of a converged run.")
@@ -184,30 +191,35 @@ def describe_stationarity(st: dict, label: str = "The restored model") -> str:
 
 
 def describe_eq5_full(data: dict) -> str:
-    """Markdown for a saved ``eq5_check`` record (``data``): how exactly Eq. 5 held per sample (largest
-    relative residual per precision and Jacobian), the USFlow's and the NonUSFlow's spread of
-    ``ln|det J(x)|``, what the best constant leaves for the NonUSFlow, its latent-norm ranking, its split
-    between the mixture components, and how well both flows fit the density."""
+    """Markdown for a saved ``eq5_check`` record (``data``): the settings, then a short list: how exactly
+    Eq. 5 held per sample (largest relative residual per precision and Jacobian), the USFlow's and the
+    NonUSFlow's spread of ``ln|det J(x)|`` and what the best constant leaves for the NonUSFlow, its
+    latent-norm ranking, how it splits the volume change between the two mixture components, and how well
+    both flows fit the density."""
     s = data["settings"]
     checks = "; ".join(f"{c['precision']}, ln|det J| from {c['ln|det J| from']} ({c['inputs']:,} inputs): "
                        f"{c['max relative residual']:.1e}" for c in data["usf_checks"])
     usf, non = data["comparison"]["USFlow"], data["comparison"]["NonUSFlow"]
     true = usf["true mean -ln p(x)"]
-    return (
-        f"**At the full profile** (d = {s['dim']}, {s['n_train']:,} training points, flows of {s['blocks']} blocks "
-        f"with {s['layers']}-layer conditioners of {s['hidden']} units) Eq. 5 holds for every test input of the "
-        f"USFlow up to float rounding. Largest relative residual |NLL − (sum of the three "
-        f"terms)| / |NLL|: {checks}. The paper's Eq. 5 is an exact identity, so its value is 0; "
-        f"ours are at the machine precision of each float type. The USFlow's ln|det J(x)| varies over the "
-        f"test inputs by a standard deviation of {usf['std of ln|det J(x)|']:.1e} nats (rounding), the "
-        f"NonUSFlow's by {non['std of ln|det J(x)|']:.2f} nats (range {non['range of ln|det J(x)|']:.1f}); even the "
-        f"best constant leaves it per-sample errors up to {non['max |NLL - (SVDD + const + best constant)|']:.2f} "
-        f"nats, and its latent norm ranks the inputs with Spearman ρ = "
-        f"{non['Spearman(NLL, latent norm)']:.3f} against its own NLL (USFlow: "
-        f"{usf['Spearman(NLL, latent norm)']:.6f}). It gives the wider mixture component "
-        f"{data['nonusf_component_logdet_gap']:.2f} nats less log-volume than the narrow one, "
-        f"{100 * data['nonusf_component_logdet_gap'] / data['component_log_volume_gap']:.0f} % of the components' "
-        f"log-volume difference ({data['component_log_volume_gap']:.2f} nats). Both flows fit the density: mean "
-        f"test NLL {usf['mean test NLL']:.2f} (USFlow) and {non['mean test NLL']:.2f} (NonUSFlow) against the true "
-        f"{true:.2f} nats."
-    )
+    gap, volume = data["nonusf_component_logdet_gap"], data["component_log_volume_gap"]
+    items = [
+        f"**Eq. 5 holds per sample for the USFlow**, up to float rounding. Largest relative residual "
+        f"|NLL − (sum of the three terms)| / |NLL|: {checks}. The paper's Eq. 5 is an exact identity (residual 0); "
+        f"ours are at each float type's machine precision.",
+        f"**Determinants.** The USFlow's ln|det J(x)| varies over the test inputs by a standard deviation of "
+        f"{usf['std of ln|det J(x)|']:.1e} nats (rounding), the NonUSFlow's by {non['std of ln|det J(x)|']:.2f} nats "
+        f"(range {non['range of ln|det J(x)|']:.1f}); even the best constant leaves the NonUSFlow per-sample errors up "
+        f"to {non['max |NLL - (SVDD + const + best constant)|']:.2f} nats.",
+        f"**Ranking.** The NonUSFlow's latent norm ranks the inputs with Spearman ρ = "
+        f"{non['Spearman(NLL, latent norm)']:.3f} against its own NLL (USFlow: {usf['Spearman(NLL, latent norm)']:.6f}).",
+        f"**Where the NonUSFlow puts the volume.** Its mean ln|det J(x)| is {gap:.2f} nats lower on the wide mixture "
+        f"component than on the narrow one: it shrinks the wide component more, so both land in the same Gaussian "
+        f"base. That is {100 * gap / volume:.0f} % of the difference in the components' log-volume, "
+        f"½ ln(det Σ₂ / det Σ₁) = (d/4) ln 2.5 = {volume:.2f} nats. A USFlow has to put that difference into the "
+        f"latent positions.",
+        f"**Both flows fit the density:** mean test NLL {usf['mean test NLL']:.2f} (USFlow) and "
+        f"{non['mean test NLL']:.2f} (NonUSFlow) against the true {true:.2f} nats.",
+    ]
+    return (f"**At the full profile** (d = {s['dim']}, {s['n_train']:,} training points, flows of {s['blocks']} "
+            f"blocks with {s['layers']}-layer conditioners of {s['hidden']} units):\n\n"
+            + "\n".join(f"* {item}" for item in items))
