@@ -288,10 +288,13 @@ def test_score_sensitivity_and_identical_text_on_the_same_pairs():
     assert list(scores.columns) == ["class", "seed", "method", *ve.SCORE_LABELS]
     table = ve.score_sensitivity(scores, ["class", "seed"])
     assert table.index[0] == "balanced (primary)" and table.index.name == "score (4 pairs)"
+    assert list(table.columns) == ["VAE-USFlow (%)", "VAE-NonUSFlow (%)", "mean Δ (pp)", "USF higher / same / lower"]
     bal = table.loc["balanced (primary)"]
-    assert bal["VAE-USFlow (%)"] == pytest.approx(77.5) and bal["USF − NonUSF (pp)"] == pytest.approx(2.5)
-    assert (bal["USF higher"], bal["identical"], bal["USF lower"]) == (2, 1, 1)
-    assert table.loc["negative ELBO", "identical"] == 4 and table.loc["negative ELBO", "USF − NonUSF (pp)"] == 0
+    assert bal["VAE-USFlow (%)"] == pytest.approx(77.5) and bal["mean Δ (pp)"] == pytest.approx(2.5)
+    assert bal["VAE-NonUSFlow (%)"] == 75.0  # 1 decimal: a narrow table
+    assert bal["USF higher / same / lower"] == "2 / 1 / 1"
+    assert table.loc["negative ELBO", "USF higher / same / lower"] == "0 / 4 / 0"
+    assert table.loc["negative ELBO", "mean Δ (pp)"] == 0
     text = ve.identical_text(scores, ["class", "seed"])
     assert "reconstruction part alone in 4 of 4 runs" not in text  # counted per run: 8 runs
     assert "equals that of its reconstruction part alone in 8 of 8 runs" in text
@@ -311,10 +314,15 @@ def test_paper_settings_text_reads_figure_11_and_app_d_from_the_runs():
     text = ve.paper_settings_text(_emb_runs(usf, non, failed={("c", "VAE-NonUSFlow", 2)}))
     assert "What the 18 committed full-profile runs of experiment 1 show (3 classes x 2 priors x 3 seeds" in text
     # per-class means: USF 92, 70, 62; NonUSF 85, 74, 42.5 (c: two valid runs)
-    assert "averages 74.67 % against VAE-NonUSFlow's 67.17 %, +7.50 pp, so higher" in text
+    assert ("averages 74.67 % against VAE-NonUSFlow's 67.17 % (means over classes): a mean difference of +7.50 pp "
+            "(median +7.00 pp), not significantly higher (p = 0.500)") in text  # 3 pairs: Wilcoxon cannot go lower
     assert "VAE-USFlow is higher on 2 of 3 classes and lower on 1" in text
-    # stds over seeds (pp): USF 2, 0, 2; NonUSF 5, 2, 3.54 -> USF steadier on all 3
-    assert "so the spread is smaller; VAE-USFlow varies less on 3 of 3 classes and more on 0" in text
+    # the same by run pair (class and seed; c's seed 2 has no twin): USF higher in 5, equal in 0, lower in 3 of 8
+    assert "counted by run pair instead, higher in 5, equal in 0 and lower in 3 of 8 pairs" in text
+    assert "*classes* (each class's mean over its seeds, 3 pairs) and *run pairs*" in text
+    # stds over seeds (pp): USF 2, 0, 2; NonUSF 5, 2, 3.54 -> USF steadier on all 3, but 3 pairs test nothing
+    assert "not significantly smaller (p = 0.250); VAE-USFlow varies less on 3 of 3 classes and more on 0" in text
+    assert text.count("- **Paper: ") == 3 and text.count("  - Ours: ") == 3
     assert "0 of 9 VAE-USFlow runs and 1 of 9 VAE-NonUSFlow runs failed" in text
     assert "below chance: c (VAE-NonUSFlow)" in text
 
@@ -333,6 +341,19 @@ def test_class_table_and_weights_text():
     assert ve.weights_text(pd.DataFrame({"pretrained_loaded": [True, True]})).startswith("All 2 image runs loaded")
     assert "1 of the 2 image runs ran with **random** encoder weights" in ve.weights_text(
         pd.DataFrame({"pretrained_loaded": [True, False]}))
+
+
+def test_image_run_table_is_narrow_and_in_percent():
+    import pandas as pd
+    from usfkit.experiments import vae as ve
+
+    images = pd.DataFrame({"class": ["bottle", "bottle"], "method": ["VAE-USFlow", "VAE-NonUSFlow"], "seed": [0, 0],
+                           "epochs_run": [3, 2], "ok": [True, False], "pretrained_loaded": [False, False],
+                           "auroc_balanced": [0.81234, None], "auroc_combined": [0.7, None]})
+    table = ve.image_run_table(images)
+    assert list(table.columns) == ["class", "prior", "seed", "epochs", "ImageNet weights", "AUC-ROC, balanced (%)"]
+    assert table["AUC-ROC, balanced (%)"].tolist() == ["81.2", "failed"]
+    assert table["ImageNet weights"].tolist() == ["no", "no"]
 
 
 def test_image_model_build_drops_the_download_line_only_when_the_download_failed(capsys):

@@ -11,16 +11,31 @@ from scipy import stats
 TIE_EPS = 1e-9
 
 
-def paired_test(diffs) -> dict[str, float]:
+def outcomes(diffs, tie: float = 0.0) -> np.ndarray:
+    """The book's one win/tie/loss rule: per difference (first minus second), ``"higher"`` when it exceeds
+    ``tie``, ``"lower"`` when it is below ``-tie``, else ``"equal"`` (a tie: ``|difference| <= tie``, in the
+    differences' own unit).  A difference within :data:`TIE_EPS` of the margin counts as on it (float
+    rounding must not turn a tie into a win).  Figure 3b, :func:`usfkit.experiments.tabular.pairwise` and
+    the chapters' sentences all count with it."""
+    d = np.asarray(diffs, dtype=float)
+    margin = tie + TIE_EPS
+    return np.select([d > margin, d < -margin], ["higher", "lower"], "equal")
+
+
+def paired_test(diffs, tie: float = 0.0) -> dict[str, float]:
     """``diffs`` (first minus second, NaN skipped): the number of pairs ``n``, the ``mean`` and ``median``
-    difference, how many are ``higher`` / ``equal`` (within :data:`TIE_EPS`) / ``lower``, and the two-sided
-    Wilcoxon signed-rank ``p`` over the pairs that differ (1.0 when none differs, NaN when there is no pair)."""
+    difference, how many are ``higher`` / ``equal`` / ``lower`` by :func:`outcomes` (a tie: ``|d| <= tie``,
+    in the unit of ``diffs``; the default counts only float rounding, :data:`TIE_EPS`, as equal), and the
+    two-sided Wilcoxon signed-rank ``p`` over the pairs that differ beyond rounding (1.0 when none differs,
+    NaN when there is no pair).  The test does not depend on ``tie``."""
     d = pd.Series(diffs, dtype=float).dropna().to_numpy(copy=True)
     d[np.abs(d) < TIE_EPS] = 0.0
     p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else (1.0 if len(d) else float("nan"))
+    o = outcomes(d, tie)
     return {"n": len(d), "mean": float(d.mean()) if len(d) else float("nan"),
             "median": float(np.median(d)) if len(d) else float("nan"),
-            "higher": int((d > 0).sum()), "equal": int((d == 0).sum()), "lower": int((d < 0).sum()), "p": p}
+            "higher": int((o == "higher").sum()), "equal": int((o == "equal").sum()),
+            "lower": int((o == "lower").sum()), "p": p}
 
 
 def p_text(p: float) -> str:

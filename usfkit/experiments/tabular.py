@@ -486,7 +486,11 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 
 def pairwise(runs: pd.DataFrame, method: str, others=None, tie: float = 0.005) -> pd.DataFrame:
     """Win/tie/loss counts of ``method`` against each other method over the datasets where
-    both have a valid result; a tie is a difference of at most ``tie`` AUC-ROC."""
+    both have a valid result, by the book's one rule (:func:`usfkit.experiments.paired.outcomes`): a tie is a
+    difference of the per-dataset mean AUC-ROCs of at most ``tie`` (as a fraction: 0.005 = 0.5 pp); with the
+    mean and the median of those differences (pp)."""
+    from .paired import outcomes
+
     w = wide(runs)
     rows = []
     for other in others or [m for m in w.columns if m != method]:
@@ -494,9 +498,11 @@ def pairwise(runs: pd.DataFrame, method: str, others=None, tie: float = 0.005) -
             continue
         both = w[[method, other]].dropna()
         d = both[method] - both[other]
-        rows.append({"method": method, "versus": other, "datasets": len(both), "wins": int((d > tie).sum()),
-                     "ties": int((d.abs() <= tie).sum()), "losses": int((d < -tie).sum()),
-                     "mean difference (pp)": 100 * d.mean() if len(d) else math.nan})
+        o = outcomes(d, tie)
+        rows.append({"method": method, "versus": other, "datasets": len(both), "wins": int((o == "higher").sum()),
+                     "ties": int((o == "equal").sum()), "losses": int((o == "lower").sum()),
+                     "mean difference (pp)": 100 * d.mean() if len(d) else math.nan,
+                     "median difference (pp)": 100 * d.median() if len(d) else math.nan})
     return pd.DataFrame(rows)
 
 
@@ -556,6 +562,30 @@ def vae_parts_sentence(table: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------
 # The two protocols: ADBench's resampling and what it does to the numbers
 # --------------------------------------------------------------------------
+def split_table(datasets: list[str], seed: int = 1, protocol: str = "adbench-noresample") -> pd.DataFrame:
+    """The split of each of ``datasets`` under ``protocol`` for ``seed`` (:meth:`usfkit.data.adbench.Split.sizes`),
+    narrow enough for a book column: per dataset the dimension, the training normals, the anomalies dropped from
+    training, the test rows and test anomalies, and the features constant on the training split (the copies of test
+    normals are :func:`leak_table`'s)."""
+    names = {"dim": "dim", "train normals": "train", "train anomalies removed": "anomalies dropped",
+             "test": "test", "test anomalies": "test anomalies", "constant features": "constant features"}
+    sizes = pd.DataFrame([adbench.split(d, seed=seed, protocol=protocol).sizes() for d in datasets])
+    return sizes.set_index("dataset")[list(names)].rename(columns=names)
+
+
+def per_dataset_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """Datasets x methods of the mean AUC-ROC over seeds in %, one decimal (a narrow table: no std), as text: a
+    dataset where some runs failed adds ``(valid/runs)``, one where every run failed reads ``"failed"``."""
+    per = per_dataset(runs)
+    cell = ["failed" if m != m else f"{100 * m:.1f}" + (f" ({v:.0f}/{r})" if v != r else "")
+            for m, v, r in zip(per["mean"], per["valid"].fillna(0), per["runs"])]
+    table = per.assign(cell=cell).pivot(index="dataset", columns="method", values="cell")
+    order = [m for m in (methods or METHODS) if m in table.columns]
+    table = table[order].reindex(_in_adbench_order(table.index))
+    table.columns.name = None
+    return table
+
+
 def leak_table(datasets: list[str], seed: int = 1) -> pd.DataFrame:
     """Per dataset, under ADBench's generator (``protocol="adbench"``): how many test normals have a
     copy of their row among the training normals (resampling small sets with replacement puts
@@ -579,8 +609,10 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
     * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol;
     * ``per_method``: the mean over those datasets per protocol, the change (column
-      ``"adbench − adbench-noresample (pp)"``) and each method's rank;
-    * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol;
+      ``"adbench − adbench-noresample (pp)"``), each method's rank among the methods with a value on every one of
+      those datasets (none for a method on fewer, e.g. the VAEs under :func:`vae_scored`) and its ``datasets``;
+    * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol, and the
+      ``datasets`` it is a mean over;
     * ``seed_spread``: :func:`seed_spread` per protocol (empty while there is one seed).
     """
     both = [p for p in adbench.PROTOCOLS if p in set(runs["protocol"])]
@@ -596,11 +628,16 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     per_dataset = pd.concat(tables, axis=1, names=["protocol", "method"])
     means = pd.DataFrame({p: t.mean() for p, t in tables.items()})
     means[f"{both[0]} − {both[1]} (pp)"] = means[both[0]] - means[both[1]]
-    for p in both:
-        means[f"rank ({p})"] = means[p].rank(ascending=False).astype(int)
+    n = pd.concat([t.count() for t in tables.values()], axis=1).min(axis=1)  # datasets with both protocols' value
+    full = n == len(common_d)
+    for p in both:  # ranked among the methods on every dataset; one on fewer (the VAEs, see vae_scored) is not
+        means[f"rank ({p})"] = means.loc[full, p].rank(ascending=False).astype("Int64").reindex(means.index)
+    means["datasets"] = n
     pairs = {"USFlow": "NonUSFlow", "VAE-USFlow": "VAE-NonUSFlow"}
     lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in pairs.items()
                              if a in t.columns and b in t.columns} for p, t in tables.items()})
+    lead["datasets"] = [int(min((t[a] - t[b]).count() for t in tables.values()))
+                        for a, b in (k.split(" − ") for k in lead.index)]
     return {"per_dataset": per_dataset, "per_method": means.sort_values(both[0], ascending=False),
             "usf_lead": lead, "datasets": list(common_d), "seeds": sorted(runs["seed"].unique()),
             "seed_spread": pd.concat({p: seed_spread(runs[(runs["protocol"] == p) & runs["dataset"].isin(common_d)])
@@ -660,12 +697,27 @@ def _ranks(agg: pd.DataFrame, iqr: pd.Series, methods: list[str]) -> dict[str, i
             "IQR": int(iqr[methods].rank(method="min")["USFlow"])}
 
 
+def _compare(scored: pd.DataFrame, w: pd.DataFrame, first: str, second: str, tie: float) -> dict:
+    """``first`` against ``second`` on the datasets where both have a value in ``w`` (per-dataset means, %): the
+    number of datasets ``n``, each method's mean over exactly those datasets (``first_mean``, ``second_mean``), the
+    ``mean`` and ``median`` difference (pp) with the Wilcoxon ``p`` (:func:`usfkit.experiments.paired.paired_test`),
+    and ``wins`` / ``ties`` / ``losses`` by :func:`pairwise` (the rule of Figure 3b, tie: ``|Δ| <= tie``)."""
+    from .paired import paired_test
+
+    both = w[[first, second]].dropna()
+    t = paired_test(both[first] - both[second])
+    row = pairwise(scored, first, [second], tie=tie).iloc[0]
+    return {**t, "first_mean": both[first].mean(), "second_mean": both[second].mean(),
+            "wins": int(row["wins"]), "ties": int(row["ties"]), "losses": int(row["losses"])}
+
+
 def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 0.005) -> dict:
     """The numbers chapter 05 states for one view of the full runs (:func:`paper_settings_views`), the VAEs ranked
     by ``score`` on the datasets where all their runs have it (:func:`vae_scored`): :func:`aggregate` and the IQR
-    (%); USFlow's ranks among the methods that cover every dataset; the paired comparisons USF - NonUSF (pp,
-    :func:`usfkit.experiments.paired.paired_test`, with win/tie/loss by ``tie``) of the per-dataset means and of
-    the per-dataset seed std (:func:`seed_std`; USFlow's on every dataset, the VAEs' on their scored ones)."""
+    (%); USFlow's ranks among the methods that cover every dataset; the paired comparisons (:func:`_compare`:
+    means over the datasets compared, mean and median difference in pp, win/tie/loss by ``tie`` as Figure 3b
+    counts them) of VAE-USFlow with USFlow and of each USF with its non-USF partner; and the per-dataset seed std
+    (:func:`seed_std`; USFlow's on every dataset, the VAEs' on their scored ones)."""
     from .paired import paired_test
 
     scored = vae_scored(runs, score)
@@ -676,17 +728,17 @@ def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 
     full_cover = [m for m in agg.index if agg.loc[m, "datasets"] == n]
     facts = {"agg": agg, "iqr": iqr, "datasets": n, "full_cover": full_cover,
              "ranks": _ranks(agg, iqr, full_cover), "seeds": tabular_seeds(runs),
-             "unscored": unscored_datasets(runs, score)}
+             "unscored": unscored_datasets(runs, score), "tie": tie}
     spread = {"USFlow": seed_std(runs[~runs["method"].isin(VAE_METHODS)]),
               "VAE-USFlow": seed_std(scored[scored["method"].isin(VAE_METHODS)])}
     if {"USFlow", "VAE-USFlow"} <= set(w.columns):  # §5.1.2: "VAE-USFlow ... shows slightly weaker performance"
-        facts["VAE vs USFlow"] = paired_test(w["VAE-USFlow"] - w["USFlow"])
+        facts["VAE vs USFlow"] = _compare(scored, w, "VAE-USFlow", "USFlow", tie)
     for usf, non in (("USFlow", "NonUSFlow"), ("VAE-USFlow", "VAE-NonUSFlow")):
         if usf not in w.columns or non not in w.columns:
             continue
-        row = pairwise(scored, usf, [non], tie=tie).iloc[0]
+        c = _compare(scored, w, usf, non, tie)
         sd = spread[usf]
-        facts[usf] = {"mean": paired_test(w[usf] - w[non]), "wtl": (row["wins"], row["ties"], row["losses"]),
+        facts[usf] = {"mean": c, "wtl": (c["wins"], c["ties"], c["losses"]),
                       "seed std": (sd[usf].mean(), sd[non].mean()) if len(sd) else None,
                       "seed test": paired_test(sd[usf] - sd[non]) if len(sd) else None}
     return facts
@@ -700,53 +752,59 @@ def tabular_seeds(runs: pd.DataFrame) -> str:
 
 def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE_SCORE,
                         tie: float | None = None) -> str:
-    """Chapter 05's reading of the full runs against §5.1.2 (and the abstract's stability claim), in Markdown: one
-    bullet per claim, under it one line per view of :func:`paper_settings_views`, every number from
-    :func:`view_facts`.  ``tie``: the win/tie/loss margin (default: the full profile's)."""
+    """Chapter 05's reading of the full runs against §5.1.2 (and the abstract's stability claim), in Markdown: per
+    claim a bullet "Paper: ..." (the claim, cited), under it one line "Ours, <view>: ..." per view of
+    :func:`paper_settings_views`, every number from :func:`view_facts`: each labelled a mean or a median, each
+    with the number of datasets it rests on (a comparison on a subset gives both methods' means on that subset),
+    win/tie/loss counted as Figure 3b counts them.  ``tie``: the margin (default: the full profile's)."""
     from .paired import p_text
 
     tie = profiles.PROFILES[CHAPTER]["full"]["tie"] if tie is None else tie
     facts = {label: view_facts(runs, score, tie) for label, runs in views.items()}
     ref = PAPER["USFlow"]
+    rule = f"a tie is |Δ| ≤ {100 * tie:g} pp, as in Figure 3b"
 
-    def vae_where(f: dict) -> str:
-        scored = f["datasets"] - len(f["unscored"])
-        return "" if not f["unscored"] else f" (the {scored} datasets whose VAE runs all have the {score} score)"
+    def on(f: dict, n: int, vae: bool) -> str:
+        if vae and f["unscored"]:
+            return f"on the {n} datasets whose VAE runs all have the {score} score"
+        return f"on all {n} datasets" if n == f["datasets"] else f"on {n} datasets"
+
+    def compare(f: dict, c: dict, a: str, b: str, vae: bool) -> str:
+        return (f"{on(f, c['n'], vae)}, {a} {c['first_mean']:.2f} % and {b} {c['second_mean']:.2f} % (means); "
+                f"{a} − {b}: mean {c['mean']:+.2f} pp, median {c['median']:+.2f} pp; {a} wins {c['wins']}, ties "
+                f"{c['ties']}, loses {c['losses']} ({p_text(c['p'])})")
 
     def pair(f: dict, usf: str, non: str) -> str:
         if usf not in f:
             return f"{usf} vs {non}: no dataset with both"
-        m, (w, t, l) = f[usf]["mean"], f[usf]["wtl"]
-        return (f"{usf} − {non} {m['mean']:+.2f} pp on average, {usf} wins {w}, ties {t}, loses {l} of {m['n']} "
-                f"datasets ({p_text(m['p'])})" + (vae_where(f) if usf.startswith("VAE") else ""))
+        return compare(f, f[usf]["mean"], usf, non, usf.startswith("VAE"))
 
     def spread(f: dict, usf: str, non: str) -> str:
         if usf not in f or f[usf]["seed std"] is None:
             return f"{usf} vs {non}: no dataset with two seeds of both"
         (a, b), t = f[usf]["seed std"], f[usf]["seed test"]
-        return (f"{usf} {a:.2f} vs {non} {b:.2f} pp (mean seed std over {t['n']} datasets), {usf} steadier on "
-                f"{t['lower']}, less steady on {t['higher']} ({p_text(t['p'])})")
+        return (f"{on(f, t['n'], usf.startswith('VAE'))}, the mean seed std is {a:.2f} pp for {usf} and {b:.2f} pp "
+                f"for {non}; {usf} steadier on {t['lower']}, less steady on {t['higher']} ({p_text(t['p'])})")
 
     def lines(render) -> list[str]:
-        return [f"  - {label}: {render(f)}." for label, f in facts.items()]
+        return [f"  - Ours, {label}: {render(f)}." for label, f in facts.items()]
 
     def usflow(f: dict) -> str:
         u, r, k = f["agg"].loc["USFlow"], f["ranks"], len(f["full_cover"])
-        return (f"USFlow {u['mean']:.2f} ± {u['std']:.2f} % over {f['datasets']} datasets (seeds {f['seeds']}); "
-                f"rank {r['mean']} of {k} by mean, {r['std']} by std, {r['IQR']} by IQR")
+        return (f"USFlow {u['mean']:.2f} ± {u['std']:.2f} % (mean ± std over all {f['datasets']} datasets, seeds "
+                f"{f['seeds']}); rank {r['mean']} of {k} by mean, {r['std']} by std, {r['IQR']} by IQR")
 
     def median(f: dict) -> str:
         a = f["agg"]
         gap = a.loc["OneFlow", "median"] - a.loc["USFlow", "median"]
         where = "the same" if abs(gap) < 0.005 else f"USFlow's is {abs(gap):.2f} pp {'below' if gap > 0 else 'above'}"
-        return f"USFlow {a.loc['USFlow', 'median']:.2f} %, OneFlow {a.loc['OneFlow', 'median']:.2f} %: {where}"
+        return (f"medians over all {f['datasets']} datasets: USFlow {a.loc['USFlow', 'median']:.2f} %, OneFlow "
+                f"{a.loc['OneFlow', 'median']:.2f} %: {where}")
 
     def vae(f: dict) -> str:
         if "VAE vs USFlow" not in f:
             return "no dataset with both"
-        t = f["VAE vs USFlow"]
-        return (f"VAE-USFlow − USFlow {t['mean']:+.2f} pp on average, VAE-USFlow higher on {t['higher']}, equal on "
-                f"{t['equal']}, lower on {t['lower']} of {t['n']} datasets ({p_text(t['p'])})" + vae_where(f))
+        return compare(f, f["VAE vs USFlow"], "VAE-USFlow", "USFlow", True)
 
     def trail(f: dict) -> str:
         a = f["agg"]["mean"]
@@ -754,7 +812,8 @@ def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE
         flows_ = [m for m in f["full_cover"] if m not in base]
         low = min(flows_, key=lambda m: a[m])
         held = all(a[b] < a[low] for b in base)
-        return (", ".join(f"{m} {a[m]:.2f} %" for m in base) + f"; the lowest flow, {low}, {a[low]:.2f} %: "
+        return (f"means over all {f['datasets']} datasets: " + ", ".join(f"{m} {a[m]:.2f} %" for m in base)
+                + f"; the lowest flow, {low}, {a[low]:.2f} %: "
                 + ("they trail every flow" if held else "they do not trail every flow"))
 
     cover = next(iter(facts.values()))
@@ -763,18 +822,19 @@ def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE
                  f"{' and '.join(partial)} join them when all their runs have the {score} score."
                  if partial else "")
     return "\n".join([
-        f"What the committed full-profile runs show (the paper's settings; mean ± std over datasets of the "
-        f"per-dataset mean AUC-ROC; the VAEs ranked by the {score} score, see below).{rank_note}",
+        f"What the committed full-profile runs show (the paper's settings; each method's AUC-ROC on a dataset is its "
+        f"mean over seeds; the VAEs ranked by the {score} score, see below; {rule}; p: two-sided Wilcoxon "
+        f"signed-rank test on the per-dataset differences).{rank_note}",
         "",
-        f"- **USFlow has the highest mean, the smallest std and the narrowest IQR** (§5.1.2: {ref['mean']:.2f} ± "
-        f"{ref['std']:.2f} % over 47 datasets):", *lines(usflow),
-        "- **Its median is slightly below OneFlow's** (§5.1.2):", *lines(median),
-        "- **VAE-USFlow remains competitive but shows slightly weaker performance** (§5.1.2):", *lines(vae),
-        "- **The USF variants clearly outperform their non-USF counterparts** (§5.1.2):",
+        f"- **Paper: USFlow has the highest mean, the smallest std and the narrowest IQR** (§5.1.2: {ref['mean']:.2f} "
+        f"± {ref['std']:.2f} % over 47 datasets)", *lines(usflow),
+        "- **Paper: its median is slightly below OneFlow's** (§5.1.2)", *lines(median),
+        "- **Paper: VAE-USFlow remains competitive but shows slightly weaker performance** (§5.1.2)", *lines(vae),
+        "- **Paper: the USF variants clearly outperform their non-USF counterparts** (§5.1.2)",
         *lines(lambda f: pair(f, "USFlow", "NonUSFlow") + "; " + pair(f, "VAE-USFlow", "VAE-NonUSFlow")),
-        "- **DOHSC and DO2HSC trail all flow-based methods** (§5.1.2):", *lines(trail),
-        "- **USFs train more stably** (abstract: \"substantially improved training stability\"; §5.1 gives no "
-        "tabular number; the std over seeds per dataset):",
+        "- **Paper: DOHSC and DO2HSC trail all flow-based methods** (§5.1.2)", *lines(trail),
+        "- **Paper: USFs train more stably** (abstract: \"substantially improved training stability\"; §5.1 gives "
+        "no tabular number; ours: the std over seeds per dataset)",
         *lines(lambda f: spread(f, "USFlow", "NonUSFlow") + "; " + spread(f, "VAE-USFlow", "VAE-NonUSFlow"))])
 
 
@@ -810,27 +870,58 @@ def vae_scores(records: list[RunRecord]) -> pd.DataFrame:
 VAE_PAIR_KEY = ["dataset", "seed", "protocol"]
 
 
+def rerun_causes(records: list[RunRecord]) -> pd.DataFrame:
+    """The VAE reruns of ``records`` (:func:`rerun_for_vae_parts`), one row each: ``reproduced`` (the first run's
+    ELBO AUC-ROC to 1e-6), ``machine`` (``"same"`` when the first run's provenance names the rerun's device, else
+    ``"another"``) and ``first run`` (``"compiled"``, ``"eager"`` or ``"not recorded"``: the record's
+    ``info["compiled"]``, whether the first run compiled its loss)."""
+    rows = []
+    for r in records:
+        x = r.rerun
+        if r.spec["method"] not in VAE_METHODS or not x or not x.get("ok"):
+            continue
+        same = (r.provenance or {}).get("device") == (x.get("provenance") or {}).get("device")
+        compiled = r.info.get("compiled")
+        rows.append({"reproduced": bool(x.get("reproduced_auroc")), "machine": "same" if same else "another",
+                     "first run": "not recorded" if compiled is None else "compiled" if compiled else "eager"})
+    return pd.DataFrame(rows, columns=["reproduced", "machine", "first run"])
+
+
 def rescoring_text(records: list[RunRecord], views: dict[str, pd.DataFrame] | None = None,
                    score: str = PRIMARY_VAE_SCORE) -> str:
-    """Where the VAE runs of ``records`` stand with ``score`` (Markdown): how many have it, how many wait for the
-    rerun that adds it (:func:`rerun_for_vae_parts`), how many reruns so far reproduced the first run's ELBO
-    AUC-ROC, and per view (:func:`paper_settings_views`) on how many datasets the VAEs are compared."""
+    """Where the VAE runs of ``records`` stand with ``score`` (Markdown): how many have it so far and how many are
+    still being rerun to add it (:func:`rerun_for_vae_parts`); how many reruns reproduced the first run's ELBO
+    AUC-ROC and why one need not (:func:`rerun_causes`: another machine, a compiled first run, or the same machine
+    and an eager first run); and per view (:func:`paper_settings_views`) on how many datasets the VAEs are
+    compared (:func:`vae_scored`'s rule)."""
     vae = [r for r in records if r.spec["method"] in VAE_METHODS and r.ok]
     have = sum(1 for r in vae if r.metrics.get(f"auroc_{score}") is not None)
     pending = sum(1 for r in vae if _lacks_parts(r))
-    reruns = [r.rerun for r in vae if r.rerun]
-    done = sum(1 for x in reruns if x.get("ok"))
-    same = sum(1 for x in reruns if x.get("reproduced_auroc"))
-    text = (f"Of the {len(vae)} valid VAE runs committed, {have} have the {score} score ({have - done} recorded it "
-            f"when they ran, {done} got it from a rerun) and {pending} still wait for the rerun that adds it (the "
-            f"first runs recorded only the ELBO; a saved model's scores were not kept, so each is trained again with "
-            f"its record's settings, one at a time). Of the {len(reruns)} reruns so far, {same} reproduced the first "
-            f"run's ELBO AUC-ROC (to 1e-6)" + (f"; where one did not, its score parts describe the rerun's model" if
-                                               same < len(reruns) else "") + ".")
+    causes = rerun_causes(records)
+    done, same = len(causes), int(causes["reproduced"].sum())
+    text = (f"{have} of the {len(vae)} valid VAE runs committed have the {score} score so far ({have - done} recorded "
+            f"it when they ran, {done} got it from a rerun); "
+            + (f"the other {pending} are being rerun in the background, one at a time, and the VAE numbers on this "
+               f"page grow with them (the first runs recorded only the ELBO; a saved model's scores were not kept, "
+               f"so each is trained again with its record's settings)." if pending else "none waits for a rerun."))
+    if done:
+        miss = causes[~causes["reproduced"]]
+        other = int((miss["machine"] == "another").sum())
+        here = miss[miss["machine"] == "same"]
+        comp, eager = int((here["first run"] == "compiled").sum()), int((here["first run"] != "compiled").sum())
+        text += (f" Of the {done} reruns so far, {same} reproduced the first run's ELBO AUC-ROC (to 1e-6) and "
+                 f"{done - same} did not" + (
+                     f": a rerun need not, because training amplifies any difference in floating-point rounding "
+                     f"over its epochs, and of those {done - same}, {other} first ran on another machine, {comp} on "
+                     f"this one with a compiled loss (record info \"compiled\") and {eager} on this one without; "
+                     f"where a rerun did not reproduce, its score parts describe the rerun's "
+                     f"model" if same < done else "") + ".")
     if views:
-        text += " The VAEs are compared on the datasets where all their runs have the score: " + ", ".join(
-            f"{runs['dataset'].nunique() - len(unscored_datasets(runs, score))} of the {runs['dataset'].nunique()} "
-            f"datasets {'under ' if label == ADBENCH_VIEW else ''}{label}" for label, runs in views.items()) + "."
+        text += (" By one rule (usfkit.experiments.tabular.vae_scored), the VAEs are compared only on the datasets "
+                 "where every one of their runs has the score: " + ", ".join(
+                     f"{runs['dataset'].nunique() - len(unscored_datasets(runs, score))} of the "
+                     f"{runs['dataset'].nunique()} datasets {'under ' if label == ADBENCH_VIEW else ''}{label}"
+                     for label, runs in views.items()) + "; every VAE number on this page rests on them.")
     return text
 
 
@@ -850,12 +941,16 @@ def summary_table(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE_SCORE
 
 def pairwise_table(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float | None = None) -> pd.DataFrame:
     """Figure 3b's counts for ``runs`` (one view; the VAEs by ``score`` as :func:`vae_scored`): USFlow and
-    VAE-USFlow against each other method, wins / ties / losses (``tie``: the full profile's margin by default),
-    the datasets compared and the mean difference (pp), rounded to 2 decimals."""
+    VAE-USFlow against each other method: the datasets compared, wins / ties / losses in one column (``tie``: the
+    full profile's margin by default, the rule of Figure 3b) and the mean and median difference (pp), rounded to 2
+    decimals."""
     tie = profiles.PROFILES[CHAPTER]["full"]["tie"] if tie is None else tie
     scored = vae_scored(runs, score)
     table = pd.concat([pairwise(scored, m, tie=tie) for m in ("USFlow", "VAE-USFlow")])
-    return table.set_index(["method", "versus"]).round(2)
+    table["wins / ties / losses"] = [f"{w} / {t} / {l}" for w, t, l in zip(table["wins"], table["ties"], table["losses"])]
+    table = table.rename(columns={"mean difference (pp)": "mean Δ (pp)", "median difference (pp)": "median Δ (pp)"})
+    cols = ["datasets", "wins / ties / losses", "mean Δ (pp)", "median Δ (pp)"]
+    return table.set_index(["method", "versus"])[cols].round(2)
 
 
 def seed_std_table(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE) -> pd.DataFrame:

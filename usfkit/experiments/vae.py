@@ -291,7 +291,8 @@ def score_sensitivity(scores: pd.DataFrame, key: list[str], primary: str = PRIMA
     per score of :data:`SCORE_LABELS`.  Over the pairs whose both runs have every score (the same pairs in
     every row), per score (``primary`` first): the mean AUC-ROC (%) of each prior, the mean difference
     USF - NonUSF (pp), rounded to 2 decimals, and in how many pairs USF is higher, equal (to :data:`IDENTICAL`)
-    or lower.  Empty when no pair has every score."""
+    or lower, in one column ``"USF higher / same / lower"`` (a narrow table: AUC-ROC in % with 1 decimal, the
+    difference in pp with 2).  Empty when no pair has every score."""
     names = [s for s in SCORE_LABELS if s in scores.columns]
     every = scores.dropna(subset=names)
     usf, non = PRIORS.values()
@@ -302,12 +303,13 @@ def score_sensitivity(scores: pd.DataFrame, key: list[str], primary: str = PRIMA
             return pd.DataFrame()
         d = w[usf] - w[non]
         rows[SCORE_LABELS[s] + (" (primary)" if s == primary else "")] = {
-            f"{usf} (%)": 100 * w[usf].mean(), f"{non} (%)": 100 * w[non].mean(), "USF − NonUSF (pp)": 100 * d.mean(),
-            "USF higher": int((d > IDENTICAL).sum()), "identical": int((d.abs() <= IDENTICAL).sum()),
-            "USF lower": int((d < -IDENTICAL).sum())}
+            f"{usf} (%)": round(100 * w[usf].mean(), 1) + 0, f"{non} (%)": round(100 * w[non].mean(), 1) + 0,
+            "mean Δ (pp)": round(100 * d.mean(), 2) + 0,  # + 0: no "-0.0" cells
+            "USF higher / same / lower": f"{int((d > IDENTICAL).sum())} / {int((d.abs() <= IDENTICAL).sum())} / "
+                                         f"{int((d < -IDENTICAL).sum())}"}
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = f"score ({len(w)} pairs)"
-    return out.round(2) + 0  # + 0: no "-0.00" cells
+    return out
 
 
 def identical_text(scores: pd.DataFrame, key: list[str], primary: str = PRIMARY_SCORE) -> str:
@@ -332,9 +334,12 @@ def identical_text(scores: pd.DataFrame, key: list[str], primary: str = PRIMARY_
 
 def paper_settings_text(runs: pd.DataFrame, score: str = PRIMARY_SCORE) -> str:
     """Chapter 06's reading of experiment 1's runs (``runs``: :func:`runs_frame`) against Figure 11 and App. D, in
-    Markdown: per claim, what the runs show under ``score`` -- the mean over classes of each prior's per-class
-    mean AUC-ROC and on how many classes USF is higher (paired Wilcoxon); the same for the std over seeds (the
-    run-to-run spread); the failed runs of each prior and the classes below chance."""
+    Markdown, one bullet "Paper: ..." per claim with "Ours: ..." under it: under ``score``, the mean over classes of
+    each prior's per-class mean AUC-ROC, the mean and median per-class difference and on how many classes USF is
+    higher (paired Wilcoxon; "not significantly" where p >= 0.05), beside the same count over run pairs (one
+    VAE-USFlow run and its VAE-NonUSFlow twin of the same class and seed), the unit of the "One VAE score" table;
+    the same for the std over seeds (the run-to-run spread); the failed runs of each prior and the classes below
+    chance."""
     from .paired import p_text, paired_test
 
     s = summarize(runs, score)
@@ -342,29 +347,51 @@ def paper_settings_text(runs: pd.DataFrame, score: str = PRIMARY_SCORE) -> str:
     mean = s.pivot(index="class", columns="method", values="mean") * 100
     std = s.pivot(index="class", columns="method", values="std") * 100
     m, sd = paired_test(mean[usf] - mean[non]), paired_test(std[usf] - std[non])
+    pairs = paired_test(prior_pairs(embedding_scores(runs), ["class", "seed"], score).pipe(lambda w: w[usf] - w[non]))
     seeds = runs.groupby(["class", "method"]).size().max()
     failed = runs.assign(failed=~runs["ok"].astype(bool)).groupby("method")["failed"].agg(["sum", "size"])
     below = s[(s["valid"] > 0) & (s["mean"] < 0.5)]
     below_text = ", ".join(f"{r['class']} ({r['method']})" for _, r in below.iterrows()) or "none"
-    higher = "higher" if m["mean"] > 0 else "lower"
-    steadier = "smaller" if sd["mean"] < 0 else "not smaller"
-    sig = {True: "a difference the test finds", False: "a difference the test does not separate from chance"}
+
+    def verdict(t: dict, word: str, other: str) -> str:
+        significant = t["p"] < 0.05
+        return (word if t["mean"] > 0 else other) if significant else \
+            f"not significantly {word if t['mean'] > 0 else other}"
+
     return "\n".join([
         f"What the {len(runs)} committed full-profile runs of experiment 1 show ({mean.shape[0]} classes x 2 priors x "
-        f"{seeds} seeds, AUC-ROC of the {score} score):",
+        f"{seeds} seeds, AUC-ROC of the {score} score; p: two-sided Wilcoxon signed-rank test on the paired "
+        f"differences). Two units are counted: *classes* (each class's mean over its seeds, {m['n']} pairs) and "
+        f"*run pairs* (a {usf} run and its {non} twin of the same class and seed, {pairs['n']} pairs, the unit of the "
+        f"\"One VAE score\" table below).",
         "",
-        f"- **Higher mean** (Figure 11: \"USF consistently achieves higher average performance\"): over the classes, "
-        f"{usf}'s per-class mean averages {mean[usf].mean():.2f} % against {non}'s {mean[non].mean():.2f} %, "
-        f"{m['mean']:+.2f} pp, so {higher}; {usf} is higher on {m['higher']} of {m['n']} classes and lower on "
-        f"{m['lower']} ({p_text(m['p'])}, {sig[m['p'] < 0.05]}).",
-        f"- **Steadier runs** (Figure 11: \"markedly improved run-to-run performance stability\"): the std over seeds "
-        f"averages {std[usf].mean():.2f} pp for {usf} and {std[non].mean():.2f} pp for {non}, {sd['mean']:+.2f} pp, "
-        f"so the spread is {steadier}; {usf} varies less on {sd['lower']} of {sd['n']} classes and more on "
-        f"{sd['higher']} ({p_text(sd['p'])}).",
-        f"- **Failed runs** (App. D: \"VAE-NonUSFlows shows very instable behavior\"; Figure 11 marks failed runs): "
-        f"{int(failed.loc[usf, 'sum'])} of {int(failed.loc[usf, 'size'])} {usf} runs and "
+        "- **Paper: \"USF consistently achieves higher average performance\"** (Figure 11)",
+        f"  - Ours: over the {m['n']} classes, {usf}'s per-class mean AUC-ROC averages {mean[usf].mean():.2f} % "
+        f"against {non}'s {mean[non].mean():.2f} % (means over classes): a mean difference of {m['mean']:+.2f} pp "
+        f"(median {m['median']:+.2f} pp), {verdict(m, 'higher', 'lower')} ({p_text(m['p'])}). {usf} is higher on "
+        f"{m['higher']} of {m['n']} classes and lower on {m['lower']}; counted by run pair instead, higher in "
+        f"{pairs['higher']}, equal in {pairs['equal']} and lower in {pairs['lower']} of {pairs['n']} pairs "
+        f"({p_text(pairs['p'])}).",
+        "- **Paper: \"markedly improved run-to-run performance stability\"** (Figure 11)",
+        f"  - Ours: the std over seeds averages {std[usf].mean():.2f} pp for {usf} and {std[non].mean():.2f} pp for "
+        f"{non} (means over {sd['n']} classes): a mean difference of {sd['mean']:+.2f} pp (median "
+        f"{sd['median']:+.2f} pp), {verdict(sd, 'larger', 'smaller')} ({p_text(sd['p'])}); {usf} varies less on "
+        f"{sd['lower']} of {sd['n']} classes and more on {sd['higher']}.",
+        "- **Paper: \"VAE-NonUSFlows shows very instable behavior\"** (App. D; Figure 11 marks failed runs)",
+        f"  - Ours: {int(failed.loc[usf, 'sum'])} of {int(failed.loc[usf, 'size'])} {usf} runs and "
         f"{int(failed.loc[non, 'sum'])} of {int(failed.loc[non, 'size'])} {non} runs failed; classes whose mean is "
         f"below chance: {below_text}."])
+
+
+def image_run_table(images: pd.DataFrame, score: str = PRIMARY_SCORE) -> pd.DataFrame:
+    """Experiment 2's runs (``images``: :func:`run_images`) as a narrow reader's table, one row per run: class,
+    prior, seed, epochs run, whether the encoder had its ImageNet weights, and the AUC-ROC of ``score`` in % with 1
+    decimal (``"failed"`` for a failed run; the other parts are :func:`part_table`'s)."""
+    auroc = [f"{100 * a:.1f}" if ok and a == a else "failed" for ok, a in zip(images["ok"], images[f"auroc_{score}"])]
+    return pd.DataFrame({"class": images["class"].to_numpy(), "prior": images["method"].to_numpy(),
+                         "seed": images["seed"].to_numpy(), "epochs": images["epochs_run"].to_numpy(),
+                         "ImageNet weights": ["yes" if w else "no" for w in images["pretrained_loaded"].astype(bool)],
+                         f"AUC-ROC, {score} (%)": auroc})
 
 
 def committed_embeddings() -> tuple[list, int]:

@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from ..results import STD_DDOF
-from ..experiments.paired import TIE_EPS
+from ..experiments.paired import TIE_EPS, outcomes
 from ..experiments.tabular import USF_METHODS
 
 USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
@@ -18,33 +18,48 @@ PAPER_COLOR = "#d62728"
 OUTCOME_COLORS = {"row method better": USF_COLOR, "tie": "0.45", "row method worse": "#d62728"}
 
 
-def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict | None = None):
-    """Figure 3a: one box per method over datasets (per-dataset mean AUC-ROC in %), sorted
-    left to right by mean; the square marks the mean, the dots are the datasets, the text
-    under each box is mean ± std (n datasets); a box over fewer datasets than the others is hatched.
-    Uniformly scaling models (``tabular.USF_METHODS``: a flow with additive couplings, so a constant
-    determinant) are blue.  ``paper``: ``{method: {"mean": ..,
-    "std": ..}}`` in % (``tabular.PAPER``), drawn as a red diamond with a ± std bar beside that method's box."""
+def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict | None = None, order=None,
+                      apart: bool = False):
+    """Figure 3a: one box per method over datasets (per-dataset mean AUC-ROC in %), left to right in ``order``
+    (default: sorted by mean); the square marks the mean, the dots are the datasets, the text under each box is
+    mean ± std (n datasets); a box over fewer datasets than the others is hatched.  ``apart``: those boxes are not
+    ranked with the others but drawn to the right of a dashed line, under "n = k datasets, not ranked" (a mean over
+    a subset is not comparable with means over all datasets).  Uniformly scaling models
+    (``tabular.USF_METHODS``: a flow with additive couplings, so a constant determinant) are blue.  ``paper``:
+    ``{method: {"mean": .., "std": ..}}`` in % (``tabular.PAPER``), drawn as a red diamond with a ± std bar beside
+    that method's box."""
     long = (wide * 100).melt(var_name="method", value_name="AUC-ROC (%)").dropna()
     by = long.groupby("method")["AUC-ROC (%)"]
     stats = by.agg(["mean", "count"]).assign(std=by.std(ddof=STD_DDOF)).sort_values("mean", ascending=False)
-    ax = ax or plt.subplots(figsize=(1.25 * len(stats) + 1.5, 4.2))[1]
-    common = dict(data=long, x="method", y="AUC-ROC (%)", order=list(stats.index), ax=ax)
+    fewer = stats["count"] < stats["count"].max()  # hatched: a box over fewer datasets than the others
+    ranked = [m for m in (order or stats.index) if m in stats.index and not (apart and fewer[m])]
+    ranked += [m for m in stats.index if m not in ranked and not (apart and fewer[m])]
+    unranked = [m for m in stats.index if apart and fewer[m]]
+    slots = ranked + ([" "] if unranked else []) + unranked  # " ": an empty slot before the unranked boxes
+    ax = ax or plt.subplots(figsize=(1.25 * len(slots) + 1.5, 4.2))[1]
+    common = dict(data=long, x="method", y="AUC-ROC (%)", order=slots, ax=ax)
     with warnings.catch_warnings():  # seaborn 0.13.2 passes boxplot's `vert`, deprecated in matplotlib 3.11
         warnings.simplefilter("ignore", DeprecationWarning)
         sns.boxplot(**common, hue="method", legend=False, width=0.55, fliersize=0, boxprops={"alpha": 0.6},
-                    palette={m: USF_COLOR if m in USF_METHODS else OTHER_COLOR for m in stats.index}, saturation=1, medianprops={"color": "black"}, showmeans=True,
+                    palette={m: USF_COLOR if m in USF_METHODS else OTHER_COLOR for m in stats.index}, saturation=1,
+                    medianprops={"color": "black"}, showmeans=True,
                     meanprops={"marker": "s", "markerfacecolor": "white", "markeredgecolor": "black",
                                "markersize": 7, "zorder": 4})
     sns.swarmplot(**common, color="black", alpha=0.45, size=3)
-    ax.set_xticks(range(len(stats)), [f"{m}\n{r['mean']:.2f} ± {r['std']:.2f}\n(n={r['count']:.0f})"
-                                      for m, r in stats.iterrows()], fontsize=8.5)
-    fewer = stats["count"] < stats["count"].max()  # hatched: a box over fewer datasets than the others
+    ax.set_xticks(range(len(slots)), [f"{m}\n{stats.loc[m, 'mean']:.2f} ± {stats.loc[m, 'std']:.2f}\n"
+                                      f"(n={stats.loc[m, 'count']:.0f})" if m in stats.index else ""
+                                      for m in slots], fontsize=8.5)
     for patch in ax.patches:
         i = round(float(patch.get_path().get_extents().intervalx.mean()))
-        if 0 <= i < len(stats) and fewer.iloc[i]:
+        if 0 <= i < len(slots) and slots[i] in stats.index and fewer[slots[i]]:
             patch.set_hatch("///")
-    for i, m in enumerate(stats.index):
+    if unranked:
+        k = len(ranked)
+        ax.axvline(k, color="0.4", ls="--", lw=0.8)
+        counts = sorted({int(stats.loc[m, "count"]) for m in unranked})
+        ax.text((k + 1 + len(slots) - 1) / 2, 1.0, f"n = {' / '.join(map(str, counts))} datasets, not ranked",
+                transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=8.5)
+    for i, m in enumerate(slots):
         if m in (paper or {}):
             ref = paper[m]
             ax.errorbar(i + 0.36, ref["mean"], yerr=ref["std"], fmt="D", color=PAPER_COLOR, ms=6, capsize=3, lw=1.2,
@@ -58,10 +73,15 @@ def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict 
 
 def figure3a(tables: dict[str, pd.DataFrame], paper: dict | None = None, title: str = ""):
     """Figure 3a once per table, stacked (``{label: wide}``, e.g. one per data protocol): each panel is
-    :func:`benchmark_boxplot` with ``paper``'s numbers beside their methods and the label as its title."""
+    :func:`benchmark_boxplot` with ``paper``'s numbers beside their methods and the label as its title.  Every
+    panel uses one order, the first table's by mean over the methods with every dataset, so that a method keeps
+    its place across panels; a method with fewer datasets is drawn apart, unranked (``apart=True``)."""
+    first = next(iter(tables.values())) * 100
+    counts = first.count()
+    order = list(first.loc[:, counts == counts.max()].mean().sort_values(ascending=False).index)
     fig, axes = plt.subplots(len(tables), 1, figsize=(9.5, 4.6 * len(tables)), squeeze=False)
     for ax, (label, wide) in zip(axes.flat, tables.items()):
-        benchmark_boxplot(wide, title=label, ax=ax, paper=paper)
+        benchmark_boxplot(wide, title=label, ax=ax, paper=paper, order=order, apart=True)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
@@ -79,7 +99,8 @@ def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: flo
     for m, o in pairs:
         both = wide[[m, o]].dropna()
         d = both[m] - both[o]
-        outcome = np.select([d > tie, d < -tie], ["row method better", "row method worse"], "tie")
+        outcome = pd.Series(outcomes(d, tie)).map(  # the book's one rule, as tabular.pairwise counts
+            {"higher": "row method better", "equal": "tie", "lower": "row method worse"}).to_numpy()
         points.append(pd.DataFrame({"pair": f"{m} vs {o}", "x": 100 * both[o], "y": 100 * both[m],
                                     "outcome": outcome}))
     points = pd.concat(points, ignore_index=True)

@@ -13,15 +13,19 @@ def _marker(valid: int, runs: int) -> str:
     return "X" if valid == 0 else "o" if valid == runs else {2: "s", 1: "^"}.get(valid, "D")
 
 
-def vae_class_auroc(summary, ax=None, title: str = "VAE-Flow on MVTec AD (image AUC-ROC)"):
+def vae_class_auroc(summary, ax=None, title: str = "VAE-Flow on MVTec AD (image AUC-ROC)", percent: bool = False):
     """Figure 11: per-class mean image AUROC ± std of each method over its valid runs, side by side;
-    the marker shows the number of valid runs (all valid = circle; a cross at 0.5 = no valid run).
-    ``summary``: ``usfkit.experiments.vae.summarize`` (columns class, method, mean, std, valid, runs)."""
+    the marker shows the number of valid runs (all valid = circle; a cross at chance = no valid run).
+    ``summary``: ``usfkit.experiments.vae.summarize`` (columns class, method, mean, std, valid, runs, AUC-ROC as
+    fractions).  ``percent``: the y-axis in % (as the chapters' text states AUC-ROC), else as a fraction."""
+    if percent:
+        summary = summary.assign(mean=100 * summary["mean"], std=100 * summary["std"])
+    unit = 100.0 if percent else 1.0
     classes = list(dict.fromkeys(summary["class"]))
     methods = list(dict.fromkeys(summary["method"]))
     offset = {m: (j - (len(methods) - 1) / 2) * 0.35 for j, m in enumerate(methods)}
     d = summary.assign(x=[classes.index(c) + offset[m] for c, m in zip(summary["class"], summary["method"])],
-                       y=summary["mean"].where(summary["valid"] > 0, 0.5),
+                       y=summary["mean"].where(summary["valid"] > 0, 0.5 * unit),
                        **{"valid runs": [f"{v}/{n}" for v, n in zip(summary["valid"], summary["runs"])]})
     markers = {f"{v}/{n}": _marker(v, n) for v, n in zip(summary["valid"], summary["runs"])}
     ax = ax or plt.subplots(figsize=(max(5, 0.55 * len(classes) + 2.5), 3.6))[1]
@@ -31,11 +35,12 @@ def vae_class_auroc(summary, ax=None, title: str = "VAE-Flow on MVTec AD (image 
     sns.scatterplot(data=d, x="x", y="y", hue="method", hue_order=methods, palette=METHOD_COLORS, style="valid runs",
                     style_order=sorted(markers, key=lambda k: -int(k.split("/")[0])), markers=markers, s=55,
                     edgecolor="white", linewidth=0.6, ax=ax, zorder=3)
-    ax.axhline(0.5, color="k", lw=0.6, ls="--")
+    ax.axhline(0.5 * unit, color="k", lw=0.6, ls="--")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     # a class is 1 wide; the AUC-ROC axis spans at least 0.4-1, so that runs near chance do not look far apart
-    low = min(0.4, float(np.nanmin(d["y"] - d["std"].where(d["valid"] > 1).fillna(0))) - 0.02)
-    ax.set(xlabel="", ylabel="image AUC-ROC", title=title, xlim=(-0.6, len(classes) - 0.4), ylim=(low, 1.02))
+    low = min(0.4 * unit, float(np.nanmin(d["y"] - d["std"].where(d["valid"] > 1).fillna(0))) - 0.02 * unit)
+    ax.set(xlabel="", ylabel="image AUC-ROC" + (" (%)" if percent else ""), title=title,
+           xlim=(-0.6, len(classes) - 0.4), ylim=(low, 1.02 * unit))
     ax.grid(False, axis="x")
     sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return ax
