@@ -148,7 +148,8 @@ def collapse_summary(usf_wrong_in_stress=True):
               "ln_det_mean": 2.0 if (c, s) == ("additive_lu", "0.1") else 200.0, "ln_det_spread": 0.0,
               "ln_det_growth_last_quarter": 0.1, "test_nll": 30.0}
              for c in ("additive_lu", "affine_lu") for s in ("0.1", "no prior") for i in range(2)]
-    svdd = [{"variant": v, "weight decay": wd, "spread start": 1.0, "spread end": e, "AUROC end": a}
+    svdd = [{"variant": v, "weight decay": wd, "spread start": 0.0 if v == collapse.BOUNDED_DECAY else 1.0,
+             "spread end": e, "AUROC end": a, "loss start": 3.5e-13}
             for v, wd, e, a in ((collapse.RUFF, 1e-6, 0.2, 0.99), (collapse.BIASED, 1e-6, 1e-3, 0.9),
                                 (collapse.BOUNDED, 1e-6, 1e-4, 0.6), (collapse.RUFF_DECAY, 1e-2, 0.3, 0.99),
                                 (collapse.BOUNDED_DECAY, 1e-2, 0.0, 0.5))]
@@ -166,19 +167,29 @@ def collapse_summary(usf_wrong_in_stress=True):
 
 def test_failure_groups_split_the_stress_test_from_the_paper_learning_rates():
     g = collapse.failure_groups(collapse_summary()).set_index(["part", "flow"])
-    stress = g.xs("§3 high-learning-rate runs")
-    assert not stress["paper's lr"].any() and g.xs("§4b prior-scale sweep")["paper's lr"].all()
+    stress = g.xs("section 3: high-learning-rate runs")
+    assert not stress["paper's lr"].any() and g.xs("section 4b: prior-scale sweep")["paper's lr"].all()
     assert stress.loc["USFlow", "diverged"] == 1 and stress.loc["NonUSFlow", "diverged"] == 2
-    assert g.loc[("§4b prior-scale sweep", "NonUSFlow"), "failed"] == 1 and (g["runs"] == 4).all()
+    assert g.loc[("section 4b: prior-scale sweep", "NonUSFlow"), "failed"] == 1 and (g["runs"] == 4).all()
 
 
 def test_describe_full_counts_failures_per_group_and_names_the_diverged_usflow():
     text = collapse.describe_full(collapse_summary())
-    assert "§4b prior-scale sweep (lr 0.001): USFlow 0 of 4, NonUSFlow 1 of 4 (1 failed) went wrong" in text
-    assert "§3 high-learning-rate runs (lr 0.01): USFlow 1 of 4 (1 diverged), NonUSFlow 2 of 4 (2 diverged)" in text
+    assert "section 4b: prior-scale sweep (lr 0.001): USFlow 0 of 4, NonUSFlow 1 of 4 (1 failed) went wrong" in text
+    assert "section 3: high-learning-rate runs (lr 0.01): USFlow 1 of 4 (1 diverged), NonUSFlow 2 of 4 (2 diverged)" in text
     assert "10 times the paper's largest" in text and "seed 1" in text and "2.0e+09" in text
-    assert "Deep SVDD (§1) 0.003 (above the paper's), USFlow (§1) 0.001 (within the paper's)" in text
+    assert "Deep SVDD (section 1) 0.003 (above the paper's), USFlow (section 1) 0.001 (within the paper's)" in text
+    assert "§3" not in text and "§4b" not in text and "§1 " not in text
     assert "holds in 4 of 4 of our USFlow runs at the paper's learning rates, not in every run of the stress test" in text
+    # the bounded, strongly decayed network constant from the start vs collapsed during one-class training
+    assert "**constant from the start** of one-class training" in text and "in the autoencoder pretraining" in text
+    pre = collapse.describe_full(collapse_summary(), {"init_spread": 5.4e-4, "constant_at": 3})
+    assert "spread of only 0.00054" in pre and "after pretraining epoch 3" in pre
+    during = collapse_summary()
+    during["svdd"][4]["spread start"] = 0.02
+    assert "**collapsed during one-class training**" in collapse.describe_full(during)
+    # the USFlow's spread is stated against a fit of the base: 0.8 / 0.7071 and 5 / 4
+    assert "fits its base poorly" in text and "1.13× and 1.2× those" in text
     calm = collapse.describe_full(collapse_summary(usf_wrong_in_stress=False))
     assert "not in every run" not in calm and "seed 1" not in calm
 
@@ -210,7 +221,10 @@ def test_collapse_overview_hatches_the_stress_test():
     fig = plots.collapse_overview(s["svdd"], collapse.failure_groups(s))
     bars = fig.axes[1].patches
     assert any(b.get_hatch() == "//" for b in bars) and any(not b.get_hatch() for b in bars)
-    assert any("constant from the start" != t.get_text() for t in fig.axes[0].texts)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert sum("constant from the start" in t for t in texts) == 1  # only the variant with spread 0 at the start
+    assert all(t.get_fontsize() >= 9 for t in fig.axes[0].texts + fig.axes[1].texts)
+    assert [t.get_text().split(":")[0] for t in fig.axes[1].get_yticklabels()][0] == "section 3"
 
 
 # ---------------------------------------------------------------- chapter 04

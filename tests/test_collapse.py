@@ -187,9 +187,9 @@ def test_explode_table_and_its_sentences_name_the_runs_that_went_wrong():
     assert table["best epoch"].tolist() == [1, 1, 0]
     assert table["max LU cond"].tolist() == [3.0, 4e8, 5e6] and table["max |ln det J|"].tolist() == [4.0, 4.0, 4.0]
     usf, nonusf = collapse.describe_explode(table)
-    assert usf.startswith("USFlows (additive_lu): 1 of 2 runs went wrong (seed 1 diverged): best test NLL at epoch 1")
+    assert usf.startswith("USFlows: 1 of 2 runs went wrong (seed 1 diverged): best test NLL at epoch 1")
     assert "condition number 4e+08 or more, last test NLL 1e+07 or more" in usf and "the 1 good runs: best epoch 1" in usf
-    assert nonusf.startswith("NonUSFlows (affine_lu): 1 of 1 runs went wrong (seed 0 failed)") and "good" not in nonusf
+    assert nonusf.startswith("NonUSFlows: 1 of 1 runs went wrong (seed 0 failed)") and "good" not in nonusf
     assert "last test NLL not finite in 1," in nonusf
 
 
@@ -245,7 +245,13 @@ def test_describe_svdd_says_when_the_bounded_network_collapsed_and_why_its_loss_
     assert "none of the three" in text
     assert "'with bias (leaky ReLU)' 0.830 (higher)" in text
     start = " ".join(collapse.describe_svdd(_svdd_runs(collapse_at=0, loss_rises=False)))
-    assert "exactly constant already when one-class training started" in start and "rose" not in start
+    assert "**constant from the start** of one-class training" in start and "rose" not in start
+    assert "happened during the pretraining, not during one-class training" in start
+    assert "**collapsed during one-class training**" in text and "**collapsed during" not in start
+    probed = _svdd_runs(collapse_at=0, loss_rises=False)  # with the pretraining probed: where it became constant
+    probed[collapse.BOUNDED_DECAY]["pretrain_trajectory"] = _traj({"spread": [5e-4, 1e-6, 0.0, 0.0, 0.0]})
+    text = " ".join(collapse.describe_svdd(probed))
+    assert "at initialisation its spread was 0.0005" in text and "exactly constant from its epoch 2 of 4" in text
     never = " ".join(collapse.describe_svdd(_svdd_runs(collapse_at=None, loss_rises=True)))
     assert "never became exactly constant in the 4 epochs" in never and "is the whole loss" not in never
 
@@ -277,7 +283,8 @@ def test_table_views_have_short_two_level_headers():
            "std over inputs": 1.8, "max |ln det J|": 130.3, "test NLL (last epoch)": 61.7,
            "test NLL (best epoch)": 61.7, "best epoch": 15, "max LU cond": 2.01e4, "failure": ""}
     quiet = collapse.explode_view(pd.DataFrame([row, {**row, "seed": 1}]))
-    assert ("run", "failure") not in quiet.data.columns and len(quiet.data.columns) == 9
+    assert ("run", "failure") not in quiet.data.columns and len(quiet.data.columns) == 6
+    assert quiet.data.index.get_level_values("flow").tolist() == ["NonUSFlow", "NonUSFlow"]
     loud = collapse.explode_view(pd.DataFrame([row, {**row, "seed": 1, "status": "failed",
                                                      "failure": "loss became nan at epoch 3, batch 2. " * 5}]))
     fails = loud.data[("run", "failure")].tolist()
@@ -293,3 +300,18 @@ def test_table_views_have_short_two_level_headers():
     assert view.data[("", "runs")].tolist() == ["2 ok", "1 ok, 1 failed"]
     assert not any("_" in part for col in view.data.columns for part in col)
     assert list(view.data.index.names) == ["flow", "σ"] and list(sweep.index.names) == ["coupling", "sigma"]
+    assert view.data.index.get_level_values("flow").tolist() == ["USFlow", "NonUSFlow"]
+
+
+def test_pretraining_collapse_finds_the_epoch_the_bounded_decayed_network_became_constant():
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(dim=4, n_train=256, n_test=64, n_anomalies=16, anomaly_quantile=0.05, seed=0,
+                          svdd_depth=2, svdd_lr=3e-2, pretrain_epochs=30, batch_size=64)
+    out = collapse.pretraining_collapse(cfg)
+    assert out["init_spread"] > 0 and out["spreads"][0] == out["init_spread"]
+    assert out["epochs_run"] == len(out["spreads"]) - 1 <= 30
+    if out["constant_at"] is not None:  # it stops at the first exactly constant epoch
+        assert out["spreads"][-1] == 0 and out["epochs_run"] == out["constant_at"] and min(out["spreads"][:-1]) > 0
+    ruff = collapse.pretraining_collapse(cfg, collapse.RUFF)  # Ruff's recipe never becomes constant
+    assert ruff["constant_at"] is None and ruff["epochs_run"] == 30

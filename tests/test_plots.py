@@ -276,6 +276,9 @@ def test_svdd_collapse_curves_auroc_limits_from_data_legend_under_the_panels_and
     marks = [c for c in fig.axes[1].collections if isinstance(c, PathCollection)]
     assert len(marks) == 1 and len(marks[0].get_offsets()) == 3  # epochs 3, 4, 5
     assert fig.get_figwidth() <= 10
+    runs["bounded"]["trajectory"][0]["spread"] = 0.0  # constant when one-class training started: said in the legend
+    labels = [t.get_text() for t in plots.svdd_collapse_curves(runs).legends[0].get_texts()]
+    assert "bounded (constant from the start)" in labels
 
 
 def test_auroc_limits_keep_chance_and_the_lowest_value_visible():
@@ -320,5 +323,10 @@ def test_chapter_03_figures_fit_the_book_column():
             for e in range(11)]
     figs = [plots.logdet_trajectories(runs), plots.usf_no_collapse(traj, 0.7071, dim=8)]
     assert all(f.get_figwidth() <= 10 for f in figs)
+    # the trajectories' legend explains colours and line styles in the first panel
+    legend = figs[0].axes[0].get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == \
+        ["USFlow", "NonUSFlow", "run ok", "run went wrong"]
+    assert "section 3" in figs[0].texts[0].get_text() if figs[0].texts else figs[0]._suptitle.get_text()
     ref = [ln for ln in figs[1].axes[0].get_lines() if "perfect fit" in ln.get_label()]
     assert len(ref) == 1 and np.allclose(ref[0].get_ydata(), 8 * 0.7071 ** 2)

@@ -31,13 +31,13 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from ..flows import Flow, build_flow, seeded
+from ..flows import PAPER_FLOWS, Flow, build_flow, seeded
 from ..metrics import auroc
 from ..oneclass import DeepSVDD, svdd_widths
 from .. import profiles
 from ..results import RunRecord, RunResult
 from ..sweep import record_paths, run_sweep
-from ..train import FitResult, train_flow, train_svdd
+from ..train import AutoencoderModule, FitResult, fit, train_flow, train_svdd
 
 CHAPTER = "03_collapse"
 
@@ -51,12 +51,15 @@ class EpochProbe(Callback):
 
     ``rows[0]`` (``epoch`` 0) is the state training starts from.  The rows are cleared
     when a new fit starts, so a probe shared by Deep SVDD's pretraining and its one-class
-    training keeps only the latter.  Pass it as ``fit(..., callbacks=[probe])``.
+    training keeps only the latter in ``rows``; ``fits`` keeps every fit's rows, in order
+    (``fits[0]`` is the pretraining's, whose epoch 0 is the freshly initialised network).
+    Pass it as ``fit(..., callbacks=[probe])``.
     """
 
     def __init__(self, probe: Callable[[], dict]):
         self.probe = probe
         self.rows: list[dict] = []
+        self.fits: list[list[dict]] = []
 
     def _record(self, epoch: int, pl_module) -> None:
         was_training = pl_module.training
@@ -68,6 +71,7 @@ class EpochProbe(Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.rows = []
+        self.fits.append(self.rows)
         self._record(0, pl_module)
 
     def on_train_epoch_end(self, trainer, pl_module):
@@ -116,7 +120,9 @@ def run_svdd(variant: dict, x_train: Tensor, x_test: Tensor, y_test: Tensor, *, 
     stopping off (``patience = epochs``), so every variant gets the same number of epochs.
     Returns the model, the :class:`~usfkit.train.FitResult`, the per-epoch
     :func:`svdd_stats` on the test set (``trajectory``, epoch 0 = after pretraining and
-    centring), the weight decay used and the final stats."""
+    centring), the same during the autoencoder pretraining (``pretrain_trajectory``, epoch 0 = the
+    freshly initialised network, before ``c`` is set; empty without pretraining), the weight decay
+    used and the final stats."""
     variant = dict(variant)
     weight_decay = variant.pop("weight_decay", weight_decay)
     dim = x_train.shape[1]
@@ -128,8 +134,47 @@ def run_svdd(variant: dict, x_train: Tensor, x_test: Tensor, y_test: Tensor, *, 
                         callbacks=[probe])
     with torch.no_grad():
         final = svdd_stats(model, x_test, y_test)
+    pretrain = probe.fits[0] if pretrain_epochs > 0 and len(probe.fits) > 1 else []
     return {"model": model, "fit": result, "trajectory": probe.rows, "final": final,
-            "initial": probe.rows[0] if probe.rows else None, "weight_decay": weight_decay}
+            "initial": probe.rows[0] if probe.rows else None, "weight_decay": weight_decay,
+            "pretrain_trajectory": pretrain}
+
+
+class _StopWhenConstant(Callback):
+    """Stops a fit at the end of the first epoch whose probed embeddings are exactly constant."""
+
+    def __init__(self, probe: EpochProbe):
+        self.probe = probe
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self.probe.rows and self.probe.rows[-1]["spread"] == 0:
+            trainer.should_stop = True
+
+
+def pretraining_collapse(cfg, variant: str = "bounded, strong decay") -> dict:
+    """Where a Deep SVDD variant of :data:`SVDD_VARIANTS` becomes constant *before* one-class training: the
+    chapter's data and network for profile settings ``cfg`` (the seed, widths and decay of :func:`run_svdd`),
+    then the autoencoder pretraining alone, probed after every epoch and stopped at the first epoch whose
+    normal test embeddings are exactly constant in float32.  Returns ``init_spread`` (the freshly
+    initialised network), ``constant_at`` (that epoch, or ``None`` when the pretraining never got there),
+    ``epochs_run``, ``pretrain_epochs`` and the per-epoch ``spreads``.  It reruns the start of the saved
+    run's pretraining on this machine, so its numbers may differ from the saved run's in the last digits."""
+    from ..data import anomaly_data
+
+    data = anomaly_data(cfg.dim, cfg.n_train, cfg.n_test, cfg.n_anomalies, quantile=cfg.anomaly_quantile,
+                        seed=cfg.seed)
+    spec = dict(SVDD_VARIANTS[variant])
+    weight_decay = spec.pop("weight_decay", 1e-6)
+    with seeded(cfg.seed):
+        model = DeepSVDD(cfg.dim, svdd_widths(cfg.dim, cfg.svdd_depth), **spec)
+    probe = EpochProbe(lambda: svdd_stats(model, data["x_test"], data["y_test"]))
+    fit(AutoencoderModule(model, cfg.svdd_lr, weight_decay), data["x_train"], max_epochs=cfg.pretrain_epochs,
+        patience=cfg.pretrain_epochs, batch_size=cfg.batch_size, seed=cfg.seed, progress="none",
+        callbacks=[probe, _StopWhenConstant(probe)])
+    spreads = [r["spread"] for r in probe.rows]
+    at = next((int(r["epoch"]) for r in probe.rows if r["spread"] == 0), None)
+    return {"init_spread": spreads[0], "constant_at": at, "epochs_run": int(probe.rows[-1]["epoch"]),
+            "pretrain_epochs": cfg.pretrain_epochs, "spreads": spreads}
 
 
 # --------------------------------------------------------------------------
@@ -170,21 +215,23 @@ def flow_stats(flow: Flow, x: Tensor) -> dict[str, float]:
 def run_flow(coupling: str, x_train: Tensor, x_test: Tensor, *, lr: float = 1e-3, epochs: int = 30,
              prior_sigma: float | None = None, prior_rule: str = "exact", blocks: int = 4, hidden: int = 64,
              layers: int = 2, clamp: float = 2.0, scale: float = math.sqrt(0.5), batch_size: int = 128,
-             patience: int | None = None, seed: int = 0, desc: str | None = None) -> dict:
+             patience: int | None = None, seed: int = 0, desc: str | None = None, progress: str = "auto") -> dict:
     """Train one flow of :func:`usfkit.flows.build_flow` with ``coupling`` (``"additive_lu"``: a
     USFlow, ``"affine_lu"``: a NonUSFlow; :data:`usfkit.flows.COUPLINGS`) by maximum likelihood
     (MAP with the log-det prior when ``prior_sigma`` is set) and probe it on ``x_test`` after
     every epoch with :func:`flow_stats`.
 
     The base is ``N(0, scale^2 I)``, by default ``scale^2 = 1/2`` as in Eq. 5.  Early
-    stopping is off unless ``patience`` is given.  A NaN/inf loss does not raise: the run
+    stopping is off unless ``patience`` is given.  ``progress``: as :func:`usfkit.train.fit`'s (``"none"``
+    for a page that shows the run's result instead of its progress).  A NaN/inf loss does not raise: the run
     comes back with ``fit.ok == False`` and the message in ``fit.failure``.
     """
     flow = build_flow(x_train.shape[1], coupling, blocks=blocks, hidden=hidden, layers=layers, clamp=clamp,
                       scale=scale, prior_sigma=prior_sigma, prior_rule=prior_rule, seed=seed)
     probe = EpochProbe(lambda: flow_stats(flow, x_test))
     result = train_flow(flow, x_train, lr=lr, max_epochs=epochs, patience=patience or epochs,
-                        batch_size=batch_size, seed=seed, desc=desc or f"{coupling} seed {seed}", callbacks=[probe])
+                        batch_size=batch_size, seed=seed, desc=desc or f"{coupling} seed {seed}", callbacks=[probe],
+                        progress=progress)
     with torch.no_grad():
         final = flow_stats(flow, x_test)
     return {"flow": flow, "fit": result, "trajectory": probe.rows, "final": final}
@@ -277,7 +324,8 @@ def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[
                        epochs=spec["epochs"], pretrain_epochs=spec["pretrain_epochs"],
                        batch_size=spec["batch_size"], seed=spec["seed"], desc=spec["variant"])
         return RunResult.from_fit(run["fit"], spec["epochs"], metrics={"auroc": run["final"]["auroc"]},
-                                  info={k: run[k] for k in ("trajectory", "final", "weight_decay")}
+                                  info={k: run[k] for k in ("trajectory", "final", "weight_decay",
+                                                            "pretrain_trajectory")}
                                   | {"history": run["fit"].history})
 
     records = run_sweep(CHAPTER, cfg.profile, specs, one, settings=settings, desc="Deep SVDD variants")
@@ -285,7 +333,10 @@ def svdd_variants(cfg, x_train: Tensor, x_test: Tensor, y_test: Tensor) -> dict[
     for r in records:
         trajectory = _numbers(r.info["trajectory"])
         out[r.spec["variant"]] = {"trajectory": trajectory, "initial": trajectory[0], "history": _numbers(r.info["history"]),
-                                  "final": _numbers([r.info["final"]])[0], "weight_decay": r.info["weight_decay"]}
+                                  "final": _numbers([r.info["final"]])[0], "weight_decay": r.info["weight_decay"],
+                                  # runs saved before the pretraining was probed have none (None)
+                                  "pretrain_trajectory": _numbers(r.info["pretrain_trajectory"])
+                                  if r.info.get("pretrain_trajectory") else None}
     return out
 
 
@@ -396,14 +447,21 @@ def describe_svdd(runs: dict[str, dict]) -> list[str]:
              f"network's normal test embeddings had a spread of {b['initial']['spread']:.3g} (with λ = "
              f"{b_small['weight_decay']:g}: {b_small['initial']['spread']:.3g})")
     at = first_epoch(b["trajectory"], "spread", 0.0)
+    pre = b.get("pretrain_trajectory")
+    if pre:  # the pretraining was probed too: epoch 0 is the freshly initialised network
+        k = first_epoch(pre, "spread", 0.0)
+        start += (f"; at initialisation its spread was {pre[0]['spread']:.2g}, and the pretraining made it "
+                  + (f"exactly constant from its epoch {k} of {int(pre[-1]['epoch'])}" if k is not None else
+                     f"{pre[-1]['spread']:.2g} after {int(pre[-1]['epoch'])} epochs"))
     if at == 0:
-        out.append(f"{start}: exactly constant already when one-class training started (AUROC "
-                   f"{b['initial']['auroc']:.3f}), so in this run the collapse happened during the pretraining.")
+        out.append(f"{start}: **constant from the start** of one-class training (AUROC "
+                   f"{b['initial']['auroc']:.3f}), so in this run the collapse happened during the pretraining, "
+                   "not during one-class training.")
     else:
         stays = at is not None and all(r["spread"] == 0 for r in b["trajectory"] if r["epoch"] >= at)
         when = (f"they never became exactly constant in the {epochs} epochs (end spread {b['final']['spread']:.3g}, "
                 f"AUROC {b['final']['auroc']:.3f})") if at is None else (
-                f"they became exactly constant in float32 (spread 0) at epoch {at} of {epochs} of one-class "
+                f"they **collapsed during one-class training**: exactly constant in float32 (spread 0) at epoch {at} of {epochs} of one-class "
                 f"training{' and stayed so' if stays else ''}, with AUROC {b['final']['auroc']:.3f} at the end")
         out.append(f"{start}, and with that residual variation a test AUROC of {b['initial']['auroc']:.3f} at the "
                    f"start; {when}.")
@@ -491,10 +549,17 @@ def svdd_view(table: pd.DataFrame):
 EXPLODE_COLUMNS = {"status": ("run", "status"), "epochs": ("run", "epochs"),
                    "mean ln|det J|": ("ln|det J|, last epoch", "mean"),
                    "std over inputs": ("ln|det J|, last epoch", "std"),
-                   "max |ln det J|": ("largest, any epoch", "|ln det J|"),
                    "max LU cond": ("largest, any epoch", "LU cond."),
-                   "test NLL (last epoch)": ("test NLL", "last"), "test NLL (best epoch)": ("test NLL", "best"),
-                   "best epoch": ("test NLL", "best epoch")}
+                   "test NLL (last epoch)": ("test NLL", "last epoch")}
+"""The columns of :func:`explode_view` (a page-wide selection of :func:`explode_table`'s)."""
+
+#: the paper's name of each ``coupling`` word (``"additive_lu"`` -> ``"USFlow"``)
+FLOW_NAMES = {coupling: name for name, coupling in PAPER_FLOWS.items()}
+
+
+def flow_name(coupling: str) -> str:
+    """The paper's name of a flow (``"USFlow"``, ``"NonUSFlow"``), the coupling word itself for any other."""
+    return FLOW_NAMES.get(coupling, coupling)
 
 
 def explode_table(runs: list[dict]) -> pd.DataFrame:
@@ -524,7 +589,7 @@ def describe_explode(table: pd.DataFrame) -> list[str]:
     for flow, runs in table.groupby("flow", sort=False):
         name = "USFlow" if runs["constant_det"].all() else "NonUSFlow"
         wrong, good = runs[runs["status"] != "ok"], runs[runs["status"] == "ok"]
-        line = f"{name}s ({flow}): {len(wrong)} of {len(runs)} runs went wrong"
+        line = f"{name}s: {len(wrong)} of {len(runs)} runs went wrong"
         if len(wrong):
             last = wrong["test NLL (last epoch)"]
             finite = last.map(math.isfinite)
@@ -541,10 +606,12 @@ def describe_explode(table: pd.DataFrame) -> list[str]:
         lines.append(line + ".")
     return lines
 
-def explode_view(table: pd.DataFrame, failure_chars: int = 60):
-    """§3's per-run table with two-level headers, indexed by flow and seed.  The ``failure`` column
-    is shown only when some run has a message (cut to ``failure_chars``; "–" for the others)."""
-    view = table.set_index(["flow", "seed"])[list(EXPLODE_COLUMNS)]
+def explode_view(table: pd.DataFrame, failure_chars: int = 40):
+    """Section 3's per-run table as the page shows it: indexed by the flow's paper name (USFlow, NonUSFlow) and
+    seed, six columns under two-level headers (:data:`EXPLODE_COLUMNS`: status, epochs, the last epoch's
+    ln|det J| mean and spread, the largest LU condition number, the last test NLL).  A ``failure`` column is
+    added only when some run has a message (cut to ``failure_chars``; "–" for the others)."""
+    view = table.assign(flow=table["flow"].map(flow_name)).set_index(["flow", "seed"])[list(EXPLODE_COLUMNS)]
     view.columns = pd.MultiIndex.from_tuples(EXPLODE_COLUMNS.values())
     failures = table["failure"].fillna("").astype(str)
     if (failures != "").any():
@@ -566,6 +633,7 @@ def sweep_view(table: pd.DataFrame):
                          ("ln|det J|, last epoch", "growth, last quarter"): table["growth_last_quarter"],
                          ("test NLL", "last epoch"): table["test_nll"]}, index=table.index)
     view.columns = pd.MultiIndex.from_tuples(view.columns)
+    view.index = view.index.set_levels(view.index.levels[0].map(flow_name), level=0)
     view = view.rename_axis(index=["flow", "σ"])  # a new index: the caller's table keeps its names
     fmt = {c: readable for c in view.columns if c[1] != "runs"}
     return view.style.format(fmt)
@@ -579,7 +647,8 @@ PAPER_MAX_LR = 1e-3
 image baselines at up to 1e-3 (App. E, FastFlow and U-Flow).  A run above it is our stress test, outside
 the paper's settings."""
 
-PARTS = {"explode": ("§3", "high-learning-rate runs"), "sigma_sweep": ("§4b", "prior-scale sweep")}
+PARTS = {"explode": ("section 3", "high-learning-rate runs"), "sigma_sweep": ("section 4b", "prior-scale sweep")}
+"""The chapter's own sections (not the paper's) whose flow runs :func:`failure_groups` counts."""
 
 
 def failure_groups(summary: dict) -> pd.DataFrame:
@@ -595,7 +664,7 @@ def failure_groups(summary: dict) -> pd.DataFrame:
         flow_col = "flow" if "flow" in runs else "coupling"
         for coupling, name in (("additive_lu", "USFlow"), ("affine_lu", "NonUSFlow")):
             status = runs.loc[runs[flow_col] == coupling, "status"]
-            rows.append({"part": f"{section} {what}", "flow": name, "lr": lrs[key],
+            rows.append({"part": f"{section}: {what}", "flow": name, "lr": lrs[key],
                          "paper's lr": lrs[key] <= PAPER_MAX_LR, "runs": len(status),
                          **{k: int((status == k).sum()) for k in ("ok", "failed", "diverged")}})
     return pd.DataFrame(rows)
@@ -632,9 +701,42 @@ def prior_view(rows: list[dict]):
     return view.style.format(fmt)
 
 
-def describe_full(summary: dict) -> str:
+def describe_bounded_decay(end: pd.Series | dict, small: pd.Series | dict, pretrain_epochs: int | None = None,
+                           pretraining: dict | None = None) -> str:
+    """One or two sentences on the bounded network under the strong decay (``end``: its row of a summary's
+    ``svdd`` table; ``small``: the same network's row with the small decay), telling apart a network that
+    was **constant from the start** of one-class training (spread 0 at its start: the collapse happened
+    before, in the autoencoder pretraining, which applies the same decay) from one that **collapsed during**
+    one-class training (spread > 0 at the start, 0 at the end) or never became constant.  ``pretraining``:
+    :func:`pretraining_collapse` for this variant (its spread at initialisation and the pretraining epoch at
+    which it became constant), when known."""
+    lam = end["weight decay"]
+    head = f"Under a strong decay (λ = {lam:g}) the bounded network with biases "
+    if end["spread start"] == 0:
+        text = (head + f"was **constant from the start** of one-class training: spread 0 and a loss of "
+                f"{end['loss start']:.2g} at its start, spread 0 at its end, AUROC {100 * end['AUROC end']:.1f} % "
+                f"(chance). It did not collapse during one-class training but before it, in the autoencoder "
+                f"pretraining{f' ({pretrain_epochs} epochs)' if pretrain_epochs else ''}, which applies the same "
+                f"decay")
+        if pretraining is not None:
+            when = (f"exactly constant in float32 after pretraining epoch {pretraining['constant_at']}"
+                    if pretraining["constant_at"] is not None else "not exactly constant within the pretraining")
+            text += (f". Rerun here with the run's seed and settings, its freshly initialised network already had a "
+                     f"spread of only {pretraining['init_spread']:.2g} (stacked sigmoid layers squeeze their "
+                     f"input's variation), and the decayed pretraining made it {when}; with the small decay "
+                     f"the same initial network left the pretraining with a spread of {small['spread start']:.3g}")
+        return text + "."
+    if end["spread end"] == 0:
+        return (head + f"**collapsed during one-class training**: spread {end['spread start']:.2g} at its start, "
+                f"exactly 0 at its end, AUROC {100 * end['AUROC end']:.1f} %.")
+    return (head + f"did not become constant: spread {end['spread start']:.2g} at the start of one-class "
+            f"training and {end['spread end']:.2g} at its end, AUROC {100 * end['AUROC end']:.1f} %.")
+
+
+def describe_full(summary: dict, pretraining: dict | None = None) -> str:
     """The chapter's findings from a saved summary (``summary``: its ``data``) as a Markdown list: Deep
-    SVDD's collapse, the USFlow of §1, Proposition 1, the failed and diverged flow runs counted separately
+    SVDD's collapse (:func:`describe_bounded_decay`, with ``pretraining`` from :func:`pretraining_collapse`
+    when given), the USFlow of section 1 (stated against a fit of its base), Proposition 1, the failed and diverged flow runs counted separately
     at the paper's learning rates and in our high-learning-rate stress test (with the diverged USFlows'
     LU condition numbers and spread of ln|det J|), and the log-det prior."""
     s = summary["settings"]
@@ -643,19 +745,22 @@ def describe_full(summary: dict) -> str:
     def fold(name: str) -> str:
         return _fold(svdd.loc[name, "spread end"] / svdd.loc[name, "spread start"])
 
-    bd = svdd.loc[BOUNDED_DECAY]
+    bd, b_small = svdd.loc[BOUNDED_DECAY], svdd.loc[BOUNDED]
     out = [f"**Hypersphere collapse (§4.2).** With the usual tiny decay (λ = {svdd.loc[BIASED, 'weight decay']:g}) "
-           f"the encoders that can represent ω ≡ c shrank the spread of their normal test embeddings "
-           f"{fold(BIASED)} (with bias) and {fold(BOUNDED)} (sigmoid with bias), Ruff's recipe only {fold(RUFF)}. "
-           f"Under a strong decay (λ = {bd['weight decay']:g}) the bounded network with biases ended exactly "
-           f"constant (spread {bd['spread end']:.2g}, AUROC {100 * bd['AUROC end']:.1f} %), while Ruff's bias-free "
-           f"encoder kept a spread of {svdd.loc[RUFF_DECAY, 'spread end']:.2f} and an AUROC of "
-           f"{100 * svdd.loc[RUFF_DECAY, 'AUROC end']:.1f} %."]
+           f"the encoders that can represent ω ≡ c shrank the spread of their normal test embeddings during one-class "
+           f"training {fold(BIASED)} (with bias) and {fold(BOUNDED)} (sigmoid with bias), Ruff's recipe only "
+           f"{fold(RUFF)}. " + describe_bounded_decay(bd, b_small, s.get("pretrain_epochs"), pretraining)
+           + f" Ruff's bias-free encoder under the same strong decay kept a spread of "
+           f"{svdd.loc[RUFF_DECAY, 'spread end']:.2f} and an AUROC of {100 * svdd.loc[RUFF_DECAY, 'AUROC end']:.1f} %."]
     u = summary["usf_section1"]
-    out.append(f"**A USFlow does not collapse** (d = {s['dim']}, lr {s['flow_lr']:g}, {s['flow_epochs']} epochs): its "
-               f"latent standard deviation is {u['latent spread']:.2f} against the base's {u['base std']:.3f}, "
-               f"wider rather than narrower, E‖φ(x) − c‖² = {u['E||phi(x)-c||^2']:.1f} on normal test points "
-               f"against d/2 = {u['d/2']:g}, and its latent norm separates the anomalies with an AUROC of "
+    std_x, sq_x = u["latent spread"] / u["base std"], u["E||phi(x)-c||^2"] / u["d/2"]
+    out.append(f"**A USFlow cannot collapse, and this one fits its base poorly** (d = {s['dim']}, lr {s['flow_lr']:g}, "
+               f"{s['flow_epochs']} epochs). Shrinking the latents would make −ln ψ_det grow without bound (Eq. 5), and "
+               f"they did not shrink: their standard deviation is {u['latent spread']:.2f}. But a good fit of the base "
+               f"𝒩(c, ½ I) would give {u['base std']:.3f} and E‖φ(x) − c‖² = d/2 = {u['d/2']:g}; ours are "
+               f"{std_x:.2f}× and {sq_x:.1f}× those (E‖φ(x) − c‖² = {u['E||phi(x)-c||^2']:.1f} on the normal test "
+               f"points), so the latents are far wider than the base: the absence of collapse here is not a sign of a "
+               f"good density fit. Its latent norm still separates the anomalies with an AUROC of "
                f"{100 * u['AUROC (latent norm)']:.2f} %.")
     per_d = pd.DataFrame(summary["prop1_per_d"])
     fin = per_d[per_d["finite_variance"]]
@@ -677,14 +782,15 @@ def describe_full(summary: dict) -> str:
                          + " went wrong" for part, g in rows.groupby("part", sort=False))
 
     usf_paper = paper[paper["flow"] == "USFlow"]
-    rates = {"Deep SVDD (§1)": s["svdd_lr"], "USFlow (§1)": s["flow_lr"], "§3": s["explode_lr"], "§4b": s["sweep_lr"]}
+    rates = {"Deep SVDD (section 1)": s["svdd_lr"], "USFlow (section 1)": s["flow_lr"], "section 3": s["explode_lr"],
+             "section 4b": s["sweep_lr"]}
     text = (f"**Exploding determinants and App. D.** App. D reports failed NonUSFlow runs and *\"no such instabilities "
-            f"when working with the USFlows architecture\"*. Learning rates of this run: "
+            f"when working with the USFlows architecture\"*. Learning rates of this run (sections of this chapter): "
             + ", ".join(f"{k} {v:g} ({'within' if v <= PAPER_MAX_LR else 'above'} the paper's)" for k, v in rates.items())
             + f". At learning rates within the paper's (at most {PAPER_MAX_LR:g}): "
             f"{counts(paper) if len(paper) else 'no flow runs of this summary'}.")
     if len(stress):
-        text += (f" Our own stress test, outside the paper's settings (§3: lr {s['explode_lr']:g}, "
+        text += (f" Our own stress test, outside the paper's settings (this chapter's section 3: lr {s['explode_lr']:g}, "
                  f"{s['explode_lr'] / PAPER_MAX_LR:g} times the paper's largest, no prior, d = {s['explode_dim']}, "
                  f"{s['explode_blocks']} blocks, {s['explode_runs']} seeds per flow): {counts(stress)}.")
     ex = pd.DataFrame(summary["explode"])

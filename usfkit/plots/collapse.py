@@ -32,12 +32,15 @@ def svdd_collapse_curves(runs: dict[str, dict]):
     """Deep SVDD variants over training: the training loss (``history``, the fit's per-epoch
     rows), the spread of the normal test embeddings and the test AUROC (epoch 0 = after pretraining
     and centring).  A spread of exactly 0 cannot be drawn on the log axis: those epochs get a
-    triangle on the axis' lower edge.  The legend sits under the panels.
+    triangle on the axis' lower edge.  A variant whose embeddings were already constant when one-class
+    training started is marked "(constant from the start)" in the legend.  The legend sits under the panels.
     ``runs``: name -> run, as :func:`usfkit.experiments.collapse.svdd_variants` gives."""
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.7))
     zeros = {}
     for name, run in runs.items():
         hist = run["history"]
+        if run["trajectory"] and run["trajectory"][0]["spread"] == 0:
+            name = f"{name} (constant from the start)"
         line, = axes[0].plot([h["epoch"] for h in hist], [h["train_loss"] for h in hist], label=name)
         ep, spread = _column(run["trajectory"], "spread")
         axes[1].plot(ep, np.where(spread > 0, spread, np.nan), color=line.get_color())
@@ -121,33 +124,37 @@ def prop1_figure(rows: list[dict], inversion: dict, max_points: int = 3000):
 
 def logdet_trajectories(runs: list[dict]):
     """Per-epoch mean ``ln|det J|``, its input spread (std), the largest ``|ln det J|``, the
-    test NLL and the largest LU condition number, one line per run, coloured by coupling; the
-    sixth panel holds the legend.  ``runs``: dicts with ``coupling``, ``seed``, ``status`` and
+    test NLL and the largest LU condition number, one line per run, coloured by flow (blue USFlow,
+    red NonUSFlow), dashed for a run that went wrong; the legend explaining colours and line styles
+    sits in the first panel.  ``runs``: dicts with ``coupling``, ``seed``, ``status`` and
     ``trajectory``."""
     keys = [("logdet_mean", r"mean $\ln|\det J|$", "linear"),
             ("logdet_std", r"std of $\ln|\det J(x)|$ over inputs", "symlog"),
             ("logdet_absmax", r"max $|\ln|\det J||$", "linear"),
             ("nll", "test NLL (nats)", "log"),
             ("lu_cond", "max LU condition number", "log")]
-    fig, grid = plt.subplots(3, 2, figsize=(9, 8.4))
+    fig, grid = plt.subplots(3, 2, figsize=(10, 9))
     axes = grid.ravel()[: len(keys)]
-    seen = set()
     for run in runs:
         color = COUPLING_COLORS.get(run["coupling"], "k")
-        label = FLOW_NAMES.get(run["coupling"], run["coupling"]) if run["coupling"] not in seen else None
-        seen.add(run["coupling"])
         ls = "-" if run["status"] == "ok" else "--"
         for ax, (key, _, _) in zip(axes, keys):
             ep, val = _column(run["trajectory"], key)
-            ax.plot(ep, val, color=color, ls=ls, lw=1.2, label=label)
+            ax.plot(ep, val, color=color, ls=ls, lw=1.2)
     for ax, (key, ylabel, scale) in zip(axes, keys):
-        ax.set(xlabel="epoch", ylabel=ylabel, yscale=scale)
+        ax.set_xlabel("epoch", fontsize=10)
+        ax.set_ylabel(ylabel, fontsize=10)
+        ax.set_yscale(scale)
         if scale == "symlog":
             ax.set_yscale("symlog", linthresh=1e-3)
-    handles, labels = axes[0].get_legend_handles_labels()
+        ax.tick_params(labelsize=9)
+    couplings = [c for c in COUPLING_COLORS if any(r["coupling"] == c for r in runs)]
+    handles = [plt.Line2D([], [], color=COUPLING_COLORS[c], lw=2, label=FLOW_NAMES.get(c, c)) for c in couplings]
+    handles += [plt.Line2D([], [], color="grey", ls="-", label="run ok"),
+                plt.Line2D([], [], color="grey", ls="--", label="run went wrong")]
+    axes[0].legend(handles=handles, fontsize=9, title="one line per seed", title_fontsize=9, loc="best")
     grid.ravel()[-1].axis("off")
-    grid.ravel()[-1].legend(handles, labels, loc="center", title="one line per seed\n(dashed: not ok)")
-    fig.suptitle("high learning rate, no log-det prior")
+    fig.suptitle("this chapter's section 3: high learning rate, no log-det prior", fontsize=12)
     fig.tight_layout()
     return fig
 
@@ -233,22 +240,27 @@ def sigma_sweep_plot(runs: list[dict]):
 def collapse_overview(svdd_rows: list[dict], groups):
     """Chapter 3 at a glance, from a saved summary.  Left: how far each Deep SVDD variant shrank the spread
     of its normal test embeddings (end / start, log scale; a variant already constant at the start has no
-    bar and is labelled so).  Right: the flow runs per part and flow (:func:`usfkit.experiments.collapse.
+    bar and is labelled "constant from the start", one that reached spread 0 during one-class training is
+    labelled "collapsed in one-class training").  Right: the flow runs per part and flow (:func:`usfkit.experiments.collapse.
     failure_groups`), stacked ok / failed / diverged, the learning rate in the label and the runs outside
     the paper's learning rates hatched."""
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10.5, 3.8), layout="constrained",
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained",
                                  gridspec_kw={"width_ratios": [1, 1.15]})
     names = [r["variant"] for r in svdd_rows]
     ratios = [r["spread end"] / r["spread start"] if r["spread start"] else np.nan for r in svdd_rows]
     y = np.arange(len(names))
     ax.barh(y, [v if np.isfinite(v) and v > 0 else 0 for v in ratios], color="tab:purple")
-    for i, v in enumerate(ratios):
-        ax.annotate("constant from the start" if not np.isfinite(v) else f"{v:.1e}", (1e-7, i), va="center",
-                    fontsize=7, xytext=(3, 0), textcoords="offset points")
-    ax.set_yticks(y, [f"{n}\n(λ = {r['weight decay']:g})" for n, r in zip(names, svdd_rows)], fontsize=7)
+    for i, (v, r) in enumerate(zip(ratios, svdd_rows)):
+        if np.isfinite(v):
+            text = f"{v:.1e}" + (" (collapsed in\none-class training)" if r["spread end"] == 0 else "")
+        else:
+            text = "no bar: constant from the start\n(collapsed in the pretraining)"
+        ax.annotate(text, (1e-7, i), va="center", fontsize=9, xytext=(3, 0), textcoords="offset points")
+    ax.set_yticks(y, [f"{n}\n(λ = {r['weight decay']:g})" for n, r in zip(names, svdd_rows)], fontsize=9)
     ax.invert_yaxis()
-    ax.set(xscale="log", xlim=(1e-7, 2), xlabel="spread end / start", title="Deep SVDD: embedding spread")
-    labels = [f"{r['part'].split()[0]} {r['flow']}\nlr {r['lr']:g}" for _, r in groups.iterrows()]
+    ax.set(xscale="log", xlim=(1e-7, 2), xlabel="spread end / start of one-class training")
+    ax.set_title("Deep SVDD: embedding spread", fontsize=11)
+    labels = [f"{r['part'].split(':')[0]}: {r['flow']}\nlr {r['lr']:g}" for _, r in groups.iterrows()]
     y = np.arange(len(groups))
     left = np.zeros(len(groups))
     for status, colour in (("ok", "tab:green"), ("failed", "black"), ("diverged", "tab:red")):
@@ -260,10 +272,11 @@ def collapse_overview(svdd_rows: list[dict], groups):
                 bar.set_edgecolor("white")
         left += values
     for i, (_, r) in enumerate(groups.iterrows()):
-        bx.annotate(f"{r['runs'] - r['ok']} of {r['runs']} wrong", (left[i], i), va="center", fontsize=7,
+        bx.annotate(f"{r['runs'] - r['ok']} of {r['runs']} wrong", (left[i], i), va="center", fontsize=9,
                     xytext=(3, 0), textcoords="offset points")
-    bx.set_yticks(y, labels, fontsize=7)
+    bx.set_yticks(y, labels, fontsize=9)
     bx.invert_yaxis()
-    bx.set(xlabel="runs", xlim=(0, left.max() * 1.4), title="flow runs (hatched: above the paper's learning rates)")
-    bx.legend(fontsize=7, loc="upper right")
+    bx.set(xlabel="runs", xlim=(0, left.max() * 1.5))
+    bx.set_title("flow runs per section of this chapter\n(hatched: above the paper's learning rates)", fontsize=11)
+    bx.legend(fontsize=9, loc="lower right")
     return fig
