@@ -259,6 +259,7 @@ def test_describe_full_alignment_ranges_and_failures():
     assert "0.980 to 0.990" in text and "from 0.870 (d = 2) to 0.540 (d = 128)" in text
     assert "best-aligned model at d = 2, 128" in text and "1 of 4 NonUSFlow trainings failed" in text
     assert "12 trainings, 1 failed (NonUSFlow d=128)" in text and "holds here at every dimension" in text
+    assert "1 of 4 NonUSFlow trainings failed. That is weak evidence either way" in text
     assert "hardly related" in text
     data = alignment_data()
     data["table"][2][alignment.RHO] = 0.5  # the USFlow at d = 2 now trails the NonUSFlow
@@ -276,6 +277,19 @@ def test_alignment_summary_one_panel_per_statistic_no_deep_svdd_on_the_estimate(
     fig = plots.alignment_summary(alignment_data()["table"])
     assert len(fig.axes) == 3
     assert {l.get_label() for l in fig.axes[2].lines if not l.get_label().startswith("_")} == {"NonUSFlow", "USFlow"}
+    # one legend for the figure, all three methods, readable; the third panel says why Deep SVDD is missing
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["Deep SVDD", "NonUSFlow", "USFlow"]
+    assert fig.legends[0].get_texts()[0].get_fontsize() >= 10 and "no density" in fig.axes[2].get_title()
+
+
+def test_describe_failures_weighs_our_count_against_the_paper():
+    trials = [{"method": "NonUSFlow", "ok": True}] * 40 + [{"method": "USFlow", "ok": False}]
+    text = alignment.describe_failures(trials)
+    assert "0 of 40 NonUSFlow trainings failed" in text and "weak evidence either way" in text
+    assert f"probability {100 * (1 - 2 / 40) ** 40:.0f} %" in text and "no failure in 40" in text
+    two = alignment.describe_failures([{"method": "NonUSFlow", "ok": i >= 2} for i in range(40)])
+    assert "2 of 40" in two and "2 or fewer failures in 40" in two
 
 
 # ---------------------------------------------------------------- shared

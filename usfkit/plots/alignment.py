@@ -171,15 +171,17 @@ def alignment_summary(table, label: str = ""):
     """A saved alignment summary (its ``table`` rows) over the dimension, one panel per statistic: Spearman
     rho and Kendall tau between the true log-density and the negative latent norm (Figure 5's statistics),
     and Spearman rho between true and estimated log-density for the flows (Figure 6's).  One colour per
-    method; the dotted line at 1 is perfect alignment, what App. C says only the USF keeps."""
+    method, explained by a legend above the panels; the dotted line at 1 is perfect alignment, what App. C says
+    only the USF keeps.  The third panel has no Deep SVDD line (its title says so): Deep SVDD estimates no
+    density."""
     import pandas as pd
 
     from ..experiments.alignment import RHO_EST, TAU
 
     t = pd.DataFrame(table).replace({"nan": np.nan})
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), layout="constrained", sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 4), layout="constrained", sharey=True)
     stats = [(RHO, "Spearman ρ (ln p, −‖z − c‖)"), (TAU, "Kendall τ (ln p, −‖z − c‖)"),
-             (RHO_EST, "Spearman ρ (ln p, ln p̂)")]
+             (RHO_EST, "Spearman ρ (ln p, ln p̂)\nflows only: Deep SVDD has no density")]
     colours = {"Deep SVDD": "tab:green", "NonUSFlow": "tab:red", "USFlow": "tab:blue"}
     for ax, (col, title) in zip(axes, stats):
         wide = t.pivot(index="d", columns="method", values=col).astype(float)
@@ -190,9 +192,10 @@ def alignment_summary(table, label: str = ""):
         ax.axhline(0, color="grey", lw=0.6)
         ax.set_xscale("log", base=2)
         ax.set_xticks(wide.index, [str(d) for d in wide.index])
-        ax.set(xlabel="dimension d", title=title)
-    axes[0].set_ylabel("rank correlation")
-    axes[2].legend(*axes[0].get_legend_handles_labels(), fontsize=8, loc="lower left")  # the empty corner
+        ax.set_xlabel("dimension d", fontsize=10)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("rank correlation", fontsize=10)
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside upper center", ncol=3, fontsize=10)
     if label:
         fig.text(0.5, -0.02, label, ha="center", va="top", fontsize=8, color="0.35")
     return fig
