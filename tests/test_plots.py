@@ -323,10 +323,11 @@ def test_chapter_03_figures_fit_the_book_column():
             for e in range(11)]
     figs = [plots.logdet_trajectories(runs), plots.usf_no_collapse(traj, 0.7071, dim=8)]
     assert all(f.get_figwidth() <= 10 for f in figs)
-    # the trajectories' legend explains colours and line styles in the first panel
-    legend = figs[0].axes[0].get_legend()
-    assert legend is not None and [t.get_text() for t in legend.get_texts()] == \
-        ["USFlow", "NonUSFlow", "run ok", "run went wrong"]
-    assert "section 3" in figs[0].texts[0].get_text() if figs[0].texts else figs[0]._suptitle.get_text()
+    # the trajectories' legend explains colours and line styles above the panels, over none of them
+    assert all(ax.get_legend() is None for ax in figs[0].axes) and len(figs[0].legends) == 1
+    legend = figs[0].legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["USFlow", "NonUSFlow", "run ok", "run went wrong"]
+    assert not any(_inside(figs[0], legend, ax) for ax in figs[0].axes if ax.axison)
+    assert "section 3" in figs[0]._suptitle.get_text()
     ref = [ln for ln in figs[1].axes[0].get_lines() if "perfect fit" in ln.get_label()]
     assert len(ref) == 1 and np.allclose(ref[0].get_ydata(), 8 * 0.7071 ** 2)

@@ -450,9 +450,9 @@ def describe_svdd(runs: dict[str, dict]) -> list[str]:
     pre = b.get("pretrain_trajectory")
     if pre:  # the pretraining was probed too: epoch 0 is the freshly initialised network
         k = first_epoch(pre, "spread", 0.0)
-        start += (f"; at initialisation its spread was {pre[0]['spread']:.2g}, and the pretraining made it "
-                  + (f"exactly constant from its epoch {k} of {int(pre[-1]['epoch'])}" if k is not None else
-                     f"{pre[-1]['spread']:.2g} after {int(pre[-1]['epoch'])} epochs"))
+        start += (f"; at initialisation its spread was {pre[0]['spread']:.2g}, and the pretraining "
+                  + (f"made it exactly constant from its epoch {k} of {int(pre[-1]['epoch'])}" if k is not None else
+                     "never made it exactly constant"))
     if at == 0:
         out.append(f"{start}: **constant from the start** of one-class training (AUROC "
                    f"{b['initial']['auroc']:.3f}), so in this run the collapse happened during the pretraining, "

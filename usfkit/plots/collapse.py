@@ -126,7 +126,7 @@ def logdet_trajectories(runs: list[dict]):
     """Per-epoch mean ``ln|det J|``, its input spread (std), the largest ``|ln det J|``, the
     test NLL and the largest LU condition number, one line per run, coloured by flow (blue USFlow,
     red NonUSFlow), dashed for a run that went wrong; the legend explaining colours and line styles
-    sits in the first panel.  ``runs``: dicts with ``coupling``, ``seed``, ``status`` and
+    sits under the title, above the panels.  ``runs``: dicts with ``coupling``, ``seed``, ``status`` and
     ``trajectory``."""
     keys = [("logdet_mean", r"mean $\ln|\det J|$", "linear"),
             ("logdet_std", r"std of $\ln|\det J(x)|$ over inputs", "symlog"),
@@ -152,10 +152,10 @@ def logdet_trajectories(runs: list[dict]):
     handles = [plt.Line2D([], [], color=COUPLING_COLORS[c], lw=2, label=FLOW_NAMES.get(c, c)) for c in couplings]
     handles += [plt.Line2D([], [], color="grey", ls="-", label="run ok"),
                 plt.Line2D([], [], color="grey", ls="--", label="run went wrong")]
-    axes[0].legend(handles=handles, fontsize=9, title="one line per seed", title_fontsize=9, loc="best")
     grid.ravel()[-1].axis("off")
-    fig.suptitle("this chapter's section 3: high learning rate, no log-det prior", fontsize=12)
-    fig.tight_layout()
+    fig.suptitle("this chapter's section 3: high learning rate, no log-det prior (one line per seed)", fontsize=12)
+    fig.legend(handles=handles, fontsize=10, loc="upper center", ncol=len(handles), bbox_to_anchor=(0.5, 0.965))
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
 
 
@@ -278,5 +278,5 @@ def collapse_overview(svdd_rows: list[dict], groups):
     bx.invert_yaxis()
     bx.set(xlabel="runs", xlim=(0, left.max() * 1.5))
     bx.set_title("flow runs per section of this chapter\n(hatched: above the paper's learning rates)", fontsize=11)
-    bx.legend(fontsize=9, loc="lower right")
+    bx.legend(fontsize=9, loc="upper right")
     return fig
