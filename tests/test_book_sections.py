@@ -260,6 +260,9 @@ def test_describe_full_alignment_ranges_and_failures():
     assert "best-aligned model at d = 2, 128" in text and "1 of 4 NonUSFlow trainings failed" in text
     assert "12 trainings, 1 failed (NonUSFlow d=128)" in text and "holds here at every dimension" in text
     assert "1 of 4 NonUSFlow trainings failed. That is weak evidence either way" in text
+    assert "test points" not in text  # no test size recorded, none stated
+    assert "(each on the 1,000 test points of its dimension)" in alignment.describe_full(
+        {**alignment_data(), "settings": {"n_test": 1000}})
     assert "hardly related" in text
     data = alignment_data()
     data["table"][2][alignment.RHO] = 0.5  # the USFlow at d = 2 now trails the NonUSFlow

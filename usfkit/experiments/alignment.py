@@ -276,7 +276,10 @@ def describe_full(data: dict) -> str:
         f"{'follows the true density closely at every dimension' if by['USFlow'][RHO].min() > 0.9 else 'follows the true density'}"
         f", Spearman ρ "
         f"{_span(by['USFlow'][RHO])} and Kendall τ {_span(by['USFlow'][TAU])} over d = "
-        f"{', '.join(map(str, dims))}; it is the best-aligned model at d = {', '.join(map(str, usf_best)) or 'none'}. "
+        f"{', '.join(map(str, dims))}"
+        + (f" (each on the {data['settings']['n_test']:,} test points of its dimension)"
+           if "n_test" in data.get("settings", {}) else "")
+        + f"; it is the best-aligned model at d = {', '.join(map(str, usf_best)) or 'none'}. "
         f"The NonUSFlow's alignment {'falls' if non[RHO].is_monotonic_decreasing else 'changes'} with the "
         f"dimension, ρ from {non[RHO].iloc[0]:.3f} (d = {dims[0]}) to "
         f"{non[RHO].iloc[-1]:.3f} (d = {dims[-1]}), τ from {non[TAU].iloc[0]:.3f} to {non[TAU].iloc[-1]:.3f}. "

@@ -747,7 +747,8 @@ def describe_full(summary: dict, pretraining: dict | None = None) -> str:
 
     bd, b_small = svdd.loc[BOUNDED_DECAY], svdd.loc[BOUNDED]
     out = [f"**Hypersphere collapse (§4.2).** With the usual tiny decay (λ = {svdd.loc[BIASED, 'weight decay']:g}) "
-           f"the encoders that can represent ω ≡ c shrank the spread of their normal test embeddings during one-class "
+           f"the encoders that can represent ω ≡ c shrank the spread of their normal test embeddings"
+           + (f" ({s['n_test']:,} points)" if "n_test" in s else "") + " during one-class "
            f"training {fold(BIASED)} (with bias) and {fold(BOUNDED)} (sigmoid with bias), Ruff's recipe only "
            f"{fold(RUFF)}. " + describe_bounded_decay(bd, b_small, s.get("pretrain_epochs"), pretraining)
            + f" Ruff's bias-free encoder under the same strong decay kept a spread of "
@@ -758,8 +759,8 @@ def describe_full(summary: dict, pretraining: dict | None = None) -> str:
                f"{s['flow_epochs']} epochs). Shrinking the latents would make −ln ψ_det grow without bound (Eq. 5), and "
                f"they did not shrink: their standard deviation is {u['latent spread']:.2f}. But a good fit of the base "
                f"𝒩(c, ½ I) would give {u['base std']:.3f} and E‖φ(x) − c‖² = d/2 = {u['d/2']:g}; ours are "
-               f"{std_x:.2f}× and {sq_x:.1f}× those (E‖φ(x) − c‖² = {u['E||phi(x)-c||^2']:.1f} on the normal test "
-               f"points), so the latents are far wider than the base: the absence of collapse here is not a sign of a "
+               f"{std_x:.2f}× and {sq_x:.1f}× those (mean ‖φ(x) − c‖² = {u['E||phi(x)-c||^2']:.1f} on the "
+               + (f"{s['n_test']:,} " if "n_test" in s else "") + f"normal test points), so the latents are far wider than the base: the absence of collapse here is not a sign of a "
                f"good density fit. Its latent norm still separates the anomalies with an AUROC of "
                f"{100 * u['AUROC (latent norm)']:.2f} %.")
     per_d = pd.DataFrame(summary["prop1_per_d"])
