@@ -53,9 +53,13 @@ def test_figure3a_keeps_the_first_panels_order_in_every_panel():
     first = wide()
     second = wide()
     second["DOHSC"] = 0.99  # without the leak DOHSC would lead by mean
+    first["VAE-NonUSFlow"], second["VAE-NonUSFlow"] = 0.5, 0.99  # apart too (fewer datasets): in column order
+    first.loc[first.index[:2], "VAE-NonUSFlow"] = second.loc[second.index[:2], "VAE-NonUSFlow"] = np.nan
     fig = tab.figure3a({"one": first, "two": second})
     for ax in fig.axes:  # both panels: USFlow first (the first panel's means), DOHSC second
-        assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["USFlow", "DOHSC", "", "VAE-USFlow"]
+        assert [t.get_text().split("\n")[0] for t in ax.get_xticklabels()] == ["USFlow", "DOHSC", "", "VAE-USFlow",
+                                                                               "VAE-NonUSFlow"]
+        assert "n = 5 / 6 datasets, not ranked" in [t.get_text() for t in ax.texts]
 
 
 def test_vae_class_auroc_in_percent():

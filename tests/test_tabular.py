@@ -199,9 +199,11 @@ def test_protocol_comparison_changes_and_ranks():
     out = tabular.protocol_comparison(pd.DataFrame(rows))
     assert out["datasets"] == ["1_a", "2_b"]  # 3_c has no leak-free run: left out
     per = out["per_method"]
-    assert per.loc["USFlow", "adbench − adbench-noresample (pp)"] == pytest.approx(10.0)
-    assert per.loc["NonUSFlow", "adbench − adbench-noresample (pp)"] == pytest.approx(5.0)
-    assert per.loc["USFlow", "rank (adbench)"] == 1 and per["datasets"].tolist() == [2, 2]
+    assert per.loc["USFlow", "leak adds (pp)"] == pytest.approx(10.0)
+    assert per.loc["NonUSFlow", "leak adds (pp)"] == pytest.approx(5.0)
+    assert per.loc["USFlow", "rank, ADBench"] == 1 and per["datasets"].tolist() == [2, 2]
+    assert list(per.columns) == ["ADBench (%)", "no leak (%)", "leak adds (pp)", "rank, ADBench", "rank, no leak",
+                                 "datasets"]
     lead = out["usf_lead"].loc["USFlow − NonUSFlow"]
     assert lead["adbench-noresample"] == pytest.approx(7.5) and lead["adbench"] == pytest.approx(12.5)
     with pytest.raises(ValueError, match="both protocols"):
@@ -223,7 +225,7 @@ def test_protocol_comparison_leaves_a_method_on_fewer_datasets_unranked():
     out = tabular.protocol_comparison(pd.DataFrame(rows))
     per = out["per_method"]
     assert per.loc["VAE-USFlow", "datasets"] == 1 and per.loc["USFlow", "datasets"] == 2
-    assert pd.isna(per.loc["VAE-USFlow", "rank (adbench)"]) and per.loc["USFlow", "rank (adbench)"] == 1
+    assert pd.isna(per.loc["VAE-USFlow", "rank, ADBench"]) and per.loc["USFlow", "rank, no leak"] == 1
     assert out["usf_lead"]["datasets"].tolist() == [2, 1]
 
 
@@ -246,7 +248,8 @@ def test_leak_table_counts_copied_test_normals(shared_data):
     table = tabular.leak_table(["15_Hepatitis", "29_Pima"])
     assert table.loc["15_Hepatitis", "copied (%)"] == pytest.approx(100.0)  # every test normal has a copy
     assert 50 < table.loc["29_Pima", "copied (%)"] < 100
-    assert (table["copied without resampling"] == 0).all()
+    assert (table["copied, no resampling"] == 0).all()
+    assert list(table.columns) == ["rows", "test normals", "copied", "copied (%)", "copied, no resampling"]
 
 
 def test_command_line_passes_every_setting_to_the_sweep(shared_data, monkeypatch):

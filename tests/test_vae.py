@@ -335,7 +335,7 @@ def test_class_table_and_weights_text():
                                      failed={("a", "VAE-NonUSFlow", 0), ("a", "VAE-NonUSFlow", 1)}))
     table = ve.class_table(summary)
     assert list(table.index) == ["b", "a"]  # the summary's order
-    assert table.loc["b", ("AUC-ROC (%)", "VAE-USFlow")] == "85.00 ± 7.07"
+    assert table.loc["b", ("AUC-ROC (%)", "VAE-USFlow")] == "85.0 ± 7.1"
     assert table.loc["a", ("AUC-ROC (%)", "VAE-NonUSFlow")] == "no valid run"
     assert table.loc["a", ("valid runs", "VAE-NonUSFlow")] == "0/2"
     assert ve.weights_text(pd.DataFrame({"pretrained_loaded": [True, True]})).startswith("All 2 image runs loaded")

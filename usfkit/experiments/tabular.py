@@ -587,19 +587,22 @@ def per_dataset_table(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
 
 
 def leak_table(datasets: list[str], seed: int = 1) -> pd.DataFrame:
-    """Per dataset, under ADBench's generator (``protocol="adbench"``): how many test normals have a
-    copy of their row among the training normals (resampling small sets with replacement puts
-    copies of one row on both sides of the split), next to the leak-free protocol's count (0)."""
+    """Per dataset, under ADBench's generator (``protocol="adbench"``): the rows in its file, the test normals,
+    how many of them have a copy of their row among the training normals (``copied``, also in %: resampling
+    small sets with replacement puts copies of one row on both sides of the split), next to the leak-free
+    protocol's count (``copied, no resampling``: 0)."""
     rows = []
     for name in datasets:
         leaky, clean = (adbench.split(name, seed=seed, protocol=p) for p in adbench.PROTOCOLS)
         normals = int((leaky.y_test == 0).sum())
-        rows.append({"dataset": name, "rows in file": len(adbench.load(name)[1]),
-                     "test normals (ADBench's protocol)": normals,
-                     "copied into training": leaky.leaked_test_normals,
-                     "copied (%)": 100 * leaky.leaked_test_normals / normals,
-                     "copied without resampling": clean.leaked_test_normals})
+        rows.append({"dataset": name, "rows": len(adbench.load(name)[1]), "test normals": normals,
+                     "copied": leaky.leaked_test_normals, "copied (%)": 100 * leaky.leaked_test_normals / normals,
+                     "copied, no resampling": clean.leaked_test_normals})
     return pd.DataFrame(rows).set_index("dataset")
+
+
+#: Short names of the two data protocols for narrow tables.
+PROTOCOL_LABELS = {"adbench": "ADBench", "adbench-noresample": "no leak"}
 
 
 def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -608,8 +611,8 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     protocol would otherwise compare a three-seed mean with a one-seed one):
 
     * ``per_dataset``: mean AUC-ROC (%) over seeds per dataset, method and protocol;
-    * ``per_method``: the mean over those datasets per protocol, the change (column
-      ``"adbench − adbench-noresample (pp)"``), each method's rank among the methods with a value on every one of
+    * ``per_method``: the mean over those datasets per protocol (columns ``"ADBench (%)"``, ``"no leak (%)"``:
+      :data:`PROTOCOL_LABELS`), the change (``"leak adds (pp)"``), each method's rank among the methods with a value on every one of
       those datasets (none for a method on fewer, e.g. the VAEs under :func:`vae_scored`) and its ``datasets``;
     * ``usf_lead``: USFlow's and VAE-USFlow's mean lead (pp) over their non-USF counterparts per protocol, and the
       ``datasets`` it is a mean over;
@@ -626,19 +629,21 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
     common_m = [m for m in METHODS if m in tables[both[0]].columns and m in tables[both[1]].columns]
     tables = {p: t.loc[common_d, common_m] for p, t in tables.items()}
     per_dataset = pd.concat(tables, axis=1, names=["protocol", "method"])
-    means = pd.DataFrame({p: t.mean() for p, t in tables.items()})
-    means[f"{both[0]} − {both[1]} (pp)"] = means[both[0]] - means[both[1]]
+    means = pd.DataFrame({f"{PROTOCOL_LABELS.get(p, p)} (%)": t.mean() for p, t in tables.items()})
+    a, b = means.columns
+    means["leak adds (pp)" if both == list(adbench.PROTOCOLS) else f"{a} − {b} (pp)"] = means[a] - means[b]
     n = pd.concat([t.count() for t in tables.values()], axis=1).min(axis=1)  # datasets with both protocols' value
     full = n == len(common_d)
-    for p in both:  # ranked among the methods on every dataset; one on fewer (the VAEs, see vae_scored) is not
-        means[f"rank ({p})"] = means.loc[full, p].rank(ascending=False).astype("Int64").reindex(means.index)
+    for p, col in zip(both, (a, b)):  # ranked among the methods on every dataset; one on fewer (the VAEs) is not
+        means[f"rank, {PROTOCOL_LABELS.get(p, p)}"] = means.loc[full, col].rank(ascending=False).astype(
+            "Int64").reindex(means.index)
     means["datasets"] = n
     pairs = {"USFlow": "NonUSFlow", "VAE-USFlow": "VAE-NonUSFlow"}
     lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in pairs.items()
                              if a in t.columns and b in t.columns} for p, t in tables.items()})
     lead["datasets"] = [int(min((t[a] - t[b]).count() for t in tables.values()))
                         for a, b in (k.split(" − ") for k in lead.index)]
-    return {"per_dataset": per_dataset, "per_method": means.sort_values(both[0], ascending=False),
+    return {"per_dataset": per_dataset, "per_method": means.sort_values(a, ascending=False),
             "usf_lead": lead, "datasets": list(common_d), "seeds": sorted(runs["seed"].unique()),
             "seed_spread": pd.concat({p: seed_spread(runs[(runs["protocol"] == p) & runs["dataset"].isin(common_d)])
                                       for p in both}, axis=1)}
@@ -921,7 +926,9 @@ def rescoring_text(records: list[RunRecord], views: dict[str, pd.DataFrame] | No
                  "where every one of their runs has the score: " + ", ".join(
                      f"{runs['dataset'].nunique() - len(unscored_datasets(runs, score))} of the "
                      f"{runs['dataset'].nunique()} datasets {'under ' if label == ADBENCH_VIEW else ''}{label}"
-                     for label, runs in views.items()) + "; every VAE number on this page rests on them.")
+                     for label, runs in views.items()) + " (Figures 3a and 3b, the sentences above and the detail tables); the "
+                 "table below pairs runs instead: every VAE-USFlow run and its VAE-NonUSFlow twin that both have all "
+                 "four scores.")
     return text
 
 

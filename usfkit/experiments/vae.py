@@ -418,10 +418,10 @@ def coverage_text(records: list, missing: int) -> str:
 
 
 def class_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summarize` as a reader's table: classes x priors, ``mean ± std`` of the AUC-ROC in % and the valid runs
-    (``valid/runs``)."""
+    """:func:`summarize` as a reader's table: classes x priors, ``mean ± std`` of the AUC-ROC in % (1 decimal) and the
+    valid runs (``valid/runs``)."""
     cells = summary.assign(
-        **{"AUC-ROC (%)": [f"{100 * m:.2f} ± {100 * s:.2f}" if v > 1 else f"{100 * m:.2f}" if v else "no valid run"
+        **{"AUC-ROC (%)": [f"{100 * m:.1f} ± {100 * s:.1f}" if v > 1 else f"{100 * m:.1f}" if v else "no valid run"
                            for m, s, v in zip(summary["mean"], summary["std"], summary["valid"])],
            "valid runs": [f"{v}/{n}" for v, n in zip(summary["valid"], summary["runs"])]})
     table = cells.pivot(index="class", columns="method", values=["AUC-ROC (%)", "valid runs"])

@@ -32,9 +32,10 @@ def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict 
     by = long.groupby("method")["AUC-ROC (%)"]
     stats = by.agg(["mean", "count"]).assign(std=by.std(ddof=STD_DDOF)).sort_values("mean", ascending=False)
     fewer = stats["count"] < stats["count"].max()  # hatched: a box over fewer datasets than the others
-    ranked = [m for m in (order or stats.index) if m in stats.index and not (apart and fewer[m])]
-    ranked += [m for m in stats.index if m not in ranked and not (apart and fewer[m])]
-    unranked = [m for m in stats.index if apart and fewer[m]]
+    seq = [m for m in (order or []) if m in stats.index]
+    seq += [m for m in stats.index if m not in seq]  # the order given, then the rest by mean
+    ranked = [m for m in seq if not (apart and fewer[m])]
+    unranked = [m for m in seq if apart and fewer[m]]
     slots = ranked + ([" "] if unranked else []) + unranked  # " ": an empty slot before the unranked boxes
     ax = ax or plt.subplots(figsize=(1.25 * len(slots) + 1.5, 4.2))[1]
     common = dict(data=long, x="method", y="AUC-ROC (%)", order=slots, ax=ax)
@@ -75,10 +76,12 @@ def figure3a(tables: dict[str, pd.DataFrame], paper: dict | None = None, title: 
     """Figure 3a once per table, stacked (``{label: wide}``, e.g. one per data protocol): each panel is
     :func:`benchmark_boxplot` with ``paper``'s numbers beside their methods and the label as its title.  Every
     panel uses one order, the first table's by mean over the methods with every dataset, so that a method keeps
-    its place across panels; a method with fewer datasets is drawn apart, unranked (``apart=True``)."""
+    its place across panels; a method with fewer datasets is drawn apart, unranked (``apart=True``), in the first
+    table's column order."""
     first = next(iter(tables.values())) * 100
     counts = first.count()
     order = list(first.loc[:, counts == counts.max()].mean().sort_values(ascending=False).index)
+    order += [m for m in first.columns if m not in order]  # the others (drawn apart) in the table's column order
     fig, axes = plt.subplots(len(tables), 1, figsize=(9.5, 4.6 * len(tables)), squeeze=False)
     for ax, (label, wide) in zip(axes.flat, tables.items()):
         benchmark_boxplot(wide, title=label, ax=ax, paper=paper, order=order, apart=True)
