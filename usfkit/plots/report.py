@@ -1,6 +1,10 @@
-"""Chapter 08's figure: every judged claim of the reproduction report as a row, its effect with a 95% interval,
-coloured by verdict (``usfkit.experiments.claims.report``'s table)."""
+"""Chapter 08's figure: every judged claim of the reproduction report as a row, coloured by verdict
+(``usfkit.experiments.claims.report``'s table): the effects in percentage points with their 95% intervals, the
+paper's 47-set mean against the range our runs allow, and the claims without a common unit as the share of their
+statements that are met."""
 from __future__ import annotations
+
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +16,8 @@ from ..experiments import claims as c
 #: One colour per verdict, "not reproduced" by direction.
 VERDICT_COLOURS = {c.REPRODUCED: "#2ca02c", c.PARTLY: "#e6a700", c.CONTRADICTED: "#d62728",
                    c.NOT_SUPPORTED: "#ff9896", c.USF_FAVOUR: "#9467bd"}
-LABEL_CHARS = 44  # a row label longer than this is cut
+LABEL_WIDTH = 46  # a row label longer than this wraps onto a second line (never cut)
+XLIM_PP = 8.0  # the effect axis spans ±this many pp; an effect or interval beyond it ends in an arrow at the edge
 
 
 def verdict_colour(verdict: str, direction: str = "") -> str:
@@ -20,9 +25,9 @@ def verdict_colour(verdict: str, direction: str = "") -> str:
 
 
 def _label(row: pd.Series) -> str:
-    text = str(row["label"])
-    text = text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "…"
-    return f"{text} (ours − paper)" if row["unit"] == c.FROM_PAPER else text
+    """The row's label, wrapped (not cut); a verdict that follows a rank or a point value says so."""
+    text = str(row["label"]) + (f" ({row['by']})" if row.get("by") and row["unit"] == c.PP else "")
+    return textwrap.fill(text, LABEL_WIDTH)
 
 
 def _rows(table: pd.DataFrame, units: tuple[str, ...]) -> pd.DataFrame:
@@ -33,29 +38,47 @@ def _rows(table: pd.DataFrame, units: tuple[str, ...]) -> pd.DataFrame:
 
 
 def _topic_bands(ax, rows: pd.DataFrame) -> None:
-    """A line between topics and the topic's name at the right edge of its rows."""
+    """A line between topics and the topic's name right of the axes, clear of the bars and markers."""
     for topic, idx in rows.groupby("topic", sort=False).indices.items():
-        ax.text(1.0, np.mean(idx), f" {topic}", transform=ax.get_yaxis_transform(), va="center", ha="left",
+        ax.text(1.03, np.mean(idx), topic, transform=ax.get_yaxis_transform(), va="center", ha="left",
                 fontsize=8, color="0.35")
         if idx.min() > 0:
             ax.axhline(idx.min() - 0.5, color="0.8", lw=0.8)
 
 
+def clipped(x: float, lo: float, hi: float, lim: float = XLIM_PP) -> tuple[float, float, float, bool]:
+    """An effect ``x`` with its interval ``lo``-``hi`` cut to ±``lim``, and whether anything was cut."""
+    cut = any(abs(v) > lim for v in (x, lo, hi) if v == v)
+    return (*(float(np.clip(v, -lim, lim)) if v == v else v for v in (x, lo, hi)), cut)
+
+
 def _interval(ax, x, lo, hi, y, colour, hollow=False):
-    err = None if lo != lo else [[max(x - lo, 0)], [max(hi - x, 0)]]
-    ax.errorbar(x, y, xerr=err, fmt="o", ms=5, color=colour, mfc="white" if hollow else colour, capsize=2, lw=1.2)
+    """One effect with its interval, cut at the axis edge; what is cut ends in an arrow and the value is written."""
+    xc, loc, hic, _ = clipped(x, lo, hi)
+    err = None if loc != loc else [[max(xc - loc, 0)], [max(hic - xc, 0)]]
+    ax.errorbar(xc, y, xerr=err, fmt="o", ms=5, color=colour, mfc="white" if hollow else colour, capsize=2, lw=1.2)
+    for end in (hic, loc):
+        if end == end and abs(end) >= XLIM_PP:
+            ax.plot(end, y, marker=">" if end > 0 else "<", color=colour, ms=6, clip_on=False)
+    if abs(x) > XLIM_PP:  # the effect itself is off the axis: its value beside the arrow
+        ax.annotate(f"{x:+.1f} pp", (xc, y), xytext=(-8 if xc > 0 else 8, 0), textcoords="offset points",
+                    ha="right" if xc > 0 else "left", va="center", fontsize=7, color=colour)
 
 
 def claims_figure(table: pd.DataFrame, width: float = 7.6):
-    """Every judged row of ``table`` (``claims.report``): top, the rows whose effect is in percentage points —
-    the effect in the direction the paper claims (> 0: as the paper says; for a stated value, ours minus the
-    paper's) with its 95% interval (bootstrap over datasets or classes, or the range our runs allow); the
-    leak-free judgement of a tabular row as a hollow marker just below.  Bottom, the rows without a common
-    unit (identities, counts, claims of several statements): the share of their statements that hold.
-    Colour: the verdict, "not reproduced" by direction."""
-    top, bottom = _rows(table, (c.PP, c.FROM_PAPER)), _rows(table, (c.HELD,))
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(width, 0.21 * (len(top) + len(bottom)) + 2.0),
-                                   gridspec_kw={"height_ratios": [len(top) + 2, len(bottom) + 2]})
+    """Every judged row of ``table`` (``claims.report``), coloured by verdict ("not reproduced" by direction):
+
+    * top, the rows whose effect is in percentage points: the effect in the direction the paper claims (> 0: as the
+      paper says; each row's label says when its verdict follows a rank or a point value, not the interval) with its
+      95% interval, on ±XLIM_PP pp (beyond: an arrow and the numbers); a tabular row's leak-free judgement is the
+      hollow marker just below;
+    * middle, the paper's 47-set mean (black diamond) against the range our runs allow for it, per protocol;
+    * bottom, the rows without a common unit (identities, counts, claims of several statements): the share of their
+      statements that are met."""
+    top, mid, bottom = (_rows(table, (u,)) for u in (c.PP, c.RANGE, c.HELD))
+    heights = [len(top) + 1.5, max(len(mid), 1) * 0.9 + 1.2, len(bottom) + 1.5]
+    fig, (ax1, axr, ax2) = plt.subplots(3, 1, figsize=(width, 0.27 * sum(heights) + 2.4),
+                                        gridspec_kw={"height_ratios": heights})
     alt = f"verdict {c.ALT}"
     for y, (_, row) in enumerate(top.iterrows()):
         _interval(ax1, row["effect"], row["low"], row["high"], y, verdict_colour(row["verdict"], row["direction"]))
@@ -63,10 +86,24 @@ def claims_figure(table: pd.DataFrame, width: float = 7.6):
             _interval(ax1, row[f"effect {c.ALT}"], row[f"low {c.ALT}"], row[f"high {c.ALT}"], y + 0.35,
                       verdict_colour(row[alt], row[f"direction {c.ALT}"]), hollow=True)
     ax1.axvline(0, color="0.3", lw=0.8)
+    ax1.set_xlim(-XLIM_PP, XLIM_PP)
     ax1.set_yticks(range(len(top)), [_label(r) for _, r in top.iterrows()])
     ax1.set_ylim(len(top) - 0.4, -0.8)
-    ax1.set_xlabel("effect in the claimed direction (pp), with its 95% interval")
+    ax1.set_xlabel(f"effect in the claimed direction (pp), 95% interval; beyond ±{XLIM_PP:g} pp: arrow", fontsize=9)
     _topic_bands(ax1, top)
+
+    for y, (_, row) in enumerate(mid.iterrows()):
+        for dy, suffix, hollow in ((0.0, "", False), (0.35, f" {c.ALT}", True)):
+            verdict = row.get(f"verdict{suffix}")
+            if not isinstance(verdict, str) or verdict == c.NOT_RUN:
+                continue
+            colour = verdict_colour(verdict, row[f"direction{suffix}"])
+            axr.plot([row[f"low{suffix}"], row[f"high{suffix}"]], [y + dy] * 2, color=colour, lw=5 if not hollow else 2,
+                     solid_capstyle="butt", alpha=0.8)
+        axr.plot(row["reference"], y + 0.17, marker="D", color="black", ms=6, ls="")
+    axr.set_yticks(range(len(mid)), [_label(r) for _, r in mid.iterrows()])
+    axr.set_ylim(max(len(mid), 1) - 0.3, -0.6)
+    axr.set_xlabel("47-set mean AUC-ROC (%): our range (thin: without the leak), the paper's ◆", fontsize=9)
 
     colours = [verdict_colour(v, d) for v, d in zip(bottom["verdict"], bottom["direction"])]
     ax2.barh(range(len(bottom)), bottom["effect"], color=colours, height=0.55)
@@ -74,9 +111,9 @@ def claims_figure(table: pd.DataFrame, width: float = 7.6):
     ax2.set_yticks(range(len(bottom)), [_label(r) for _, r in bottom.iterrows()])
     ax2.set_ylim(len(bottom) - 0.4, -0.8)
     ax2.set_xlim(0, 100)
-    ax2.set_xlabel("share of the claim's statements that hold (%)")
+    ax2.set_xlabel("share of the claim's statements that are met (%)", fontsize=9)
     _topic_bands(ax2, bottom)
-    for ax in (ax1, ax2):
+    for ax in (ax1, axr, ax2):
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", visible=False)
 
@@ -85,5 +122,6 @@ def claims_figure(table: pd.DataFrame, width: float = 7.6):
                + [(f"not reproduced: {d}", VERDICT_COLOURS[d]) for d in c.DIRECTIONS]]
     handles.append(Line2D([], [], marker="o", ls="", color="0.4", mfc="white", label=f"tabular, {c.ALT}"))
     fig.legend(handles=handles, loc="upper center", ncol=3, fontsize=8, bbox_to_anchor=(0.5, 1.0))
-    fig.tight_layout(rect=(0, 0, 0.9, 0.95))
+    fig.subplots_adjust(left=0.43, right=0.87, top=1 - 0.75 / fig.get_figheight(), bottom=0.5 / fig.get_figheight(),
+                        hspace=0.9 / np.mean(heights) * 2)
     return fig
