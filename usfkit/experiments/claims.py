@@ -1490,22 +1490,22 @@ _CELL_RULE = (f"each cell (mean over seeds) within the larger of the paper's and
               f">= {CELLS_REPRODUCED:.0%} of cells -> reproduced, >= {CELLS_PARTLY:.0%} -> partly; judged only with "
               f"ImageNet backbone weights; with fewer classes, the paper's average over the same classes")
 for _ds, _label in (("mvtec", "MVTec AD"), ("visa", "VisA")):
-    _paper = ", ".join(f"{m.split('_')[0]} {c}/{a} {v[0]} ± {v[1]}" for m in ("image_auroc", "pixel_auroc")
+    _paper = ", ".join(f"{m.split('_')[0]} {c} / {a} {v[0]} ± {v[1]}" for m in ("image_auroc", "pixel_auroc")
                        for (c, a), v in paper_numbers.TABLE1[(_ds, m)].items() if a == "fastflow")
     claim(f"Table 1: {_label}", "image", "§5.2.2, Table 1",
           "Mean AUC-ROC and stdev. (%) over three seeds; dataset values are class-averaged.",
-          f"class averages of FastFlow, CFlow and U-Flow (usfkit.image.paper_numbers.TABLE1), e.g. {_paper}",
+          f"class averages of FastFlow, CFlow and U-Flow, e.g. {_paper}",
           _CELL_RULE, "07_image_benchmarks")(
         _table_claim(_ds, ("image_auroc", "pixel_auroc"), per_class=False))
 for _n, _ds, _m in ((2, "mvtec", "image_auroc"), (3, "mvtec", "pixel_auroc"), (4, "visa", "image_auroc"),
                     (5, "visa", "pixel_auroc")):
     _classes = [c for c in paper_numbers.PER_CLASS[(_ds, _m)] if c != "Average"]
-    _paper = ", ".join(f"{c}/{a} {v[0]} ± {v[1]}" for (c, a), v in paper_numbers.PER_CLASS[(_ds, _m)][_classes[0]].items()
+    _paper = ", ".join(f"{c} / {a} {v[0]} ± {v[1]}" for (c, a), v in paper_numbers.PER_CLASS[(_ds, _m)][_classes[0]].items()
                        if a == "fastflow")
     claim(f"Table {_n}: {'MVTec AD' if _ds == 'mvtec' else 'VisA'} {_m.split('_')[0]}, per class", "image",
           f"App. F.1, Table {_n}", "The USF variants show improved average performance and stability.",
           f"{len(_classes)} classes × {len(paper_numbers.PER_CLASS[(_ds, _m)][_classes[0]])} models, mean ± std over 3 "
-          "seeds (usfkit.image.paper_numbers.PER_CLASS), "
+          "seeds, "
           f"e.g. {_classes[0]}, FastFlow: {_paper}", _CELL_RULE, "07_image_benchmarks")(
         _table_claim(_ds, (_m,), per_class=True))
 
@@ -2082,7 +2082,7 @@ TOPICS = {"theory": "Theory: §4 and App. B", "synthetic": "Synthetic data: Figu
 CLAIM_COLUMNS = ["verdict", "where", "the paper says", "paper", "ours"]  # the verdict first: seen without scrolling
 RULE_COLUMNS = ["rule", "why", "read from", "conditions (ours)"]
 #: The tabular rows: both protocols side by side, so the quote moves to the rules table (5 columns each).
-TABULAR_COLUMNS = ["verdict", "paper", "ours", "without the leak"]
+TABULAR_COLUMNS = ["verdict", "ours", "without the leak"]  # the row's label names the claim
 TABULAR_RULE_COLUMNS = ["rule", "why"]  # the rest, shared by every tabular row, is said once: tabular_common_text
 COLOURS = {REPRODUCED: "#d5efd5", PARTLY: "#fff0c2", NOT_REPRODUCED: "#f7d0d0", NOT_RUN: "#e6e6e6"}
 
