@@ -1885,7 +1885,8 @@ def quick_text(table: pd.DataFrame) -> str:
         return ""
     parts = [f"chapter {ch[:2]} ({len(keys)} rows)" if len(keys) > 2 else
              f"chapter {ch[:2]} (in {' and '.join(keys)})" for ch, keys in per.items()]
-    return (f"Read from the quick profile, because no full-profile results of it are committed: {'; '.join(parts)}. "
+    return (f"Read from the quick profile, where the full profile has committed nothing of what a row reads: "
+            f"{'; '.join(parts)}. "
             "Quick runs are smaller than the paper's, so what rests on them is indicative only, and no count at the "
             "paper's settings includes them.")
 
