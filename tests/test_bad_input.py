@@ -164,3 +164,45 @@ def test_training_on_non_finite_input_is_a_data_error_not_a_failed_run():
     x[[3, 50], 1] = float("nan")
     with pytest.raises(DataError, match=r"x_train: 2 non-finite values .*rows 3, 50"):
         train_flow(build_flow(4, "additive_lu", blocks=1, hidden=8, layers=1, seed=0), x, max_epochs=1, progress="none")
+
+
+def test_count_settings_below_their_least_value_are_refused_before_any_training():
+    from usfkit import profiles
+    from usfkit.experiments import tabular
+
+    for bad in (-1, 0, 2.5, True):
+        with pytest.raises(ValueError, match=r"epochs must be a whole number >= 1"):
+            profiles.of("05_tabular_benchmark", "quick", epochs=bad)
+    with pytest.raises(ValueError, match="seeds must be a whole number >= 1"):
+        profiles.of("05_tabular_benchmark", "quick", seeds=0)
+    assert profiles.of("05_tabular_benchmark", "quick", epochs=1, dohsc_pretrain_epochs=0).epochs == 1
+    for flag in ("--epochs", "--seeds", "--workers"):
+        with pytest.raises(SystemExit) as err:
+            tabular.main([flag, "-1"])
+        assert err.value.code == 2  # argparse's usage error, before any data is read
+
+
+def test_an_unwritable_results_folder_stops_a_sweep_before_its_first_run(tmp_path, monkeypatch):
+    from usfkit import results, sweep
+
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    (tmp_path / "quick" / "ch").mkdir(parents=True)
+    (tmp_path / "quick" / "ch" / "runs").write_text("a file where the runs folder should be")
+    calls = []
+    with pytest.raises(PermissionError, match=re.escape(str(tmp_path / "quick" / "ch" / "runs"))):
+        sweep.run_sweep("ch", "quick", [{"seed": 0}], lambda s: calls.append(s), settings={}, progress=False)
+    assert calls == []  # nothing trained
+    assert results.ensure_writable(tmp_path / "fine") == tmp_path / "fine"
+
+
+def test_usf_reproduce_refuses_an_unwritable_results_folder_before_running_a_chapter(tmp_path, monkeypatch, capsys):
+    from usfkit import reproduce
+
+    blocked = tmp_path / "results"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("USFKIT_RESULTS", str(blocked))
+    ran = []
+    monkeypatch.setattr(reproduce, "run_chapter", lambda *a, **k: ran.append(a))
+    with pytest.raises(SystemExit) as err:
+        reproduce.main(["1", "--out", str(tmp_path / "out")])
+    assert err.value.code == 2 and ran == [] and "cannot write results to" in capsys.readouterr().err

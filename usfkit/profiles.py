@@ -142,8 +142,22 @@ def of(chapter: str, profile: str, **overrides: Any) -> SimpleNamespace:
     unknown = set(overrides) - set(settings)
     if unknown:
         raise TypeError(f"{chapter} has no setting(s) {sorted(unknown)}; settings are {sorted(settings)}")
-    settings.update({k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for key, value in given.items():
+        least = _least(key)
+        if least is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ValueError(f"{chapter}: {key} must be a whole number >= {least}, got {value!r}"
+                             + (" (a training needs at least one epoch)" if least == 1 and "epochs" in key else ""))
+    settings.update(given)
     return SimpleNamespace(profile=profile, chapter=chapter, **settings)
+
+
+def _least(key: str) -> int | None:
+    """The smallest value a count setting may take (``None``: not a count): epoch budgets, seeds and runs at
+    least 1 (``epochs=-1`` would train without end, ``0`` record an untrained model), pretraining epochs 0."""
+    if key.endswith("epochs"):
+        return 0 if "pretrain" in key else 1
+    return 1 if key in ("seeds", "search_runs", "explode_runs", "sweep_runs", "image_seeds") else None
 
 
 def run_settings(cfg: SimpleNamespace, *selectors: str) -> dict[str, Any]:

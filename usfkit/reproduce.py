@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     if not chapters:
         parser.error(f"no chapter notebooks (NN_*.ipynb) in {root / 'chapters'}")
 
+    try:  # every chapter saves under results/<profile>/: fail before the first one trains, not at its save
+        results.ensure_writable(results.results_root() / args.profile)
+    except PermissionError as err:
+        parser.error(str(err))
     outcomes, started = [], time.time()
     bar = tqdm(chapters, desc=f"chapters ({args.profile})", unit="chapter", position=0)
     for src in bar:

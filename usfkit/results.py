@@ -51,6 +51,22 @@ def chapter_dir(chapter: str, profile: str) -> Path:
     return results_root() / profile / chapter
 
 
+def ensure_writable(folder: Path) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it, before any work whose results
+    would go there (a sweep, a chapter): an error that names the folder now rather than a trained run lost at
+    its save.  Writes and removes a probe file (permission bits alone do not tell, e.g. for root)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise PermissionError(f"cannot write results to {folder} ({type(err).__name__}: {err}); make it writable "
+                              "or point $USFKIT_RESULTS at a folder that is") from err
+    return folder
+
+
 def git_commit() -> str:
     """The commit the code ran at (``+dirty`` when the tree had changes), or ``unknown``."""
     root = Path(__file__).resolve().parent.parent

@@ -78,8 +78,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     ``run_fn`` must then be picklable (a module-level function or a ``functools.partial``
     of one), and each finished run is saved here, at once, as with one worker.
     """
-    folder = runs_dir(chapter, profile)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = results.ensure_writable(runs_dir(chapter, profile))  # before the first run, not at its save
     clash = {k for s in specs for k in s} & set(settings)
     if clash:
         raise ValueError(f"{sorted(clash)} appear both in the specs and in the settings: name each once")

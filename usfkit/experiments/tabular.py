@@ -1009,6 +1009,19 @@ def training_text(lengths: pd.DataFrame) -> str:
             + " rank the test set worse than chance.")
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number >= 1 (``--epochs -1`` would train without end, ``0`` not at all)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv=None) -> None:
     """``usf-tabular``: run (or resume) the sweep from a terminal (CPU: one worker process per core)::
 
@@ -1023,10 +1036,10 @@ def main(argv=None) -> None:
     p.add_argument("--datasets", nargs="+", help="ADBench names or numbers (default: the profile's)")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the profile's")
     p.add_argument("--seed", type=int, help="first seed (default: the profile's; full: 1)")
-    p.add_argument("--seeds", type=int, help="number of seeds from the first (default: the profile's)")
-    p.add_argument("--epochs", type=int, help="maximum epochs (default: the profile's)")
+    p.add_argument("--seeds", type=_positive, help="number of seeds from the first (default: the profile's)")
+    p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the profile's)")
     p.add_argument("--protocol", choices=adbench.PROTOCOLS, help="data protocol (default: the profile's)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=_positive, default=None,
                    help="runs trained at once, one process with one torch thread each (default: one per CPU core "
                         "without a GPU, 1 with one)")
     p.add_argument("--status", action="store_true",
