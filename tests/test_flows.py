@@ -315,3 +315,30 @@ def test_seeded_build_leaves_the_global_generator_alone(coupling):
     b = build_flow(4, coupling, blocks=2, hidden=8)
     for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.equal(p, q), name
+
+
+def test_the_log_normal_prior_is_normal_log_prob_bit_for_bit_without_a_host_sync():
+    """App. B.2's prior, computed every training step: the same bits as torch's Normal.log_prob, and no
+    ``.item()``-style synchronisation (a stall per call on a GPU)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from usfkit import flows
+
+    class Syncs(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Syncs.n += func is torch.ops.aten._local_scalar_dense.default
+            return func(*args, **(kwargs or {}))
+
+    g = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.float64):
+        x = torch.randn(7, 5, generator=g, dtype=dtype) * 3
+        for sigma0 in (0.01, 0.37, 1.0, 10.0):
+            with Syncs():
+                ours = flows.log_normal_prior(x, sigma0)
+            assert torch.equal(ours, torch.distributions.Normal(0.0, sigma0).log_prob(x).sum())
+    assert Syncs.n == 0
+    with Syncs():  # what it replaced does synchronise: the counter can see it
+        torch.distributions.Normal(0.0, 0.5).log_prob(x)
+    assert Syncs.n > 0
