@@ -441,7 +441,7 @@ def test_figure11_rows_say_their_setup_is_a_substitute():
     f = check("Figure 11: VAE-USFlow above")
     assert "ResNet-18 embeddings of MVTec AD, not the paper's Wide-ResNet-50-2 image model (0 full runs" in f.setup
     assert f.effect.what == "median per-class difference"
-    assert check("Figure 11: VAE-USFlow is more stable").effect.what == "median per-class std difference"
+    assert check("Figure 11: VAE-USFlow is more stable").effect.what == "median per-class std reduction (NonUSF − USF)"
 
 
 def test_figure11_not_reproduced():
@@ -598,7 +598,8 @@ def test_exploding_determinants_judge_the_papers_learning_rates_and_list_the_str
     paths[-1].unlink()  # one run still missing: the quick summary decides
     quick = check("§4.2: exploding")
     assert quick.verdict == claims.REPRODUCED and quick.basis.startswith("quick")
-    assert quick.ours == ("at the paper's learning rate (lr 0.001): USF 0 failed and 0 diverged of 2, NonUSF 0 failed "
+    assert quick.ours == ("at the paper's learning rates (lr 0.001; the paper trains its flows at 1e-4 (§5.1) and its "
+                          "image baselines at up to 1e-3 (App. E)): USF 0 failed and 0 diverged of 2, NonUSF 0 failed "
                           "and 1 diverged of 2; apart, our stress test (d = 8, lr 0.07, 3 epochs, above the paper's, "
                           "not judged): USF 0 failed and 0 diverged of 2, NonUSF 0 failed and 1 diverged of 2")
     paths = write_full_explode_runs(usf_diverged=1)  # complete: the stress test from the full records
@@ -765,7 +766,7 @@ def test_quick_results_and_devices_are_said_once_for_the_page():
 def test_effect_text_says_which_statistic_and_the_range_rule_shows_the_papers_value():
     row = {"unit": claims.PP, "effect": -2.52, "low": -10.24, "high": 1.08, "p": np.nan, "n": 43, "n of": "datasets",
            "effect is": "OneFlow's median − USFlow's", "by": "point rule"}
-    assert claims.effect_text(row) == ("OneFlow's median − USFlow's -2.52 pp [-10.24, +1.08] (point rule), "
+    assert claims.effect_text(row) == ("OneFlow's median − USFlow's -2.52 pp [-10.24, +1.08] (point rule; the interval includes 0), "
                                        "n = 43 datasets")
     row = {"unit": claims.RANGE, "effect": 89.31, "low": 84.97, "high": 91.21, "reference": 85.61, "n": 43,
            "n of": "datasets"}
@@ -816,3 +817,28 @@ def test_tabular_table_shows_both_protocols_side_by_side_with_directions():
     assert view.data.loc["a", "verdict"] == "not reproduced (differs in USF's favour)"
     assert view.data.loc["a", claims.ALT] == "reproduced, median 90.1"
     assert len(claims.TABULAR_COLUMNS) <= 5 and len(claims.TABULAR_RULE_COLUMNS) <= 3
+
+
+def test_the_aggregate_headline_says_when_the_verdict_rests_on_the_widening():
+    """85.61 outside the range under ADBench's protocol before widening: the headline must say so, not only
+    'reproduced'."""
+    def finding(low, high, wide_low, wide_high):
+        detail = pd.DataFrame({"x": [0]})
+        detail.attrs = {"low": low, "high": high, "wide low": wide_low, "wide high": wide_high, "seed sd": 0.5,
+                        "datasets": 43, "missing": 4}
+        return claims.Finding(claims.REPRODUCED, ours="x", detail=detail)
+
+    f = finding(85.96, 90.22, 84.97, 91.21)
+    f.alt = finding(83.18, 87.44, 82.47, 88.14)
+    row = pd.Series({"verdict": claims.REPRODUCED, "direction": None})
+    text = claims._aggregate_headline(row, f)
+    assert "85.96–90.22 %" in text and "84.97–91.21" in text and "83.18–87.44 %" in text
+    assert "within the range before widening only without the leak" in text
+    assert claims._aggregate_headline(None, f) == ""
+
+
+def test_a_rank_rule_row_says_when_its_interval_includes_zero():
+    row = {"unit": claims.PP, "effect": 0.48, "low": -2.44, "high": 1.35, "p": float("nan"), "n": 43,
+           "n of": "datasets", "effect is": "margin", "by": "rank rule"}
+    assert "(rank rule; the interval includes 0)" in claims.effect_text(row)
+    assert "(rank rule)" in claims.effect_text({**row, "low": 0.1}) and "includes" not in claims.effect_text({**row, "low": 0.1})

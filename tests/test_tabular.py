@@ -545,7 +545,7 @@ def test_vae_scores_and_rescoring_text_count_the_runs_and_their_reruns():
     assert scores["balanced"].isna().tolist() == [False, False, False, True]
     text = tabular.rescoring_text(records)
     assert "3 of the 4 valid VAE runs committed have the balanced score so far (1 recorded it when they ran, 2 got " \
-           "it from a rerun); the other 1 are being rerun in the background" in text
+           "it from a rerun); the other 1 lack it: the first runs recorded only the ELBO" in text
     assert "Of the 2 reruns so far, 1 reproduced the first run's ELBO AUC-ROC (to 1e-6) and 1 did not" in text
     assert "of those 1, 0 first ran on another machine, 0 on this one with a compiled loss" in text  # no provenance
     assert "rerun's model" in text

@@ -906,9 +906,10 @@ def rescoring_text(records: list[RunRecord], views: dict[str, pd.DataFrame] | No
     done, same = len(causes), int(causes["reproduced"].sum())
     text = (f"{have} of the {len(vae)} valid VAE runs committed have the {score} score so far ({have - done} recorded "
             f"it when they ran, {done} got it from a rerun); "
-            + (f"the other {pending} are being rerun in the background, one at a time, and the VAE numbers on this "
-               f"page grow with them (the first runs recorded only the ELBO; a saved model's scores were not kept, "
-               f"so each is trained again with its record's settings)." if pending else "none waits for a rerun."))
+            + (f"the other {pending} lack it: the first runs recorded only the ELBO and a saved model's scores were "
+               f"not kept, so each must be trained again with its record's settings "
+               f"(`tabular.rerun_for_vae_parts`); until then the VAE comparisons rest on the datasets counted "
+               f"below." if pending else "none lacks it."))
     if done:
         miss = causes[~causes["reproduced"]]
         other = int((miss["machine"] == "another").sum())
