@@ -206,3 +206,17 @@ def test_usf_reproduce_refuses_an_unwritable_results_folder_before_running_a_cha
     with pytest.raises(SystemExit) as err:
         reproduce.main(["1", "--out", str(tmp_path / "out")])
     assert err.value.code == 2 and ran == [] and "cannot write results to" in capsys.readouterr().err
+
+
+def test_usf_tabular_answers_help_and_bad_arguments_without_importing_torch():
+    """The console script parses before it imports torch, Lightning and the experiments (issue: 5.8 s for --help)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom usfkit import cli\nfor argv in (['--help'], ['--epochs', '0']):\n"
+            "    try:\n        cli.tabular(argv)\n    except SystemExit as e:\n        print(argv[0], e.code)\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-3:] == ["--help 0", "--epochs 2", "torch not loaded"]
+    assert "must be at least 1, got 0" in out.stderr

@@ -12,6 +12,12 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+#: The tabular methods of §5.1 and ADBench's two data protocols, named here beside the settings that use them so
+#: that a command line lists them without importing torch (usfkit.experiments.tabular.METHODS and
+#: usfkit.data.adbench.PROTOCOLS are these).
+TABULAR_METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
+ADBENCH_PROTOCOLS = ("adbench", "adbench-noresample")
+
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "01_preliminaries": {
         "quick": dict(n_train=1000, n_test=1000, n_outliers=60, noise=0.08, epochs=200, blocks=4, hidden=64,

@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
 from . import data_dir
+from ..profiles import ADBENCH_PROTOCOLS
 from .checks import DataError, validate_xy
 
 FOLDER = "adbench_classical"
@@ -156,7 +157,7 @@ def load(name: str | int, root: Path | None = None, download: bool = True) -> tu
 #: ``"adbench"``: ADBench's generator exactly (the closest match to the paper, which used ADBench's
 #: datasets); ``"adbench-noresample"``: the same without resampling small datasets up to 1000 rows, which
 #: copies test normals into the training set (a leak; see :func:`adbench_rows`).
-PROTOCOLS = ("adbench", "adbench-noresample")
+PROTOCOLS = ADBENCH_PROTOCOLS
 
 
 #: ADBench's ``n_samples_threshold``: its generator resamples a dataset with fewer rows up to this many.

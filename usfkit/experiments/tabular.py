@@ -38,7 +38,7 @@ from ..sweep import describe_missing, frame, load_runs, record_paths, run_sweep,
 from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
-METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
+METHODS = profiles.TABULAR_METHODS
 #: The flow inside each flow-based method, in the book's coupling vocabulary (usfkit.flows.COUPLINGS).
 FLOW_COUPLING = {**PAPER_FLOWS, "VAE-USFlow": "additive_lu", "VAE-NonUSFlow": "affine_lu", "OneFlow": "additive_lu"}
 #: The VAE hybrids: a VAE with a flow prior, scored by the negative ELBO (vae_part_metrics rates its parts).
@@ -1010,42 +1010,15 @@ def training_text(lengths: pd.DataFrame) -> str:
             + " rank the test set worse than chance.")
 
 
-def _positive(text: str) -> int:
-    """An argparse type: a whole number >= 1 (``--epochs -1`` would train without end, ``0`` not at all)."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def main(argv=None) -> None:
-    """``usf-tabular``: run (or resume) the sweep from a terminal (CPU: one worker process per core)::
+    """``usf-tabular`` (:func:`usfkit.cli.tabular`, which parses the arguments before importing this module)."""
+    from ..cli import tabular
 
-        usf-tabular --profile full                       # everything, 3 seeds
-        usf-tabular --profile full --datasets 4_breastw 29_Pima --methods USFlow OneFlow
-        usf-tabular --status                             # what the full sweeps still miss (which datasets), and how long
-    """
-    import argparse
+    tabular(argv)
 
-    p = argparse.ArgumentParser(prog="usf-tabular", description=main.__doc__.split("\n")[0])
-    p.add_argument("--profile", default="full", help="quick or full (default: full)")
-    p.add_argument("--datasets", nargs="+", help="ADBench names or numbers (default: the profile's)")
-    p.add_argument("--methods", nargs="+", choices=METHODS, help="default: the profile's")
-    p.add_argument("--seed", type=int, help="first seed (default: the profile's; full: 1)")
-    p.add_argument("--seeds", type=_positive, help="number of seeds from the first (default: the profile's)")
-    p.add_argument("--epochs", type=_positive, help="maximum epochs (default: the profile's)")
-    p.add_argument("--protocol", choices=adbench.PROTOCOLS, help="data protocol (default: the profile's)")
-    p.add_argument("--workers", type=_positive, default=None,
-                   help="runs trained at once, one process with one torch thread each (default: one per CPU core "
-                        "without a GPU, 1 with one)")
-    p.add_argument("--status", action="store_true",
-                   help="print where the full profile's sweeps stand (present, missing, estimated hours) and exit")
-    args = p.parse_args(argv)
+
+def run_from_args(args) -> None:
+    """What ``usf-tabular`` does with its parsed arguments (:func:`usfkit.cli.tabular_parser`)."""
     if args.status:
         table = status()
         print(table.to_string())
