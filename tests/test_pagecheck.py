@@ -50,3 +50,8 @@ def test_check_reports_pages_over_their_limits_and_cdn_maths(tmp_path):
     (tmp_path / "intro.html").write_text('<script src="../_static/mathjax/tex-chtml.js"></script>')
     (tmp_path / "chapters" / "01_a.html").write_text(page(stream("fine")))
     assert pagecheck.check(tmp_path)[1] == [] and pagecheck.main([str(tmp_path)]) == 0
+
+
+def test_no_built_book_is_a_clear_error_not_a_traceback(tmp_path, capsys):
+    assert pagecheck.main([str(tmp_path / "nowhere")]) == 2
+    assert "no built book in" in capsys.readouterr().err

@@ -118,7 +118,11 @@ def check(html_root: Path) -> tuple[dict[str, dict[str, int]], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    table, problems = check(Path(args[0] if args else "_build/executed/_build/html"))
+    try:
+        table, problems = check(Path(args[0] if args else "_build/executed/_build/html"))
+    except FileNotFoundError as err:
+        print(f"usfkit.pagecheck: {err}", file=sys.stderr)
+        return 2
     cols = ["outputs", *LIMITS]
     print(f"{'page':34s}" + "".join(f"{c:>9s}" for c in cols))
     for page, n in table.items():
