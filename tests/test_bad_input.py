@@ -220,3 +220,15 @@ def test_usf_tabular_answers_help_and_bad_arguments_without_importing_torch():
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-3:] == ["--help 0", "--epochs 2", "torch not loaded"]
     assert "must be at least 1, got 0" in out.stderr
+
+
+def test_usf_tabular_says_which_data_is_missing_in_one_line(tmp_path, monkeypatch, capsys):
+    from usfkit import cli
+
+    monkeypatch.setenv("USFKIT_DATA", str(tmp_path))
+    with pytest.raises(SystemExit) as err:
+        cli.tabular(["--profile", "quick", "--epochs", "1"])
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("usf-tabular: ADBench file(s) 4_breastw") and str(tmp_path) in message
+    assert "Traceback" not in message

@@ -49,7 +49,12 @@ def tabular_parser() -> argparse.ArgumentParser:
 
 def tabular(argv: list[str] | None = None) -> None:
     """``usf-tabular``: parse, then import the experiment and run it."""
-    args = tabular_parser().parse_args(argv)
+    parser = tabular_parser()
+    args = parser.parse_args(argv)
+    from .data.checks import DataError
     from .experiments.tabular import run_from_args
 
-    run_from_args(args)
+    try:
+        run_from_args(args)
+    except (FileNotFoundError, DataError) as err:  # missing or bad data: say which file, no traceback
+        parser.exit(2, f"usf-tabular: {err}\n")
