@@ -144,9 +144,7 @@ def vae_part_metrics(model, data: adbench.Split) -> dict[str, float]:
 def lacking_vae_parts(profile: str = "full") -> list[RunRecord]:
     """The valid VAE run records of ``profile`` that predate :func:`vae_part_metrics` (they hold only the
     ELBO's AUC-ROC), smallest training time first."""
-    recs = [r for r in load_runs(CHAPTER, profile)
-            if r.spec["method"] in VAE_METHODS and r.ok and "auroc_balanced" not in r.metrics and r.rerun is None]
-    return sorted(recs, key=lambda r: r.train_time_s or 0.0)
+    return sorted(filter(_lacks_parts, load_runs(CHAPTER, profile)), key=lambda r: r.train_time_s or 0.0)
 
 
 def rerun_for_vae_parts(profile: str = "full", limit: int | None = None) -> list[Path]:
