@@ -11,10 +11,18 @@ sweep (every setting that changes a result: epochs, learning rate, widths, proto
 at once, where ``key`` hashes spec *and* settings: a run with other settings is a
 different run, never a finished one.  An interrupted sweep (or a re-run notebook) picks
 up where it stopped.  A run whose model diverges is recorded as failed and the sweep goes
-on; a data fault or any other exception propagates.  ``workers=N`` trains N runs at a time in
-N processes with one torch thread each (on a 2-core CPU two one-thread processes train 1.7-1.85x
-as many runs per hour as one; one process with two threads gains about 1.1x), with the same
-single progress display.
+on; a data fault or any other exception propagates.
+
+Where the runs train is the *backend*, with the same records, resumption and progress display:
+
+- ``"local"`` (the default, no extra dependency): this process, or with ``workers=N`` N processes with one
+  torch thread each (on a 2-core CPU two one-thread processes train 1.7-1.85x as many runs per hour as one;
+  one process with two threads gains about 1.1x);
+- ``"ray"``: every run a Ray task on a cluster (``address``, ``$RAY_ADDRESS``, or a local instance), the
+  driver writing each record as its task returns (:mod:`usfkit.cluster`; ``pip install "usfkit[cluster]"``).
+
+``$USFKIT_BACKEND`` (``local`` or ``ray``) sets the default backend of every sweep, so the chapters' own
+sweeps can run on a cluster without editing a notebook.
 
 >>> records = run_sweep("05_tabular_benchmark", "quick",
 ...                     [{"dataset": "4_breastw", "method": "USFlow", "seed": 0}], run_one,
@@ -26,6 +34,7 @@ import collections
 import hashlib
 import json
 import multiprocessing
+import os
 import re
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -68,7 +77,8 @@ def frame(records: list[results.RunRecord]) -> pd.DataFrame:
 
 def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[dict], results.RunResult], *,
               settings: dict[str, Any], desc: str = "runs", force: bool = False,
-              progress: bool = True, workers: int = 1) -> list[results.RunRecord]:
+              progress: bool = True, workers: int = 1, backend: str | None = None, address: str | None = None,
+              resources: Callable[[dict], dict] | None = None) -> list[results.RunRecord]:
     """Run ``run_fn`` on every spec not finished yet; return the records of all specs, in order.
 
     ``force=True`` reruns finished specs.  Failed runs (``ok`` false) are saved too and
@@ -77,7 +87,13 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     thread each) train the pending runs, each taking the next run when it finishes one;
     ``run_fn`` must then be picklable (a module-level function or a ``functools.partial``
     of one), and each finished run is saved here, at once, as with one worker.
+
+    ``backend``: ``"local"`` (above) or ``"ray"`` (each pending run a Ray task at ``address``, with the Ray
+    resources ``resources(spec)``, default one CPU; ``workers`` is then the cluster's business); ``None``:
+    ``$USFKIT_BACKEND``, else ``"local"``.  Every check above (settings, a writable results folder) runs
+    here, in the driver, before the first task is submitted.
     """
+    backend = check_backend(backend)
     folder = results.ensure_writable(runs_dir(chapter, profile))  # before the first run, not at its save
     clash = {k for s in specs for k in s} & set(settings)
     if clash:
@@ -102,7 +118,14 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
         bar.set_postfix_str(f"{failed} failed" if failed else "", refresh=False)
         bar.update()
 
-    if workers > 1 and len(pending) > 1:
+    if backend == "ray" and pending:
+        from . import cluster
+
+        tasks = cluster.run_tasks(run_fn, [(i, {**settings, **specs[i]}) for i in pending], _timed,
+                                  resources=resources, address=address)
+        for i, out in tasks:  # each record written here, by the driver, as its task returns
+            save(i, *out)
+    elif workers > 1 and len(pending) > 1:
         ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
         with ProcessPoolExecutor(min(workers, len(pending)), mp_context=ctx, initializer=_one_thread) as pool:
             futures = {pool.submit(_timed, run_fn, {**settings, **specs[i]}): i for i in pending}
@@ -118,6 +141,18 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
             save(i, *_timed(run_fn, {**settings, **specs[i]}))
     bar.close()
     return [results.RunRecord.from_file(p) for p in paths]
+
+
+BACKENDS = ("local", "ray")
+
+
+def check_backend(backend: str | None) -> str:
+    """``backend``, else ``$USFKIT_BACKEND``, else ``"local"``; a name not in :data:`BACKENDS` is a ValueError."""
+    name = backend or os.environ.get("USFKIT_BACKEND") or "local"
+    if name not in BACKENDS:
+        source = "backend" if backend else "$USFKIT_BACKEND"
+        raise ValueError(f"unknown {source} {name!r}: use one of {', '.join(BACKENDS)}")
+    return name
 
 
 def _one_thread() -> None:

@@ -34,7 +34,7 @@ from .. import metrics, profiles
 from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
 from ..results import STD_DDOF, RunRecord, RunResult, project_root
-from ..sweep import describe_missing, frame, load_runs, record_paths, run_sweep, summarize
+from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
@@ -204,17 +204,33 @@ def datasets(cfg) -> list[str]:
     return wanted
 
 
-def run(cfg, progress: str = "auto", workers: int = 1) -> pd.DataFrame:
+def run(cfg, progress: str = "auto", workers: int = 1, backend: str | None = None,
+        address: str | None = None) -> pd.DataFrame:
     """Run (or resume) the sweep of ``cfg``; one row per run.  ``progress``: the per-run
     display of :func:`usfkit.train.fit` (the sweep always shows a bar over runs; with
-    ``workers > 1`` runs train in that many processes and show only that bar)."""
+    ``workers > 1`` or on Ray runs train elsewhere and show only that bar).  ``backend``/``address``:
+    where the runs train (:func:`usfkit.sweep.run_sweep`)."""
     bad = set(cfg.methods) - set(METHODS)
     if bad:
         raise KeyError(f"unknown method(s) {sorted(bad)}; methods are {', '.join(METHODS)}")
-    one = functools.partial(run_one, cfg=cfg, progress=progress if workers == 1 else "none")
+    backend = check_backend(backend)
+    elsewhere = workers > 1 or backend == "ray"
+    one = functools.partial(run_one, cfg=cfg, progress="none" if elsewhere else progress)
     records = run_sweep(CHAPTER, cfg.profile, specs(cfg), one, settings=profiles.run_settings(cfg, *SELECTORS),
-                        desc="tabular runs", workers=workers)
+                        desc="tabular runs", workers=workers, backend=backend, address=address,
+                        resources=ray_resources() if backend == "ray" else None)
     return runs_frame(records)
+
+
+def ray_resources():
+    """A tabular run's Ray resources: one CPU, and on a cluster with GPUs the share of a GPU the dry run's
+    measured memory of a tabular flow asks for (:func:`usfkit.image.dryrun.tabular_gpu_fraction`)."""
+    from .. import cluster
+
+    def share(spec: dict, gpu_gb: float) -> float:
+        from ..image import dryrun
+        return dryrun.tabular_gpu_fraction(gpu_gb)
+    return cluster.per_run(share)
 
 
 def runs_frame(records: list) -> pd.DataFrame:

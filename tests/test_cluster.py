@@ -1,0 +1,154 @@
+"""Sweeps on a real Ray cluster started inside the test: two nodes of one CPU each on this machine, every
+address on loopback, no usage statistics, no dashboard.  Skipped (with the reason) without the ``cluster``
+extra."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "usfkit[cluster]"')
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from usfkit import cluster as usf_cluster, results, sweep  # noqa: E402
+from usfkit.data.checks import DataError  # noqa: E402
+from usfkit.results import RunResult  # noqa: E402
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the run functions below travel by value
+LOOPBACK = "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def two_nodes():
+    """A head and a worker node, one CPU each, and this process connected as the driver."""
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "node_ip_address": LOOPBACK,
+                                                      "include_dashboard": False})
+    worker = c.add_node(num_cpus=1, node_ip_address=LOOPBACK)
+    c.wait_for_nodes()
+    assert c.address.startswith(LOOPBACK)
+    usf_cluster.connect(c.address)
+    yield c, worker
+    ray.shutdown()
+    c.shutdown()
+
+
+@pytest.fixture
+def results_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def slow_run(spec, log: str, seconds: float = 1.0):
+    """A run that notes each attempt (one line per try, in a file every node of this machine sees)."""
+    with open(log, "a") as f:
+        f.write(json.dumps(spec["i"]) + "\n")
+    if spec.get("bad"):
+        raise DataError(f"bad rows in data file {spec['i']}.npz")
+    time.sleep(seconds)
+    return RunResult(ok=True, metrics={"auroc": 0.5 + spec["i"] / 100}, epochs_allowed=1, epochs_run=1)
+
+
+def attempts(log: Path) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for line in log.read_text().split():
+        counts[int(line)] = counts.get(int(line), 0) + 1
+    return counts
+
+
+def test_both_nodes_work_and_ray_gives_the_local_records(two_nodes, results_root, shared_data, monkeypatch):
+    """A quick tabular sweep on the cluster gives the local backend's AUROCs (to float tolerance)."""
+    import torch
+    from usfkit import profiles
+    from usfkit.experiments import tabular
+
+    torch.set_num_threads(1)
+    assert sum(n["Alive"] for n in ray.nodes()) == 2 and ray.cluster_resources()["CPU"] == 2
+    cfg = profiles.resolve("05_tabular_benchmark", "quick", datasets=["4_breastw", "29_Pima"],
+                           methods=["USFlow", "OneFlow"], seeds=1, epochs=2)
+    local = tabular.run(cfg, progress="none", backend="local")
+    monkeypatch.setenv("USFKIT_RESULTS", str(results_root.parent / "results_ray"))
+    on_ray = tabular.run(cfg, progress="none", backend="ray")
+    assert len(local) == len(on_ray) == 4 and on_ray["ok"].all()
+    assert list(on_ray["auroc"]) == pytest.approx(list(local["auroc"]), abs=1e-6)
+
+
+def test_a_node_killed_mid_sweep_loses_no_run(two_nodes, results_root, tmp_path):
+    c, worker = two_nodes
+    log = tmp_path / "attempts.log"
+    specs = [{"i": i} for i in range(6)]
+    path = sweep.runs_dir("ch", "quick")
+
+    def kill_when_one_landed():
+        while not (path.is_dir() and any(path.glob("*.json"))):
+            time.sleep(0.05)
+        c.remove_node(worker)  # the worker node dies while it is running a task
+
+    killer = threading.Thread(target=kill_when_one_landed)
+    killer.start()
+    records = sweep.run_sweep("ch", "quick", specs, partial(slow_run, log=str(log), seconds=1.5),
+                              settings={}, backend="ray", progress=False)
+    killer.join()
+    assert [r.spec["i"] for r in records] == list(range(6)) and all(r.ok for r in records)
+    assert len(list(path.glob("*.json"))) == 6 and not list(path.glob("*.tmp"))  # each run once, none lost
+    tries = attempts(log)
+    assert set(tries) == set(range(6)) and max(tries.values()) == 2  # the killed node's run ran again elsewhere
+    c.add_node(num_cpus=1, node_ip_address=LOOPBACK)  # back to two nodes for the next tests
+    c.wait_for_nodes()
+
+
+def test_a_restarted_driver_resumes_without_retraining(two_nodes, results_root, tmp_path):
+    """A driver killed mid-sweep: the runs it saved are not trained again by the next driver."""
+    c, _ = two_nodes
+    log = tmp_path / "attempts.log"
+    specs = [{"i": i} for i in range(6)]
+    driver = textwrap.dedent(f"""
+        import sys, functools
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import test_cluster as t
+        from usfkit import cluster, sweep
+        cluster.connect({c.address!r})
+        sweep.run_sweep("ch", "quick", {specs!r}, functools.partial(t.slow_run, log={str(log)!r}, seconds=1.0),
+                        settings={{}}, backend="ray", progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", driver], env={**os.environ})
+    path = sweep.runs_dir("ch", "quick")
+    deadline = time.time() + 120
+    while not (path.is_dir() and len(list(path.glob("*.json"))) >= 2) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    saved = {p.name: p.read_bytes() for p in path.glob("*.json")}
+    assert 2 <= len(saved) < 6
+    before = attempts(log)
+    records = sweep.run_sweep("ch", "quick", specs, partial(slow_run, log=str(log), seconds=0.2),
+                              settings={}, backend="ray", progress=False)
+    assert all(r.ok for r in records) and len(list(path.glob("*.json"))) == 6
+    assert all(path.joinpath(name).read_bytes() == data for name, data in saved.items())  # untouched
+    after = attempts(log)
+    saved_i = {results.RunRecord.from_file(path / n).spec["i"] for n in saved}
+    assert all(after[i] == before[i] == 1 for i in saved_i)  # no saved run trained again
+
+
+def test_a_data_error_in_a_task_stops_the_sweep_with_that_error(two_nodes, results_root, tmp_path):
+    log = tmp_path / "attempts.log"
+    specs = [{"i": 0, "bad": True}] + [{"i": i} for i in range(1, 4)]
+    with pytest.raises(DataError, match=r"bad rows in data file 0\.npz"):
+        sweep.run_sweep("ch", "quick", specs, partial(slow_run, log=str(log), seconds=0.5), settings={},
+                        backend="ray", progress=False)
+    assert attempts(log)[0] == 1  # a run's own error is not retried
+
+
+def test_an_unknown_backend_is_refused_before_any_run(results_root, monkeypatch):
+    with pytest.raises(ValueError, match="unknown backend 'spark'"):
+        sweep.run_sweep("ch", "quick", [{"i": 0}], slow_run, settings={}, backend="spark")
+    monkeypatch.setenv("USFKIT_BACKEND", "dask")
+    with pytest.raises(ValueError, match=r"unknown \$USFKIT_BACKEND 'dask'"):
+        sweep.run_sweep("ch", "quick", [{"i": 0}], slow_run, settings={})
