@@ -11,14 +11,36 @@ from the libraries' own APIs.  ``pretrained="auto"`` tries them and falls back t
 random weights with a loud warning (this machine has no internet); ``True`` raises
 if they cannot be had; ``False`` never tries.  The backbone is frozen: eval mode,
 no gradients, forward under ``no_grad``.
+
+Weights from a local folder (clusters without internet): set ``$USFKIT_WEIGHTS`` to a folder
+(``usf-images --weights DIR`` sets it, and Ray workers inherit it) holding
+
+* torchvision's checkpoints under their published names, e.g. ``resnet18-f37072fd.pth`` and
+  ``wide_resnet50_2-9ba9bcbe.pth`` (directly in the folder or in ``checkpoints/`` or
+  ``hub/checkpoints/``, i.e. a copy of ``~/.cache/torch``).  The hex digits in the name are the
+  first digits of the file's SHA-256, checked here as ``torch.hub`` checks them on download;
+* timm's weights as a Hugging Face hub cache folder, e.g. ``models--timm--cait_m48_448.fb_dist_in1k/``
+  (directly in the folder or in ``hub/``, i.e. a copy of ``~/.cache/huggingface``).  Its files
+  are links to ``blobs/<SHA-256 of the file>``, checked here.
+
+Fill it on any machine with internet (``python -c "import usfkit.image.backbones as b;
+print(*b.required_weights(), sep='\\n')"`` lists what is needed; building each backbone once with
+``pretrained=True`` downloads it into those caches) and copy it over.  With ``$USFKIT_WEIGHTS``
+set, every backbone built with ``pretrained`` ``True`` or ``"auto"`` loads from it, and a missing
+file or a wrong checksum is an error (:class:`WeightsError`) naming the file, never a silent
+fall-back to random weights.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import os
+import re
 import socket
 import sys
 import warnings
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -34,6 +56,126 @@ MS_CAIT = ("cait_m48_448", "cait_s24_224")
 
 class PretrainedUnavailable(RuntimeError):
     """The library's ImageNet weights could not be obtained."""
+
+
+class WeightsError(PretrainedUnavailable):
+    """A weights file in ``$USFKIT_WEIGHTS`` is missing or does not match its checksum."""
+
+
+WEIGHTS_ENV = "USFKIT_WEIGHTS"
+
+
+def weights_dir() -> Path | None:
+    """The local weights folder named by ``$USFKIT_WEIGHTS`` (``None`` when unset)."""
+    env = os.environ.get(WEIGHTS_ENV)
+    if not env:
+        return None
+    folder = Path(env).expanduser()
+    if not folder.is_dir():
+        raise WeightsError(f"${WEIGHTS_ENV} names {folder}, which is not a folder: point it (or --weights) at the "
+                           "folder holding the ImageNet weights, or unset it")
+    return folder
+
+
+def sha256(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_VERIFIED: dict[tuple, str] = {}  # (path, size, mtime) -> digest, so a sweep hashes each file once per process
+
+
+def _digest(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _VERIFIED:
+        _VERIFIED[key] = sha256(path)
+    return _VERIFIED[key]
+
+
+def verify_torch_checkpoint(path: Path) -> Path:
+    """Check a torchvision checkpoint against the SHA-256 prefix in its name (``name-<hex>.pth``),
+    as ``torch.hub`` does after a download; returns ``path``."""
+    path = Path(path)
+    match = re.search(r"-([a-f0-9]+)\.", path.name)  # torch.hub.HASH_REGEX
+    if not match:
+        raise WeightsError(f"{path}: the name carries no checksum (expected <name>-<first hex digits of its "
+                           "SHA-256>.pth, as torchvision publishes it): keep the published file name")
+    digest = _digest(path)
+    if not digest.startswith(match.group(1)):
+        raise WeightsError(f"{path}: its SHA-256 starts {digest[:len(match.group(1))]}, not {match.group(1)} as its "
+                           "name says: the file is damaged or not the published one; download it again")
+    return path
+
+
+def verify_hf_blob(path: Path) -> Path:
+    """Check a file of a Hugging Face hub cache: it must link to ``blobs/<SHA-256 of its content>``
+    (large files; small ones are named by their git blob hash, checked likewise); returns the blob."""
+    path = Path(path)
+    blob = path.resolve()
+    name = blob.name
+    if blob.parent.name != "blobs" or not re.fullmatch(r"[0-9a-f]{40}|[0-9a-f]{64}", name):
+        raise WeightsError(f"{path} is not a link into a hub cache's blobs/ folder, so its checksum cannot be checked: "
+                           "copy the cache folder with its links (cp -a, rsync -a), not the files alone")
+    if len(name) == 64:
+        digest = _digest(blob)
+    else:  # git's blob hash: sha1 of "blob <size>\0" + content
+        h = hashlib.sha1(f"blob {blob.stat().st_size}\0".encode())
+        h.update(blob.read_bytes())
+        digest = h.hexdigest()
+    if digest != name:
+        raise WeightsError(f"{blob} (for {path}): its checksum is {digest[:16]}..., not the {name[:16]}... it is "
+                           "named by: the file is damaged; download it again")
+    return blob
+
+
+def _first(folder: Path, subfolders, name: str) -> Path | None:
+    for sub in subfolders:
+        if (folder / sub / name).exists():
+            return folder / sub / name
+    return None
+
+
+def torchvision_weights_file(name: str, folder: Path) -> Path:
+    """The verified torchvision checkpoint of ``name``'s default ImageNet weights in ``folder``."""
+    import torchvision
+    url = torchvision.models.get_model_weights(name).DEFAULT.url
+    file = url.rsplit("/", 1)[-1]
+    path = _first(folder, (".", "checkpoints", "hub/checkpoints"), file)
+    if path is None:
+        raise WeightsError(f"{folder / file} is missing (torchvision's ImageNet weights of {name}; also looked in "
+                           f"checkpoints/ and hub/checkpoints/): download {url} and put it there, or unset "
+                           f"${WEIGHTS_ENV}")
+    return verify_torch_checkpoint(path)
+
+
+def timm_weights_file(name: str, folder: Path) -> Path:
+    """The verified weights of timm model ``name`` in the Hugging Face hub cache ``folder``."""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+    repo = get_pretrained_cfg(name).hf_hub_id
+    cache = Path(folder) / f"models--{repo.replace('/', '--')}"
+    for sub in (".", "hub"):
+        for file in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(repo, file, cache_dir=Path(folder) / sub)
+            if isinstance(found, str):
+                verify_hf_blob(Path(found))
+                return Path(found)
+    raise WeightsError(f"{cache} has no model.safetensors of {repo} (timm's ImageNet weights of {name}; also looked "
+                       f"under hub/): copy it from ~/.cache/huggingface/hub of a machine where timm downloaded it "
+                       f"(timm.create_model({name!r}, pretrained=True)), or unset ${WEIGHTS_ENV}")
+
+
+def required_weights() -> list[str]:
+    """The files ``$USFKIT_WEIGHTS`` must hold for the paper's three backbones."""
+    import torchvision
+    from timm.models import get_pretrained_cfg
+    files = [torchvision.models.get_model_weights(n).DEFAULT.url.rsplit("/", 1)[-1] for n in RESNETS]
+    return files + [f"models--{get_pretrained_cfg(n).hf_hub_id.replace('/', '--')}/ (Hugging Face hub cache)"
+                    for n in MS_CAIT]
 
 
 def _host_reachable(host: str) -> bool:
@@ -138,10 +280,16 @@ class ResNetBackbone(Backbone):
         bad = [layer for layer in layers if layer not in ("layer1", "layer2", "layer3", "layer4")]
         if bad or not layers:
             raise ValueError(f"layers must be among layer1..layer4, got {layers!r}")
-        net, self.pretrained_loaded = _load(
-            name, pretrained,
-            lambda: torchvision.models.get_model(name, weights="DEFAULT"),
-            lambda: torchvision.models.get_model(name, weights=None))
+        folder = weights_dir() if pretrained is not False else None
+        if folder is not None:  # local weights: verified, and an error when missing
+            net = torchvision.models.get_model(name, weights=None)
+            net.load_state_dict(torch.load(torchvision_weights_file(name, folder), weights_only=True))
+            self.pretrained_loaded = True
+        else:
+            net, self.pretrained_loaded = _load(
+                name, pretrained,
+                lambda: torchvision.models.get_model(name, weights="DEFAULT"),
+                lambda: torchvision.models.get_model(name, weights=None))
         self.name, self.layers = name, tuple(layers)
         idx = [int(layer[-1]) - 1 for layer in self.layers]
         self.channels = tuple(RESNETS[name][0][i] for i in idx)
@@ -174,7 +322,14 @@ class MultiScaleCait(Backbone):
             raise ValueError(f"MS-CaiT needs an image size divisible by 32, got {(h, w)}")
         self.image_size = (h, w)
         nets, loaded = [], []
+        folder = weights_dir() if pretrained is not False else None
         for name, size in zip(models, [(h, w), (h // 2, w // 2)]):
+            if folder is not None:  # local weights: verified, and an error when missing
+                file = timm_weights_file(name, folder)
+                nets.append(timm.create_model(name, pretrained=True, img_size=size,
+                                              pretrained_cfg_overlay=dict(file=str(file))))
+                loaded.append(True)
+                continue
             with _hf_offline_if_unreachable():
                 net, ok = _load(name, pretrained,
                                 lambda: timm.create_model(name, pretrained=True, img_size=size),
