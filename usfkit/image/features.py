@@ -8,7 +8,16 @@ dataset, class, split, backbone name and the layers read from it, its weights (I
 random + a fingerprint of the random weights), the image size and a hash of the image and mask
 files (paths, sizes, modification times; see :func:`content_id`).
 
-The cache lives in ``$USFKIT_FEATURE_CACHE``, else ``<user cache dir>/usfkit/features``.
+Where the cache lives: ``$USFKIT_FEATURE_CACHE``, else ``<user cache dir>/usfkit/features``.  On a
+cluster, point ``$USFKIT_FEATURE_CACHE`` either at a node-local disk (each node computes the features
+of the classes it trains once; fastest reads) or at shared storage (every class computed once for
+the whole cluster).  Ray workers inherit the variable from the driver's environment.
+
+Several writers are safe: a file is written under a unique temporary name in the cache folder and
+then renamed onto its key (an atomic replace on one file system, NFS included), so a reader sees
+either no file or a complete one, and two processes computing the same key at once both leave the
+same complete file (same content key, same features).  A file that cannot be read (e.g. cut short
+by a full disk before this rule) is recomputed and replaced.
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ import copy
 import hashlib
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +91,21 @@ def cache_key(dataset: str, cls: str, split: str, backbone: nn.Module, image_siz
     return "_".join(re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)) for p in parts)
 
 
+def save_atomic(obj, path: Path) -> None:
+    """``torch.save(obj, path)`` so that concurrent writers and readers are safe: written to a
+    unique temporary file beside ``path`` (unique per process and thread), then renamed onto it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class FeatureSet(Dataset):
     """Cached per-scale features of one dataset split; item ``i`` is the tuple of
     per-scale tensors of image ``i`` (what the heads' ``training_step`` takes as a batch)."""
@@ -134,19 +159,20 @@ def cached_features(backbone: nn.Module, images: Dataset, *, dataset: str, cls: 
     describe = backbone.describe() if hasattr(backbone, "describe") else getattr(backbone, "name", "")
     if use_cache and path.exists():
         start = time.time()
-        blob = torch.load(path, weights_only=False)
-        info = {**blob["info"], "from_cache": True, "load_s": time.time() - start}
-        return FeatureSet(blob["features"], blob["labels"], blob["masks"], blob["paths"], blob["defects"], info)
+        try:
+            blob = torch.load(path, weights_only=False)
+        except Exception:  # unreadable (cut short): recompute and replace it below
+            blob = None
+        if blob is not None:
+            info = {**blob["info"], "from_cache": True, "load_s": time.time() - start}
+            return FeatureSet(blob["features"], blob["labels"], blob["masks"], blob["paths"], blob["defects"], info)
     start = time.time()
     feats, labels, masks, paths, defects = extract(backbone, images, batch_size, device)
     info = {"key": key, "backbone": describe, "weights": weights_id(backbone), "extract_s": time.time() - start,
             "n_images": len(labels)}
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # parallel shards may write the same key
-        torch.save({"features": feats, "labels": labels, "masks": masks, "paths": paths, "defects": defects,
-                    "info": info}, tmp)
-        tmp.replace(path)
+        save_atomic({"features": feats, "labels": labels, "masks": masks, "paths": paths, "defects": defects,
+                     "info": info}, path)
     return FeatureSet(feats, labels, masks, paths, defects, {**info, "from_cache": False})
 
 
