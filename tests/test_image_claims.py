@@ -379,6 +379,14 @@ def test_app_d_counts_the_image_runs(specs):
     assert "3 of 576 USF runs" in f.ours
 
 
+def test_ablation_rows_count_their_failed_runs(specs):
+    write(specs, fail=lambda s: s["arch"] == "uflow" and s["cls"] == "pill" and s["seed"] == 0)
+    f = check(PRIOR)
+    assert f.verdict == claims.REPRODUCED  # a failed run is a recorded run: the sweep is complete
+    assert "logdet_prior: failed runs (App. D): additive_lu 1 of 45" in f.ours, f.ours
+    assert "additive_lu 1 of 45" in check(R18).ours and "affine 1 of 45, additive 1 of 45" in check(FIG9).ours
+
+
 def test_missing_image_runs_text(specs):
     write(specs, keep=lambda s: s["dataset"] == "mvtec" and not (s["arch"] == "cflow" and s["seed"] == 2))
     df = bench.frame(sweep.load_runs(CH, "full"))

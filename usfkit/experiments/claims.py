@@ -1738,6 +1738,8 @@ def _logdet_prior(src: Source) -> Finding:
         m1, s1 = _uflow_cell(df, "logdet_prior", "additive_lu", metric)
         parts[f"{metric}: |change| <= {MIN_TOL_PP} pp"] = abs(m1 - m0) <= MIN_TOL_PP
         ours.append(f"{metric.split('_')[0]} {_ms(m0, s0)} -> {_ms(m1, s1)}")
+    ours += [f"{e}: {image_failures(df, ('uflow',), ('additive_lu',), e, ('mvtec',))}"
+             for e in ("main", "logdet_prior")]
     return _finding(parts_rule(parts), "; ".join(ours), loaded, conditions=_image_conditions(loaded, df))
 
 
@@ -1755,8 +1757,9 @@ def _resnet18(src: Source) -> Finding:
          - _uflow_cell(df, "backbone_resnet18", "affine", m)[0] for m in ("image_auroc", "pixel_auroc")}
     parts = {"image: USF better": d["image_auroc"] > 0,
              "pixel: USF slightly weaker": -MIN_TOL_PP <= d["pixel_auroc"] <= 0}
-    return _finding(parts_rule(parts), f"USF - affine: image {d['image_auroc']:+.2f}, pixel {d['pixel_auroc']:+.2f} pp",
-                    loaded, conditions=_image_conditions(loaded, df))
+    failures = image_failures(df, ("uflow",), ("affine", "additive_lu"), "backbone_resnet18", ("mvtec",))
+    ours = f"USF - affine: image {d['image_auroc']:+.2f}, pixel {d['pixel_auroc']:+.2f} pp; {failures}"
+    return _finding(parts_rule(parts), ours, loaded, conditions=_image_conditions(loaded, df))
 
 
 @claim("Figure 9: U-Flow layers per class", "image", "App. D, Figure 9",
@@ -1775,6 +1778,7 @@ def _fig9(src: Source) -> Finding:
             _, s = _uflow_cell(df, "main", coupling, metric)
             parts[f"{metric} {coupling}"] = s < s_aff
             ours.append(f"{metric.split('_')[0]} {coupling} {s:.2f} vs affine {s_aff:.2f}")
+    ours.append(image_failures(df, ("uflow",), ("affine", "additive", "additive_lu"), datasets=("mvtec",)))
     return _finding(parts_rule(parts), "; ".join(ours), loaded, conditions=_image_conditions(loaded, df))
 
 
