@@ -20,7 +20,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: requirements-lock.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements-lock.txt
-	$(BIN)/python -m pip install -e ".[book,test]"
+	$(BIN)/python -m pip install -e ".[book,test,cluster]"
 	touch $@
 
 # Run every chapter with papermill (quick profile), then build the HTML book.

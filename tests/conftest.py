@@ -7,6 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+# Ray (tests/test_cluster.py) reads these when it is imported: test clusters stay on loopback (a local address
+# is not replaced by this machine's network address) and send no usage statistics.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
 
 @pytest.fixture(autouse=True)
 def seeded():

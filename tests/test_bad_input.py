@@ -208,27 +208,80 @@ def test_usf_reproduce_refuses_an_unwritable_results_folder_before_running_a_cha
     assert err.value.code == 2 and ran == [] and "cannot write results to" in capsys.readouterr().err
 
 
-def test_usf_tabular_answers_help_and_bad_arguments_without_importing_torch():
-    """The console script parses before it imports torch, Lightning and the experiments (issue: 5.8 s for --help)."""
+@pytest.mark.parametrize("script", ["tabular", "images"])
+def test_console_scripts_answer_help_and_bad_arguments_without_importing_torch(script):
+    """The console scripts parse before they import torch, Lightning and the experiments (issue: 5.8 s for
+    --help)."""
     import subprocess
     import sys
 
-    code = ("import sys\nfrom usfkit import cli\nfor argv in (['--help'], ['--epochs', '0']):\n"
-            "    try:\n        cli.tabular(argv)\n    except SystemExit as e:\n        print(argv[0], e.code)\n"
+    code = ("import sys\nfrom usfkit import cli\n"
+            "for argv in (['--help'], ['--epochs', '0'], ['--backend', 'spark'], ['--status', '--plan']):\n"
+            f"    try:\n        cli.{script}(argv)\n    except SystemExit as e:\n        print(argv[0], e.code)\n"
             "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[-3:] == ["--help 0", "--epochs 2", "torch not loaded"]
-    assert "must be at least 1, got 0" in out.stderr
+    last = ["--help 0", "--epochs 2", "--backend 2", "--status 2"]  # tabular: no --plan; images: not both
+    assert out.stdout.splitlines()[-len(last) - 1:] == last + ["torch not loaded"]
+    assert "must be at least 1, got 0" in out.stderr and "invalid choice: 'spark'" in out.stderr
 
 
-def test_usf_tabular_says_which_data_is_missing_in_one_line(tmp_path, monkeypatch, capsys):
+def test_usf_reproduce_answers_help_without_importing_papermill_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom usfkit import reproduce\ntry:\n    reproduce.main(['--help'])\n"
+            "except SystemExit as e:\n    print(e.code)\n"
+            "print(sorted(m for m in ('torch', 'papermill') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.splitlines()[-2:] == ["0", "[]"], out.stderr
+    assert "--backend {local,ray}" in out.stdout
+
+
+def test_an_error_is_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
     from usfkit import cli
 
     monkeypatch.setenv("USFKIT_DATA", str(tmp_path))
     with pytest.raises(SystemExit) as err:
-        cli.tabular(["--profile", "quick", "--epochs", "1"])
-    assert err.value.code == 2
+        cli.images(["--profile", "quick", "--epochs", "1", "--datasets", "mvtec"])
     message = capsys.readouterr().err
-    assert message.startswith("usf-tabular: ADBench file(s) 4_breastw") and str(tmp_path) in message
-    assert "Traceback" not in message
+    assert err.value.code == 2 and message.startswith("usf-images: no class of mvtec found")
+    assert "Traceback" not in message and "--debug shows the traceback" in message
+    with pytest.raises(FileNotFoundError, match="no class of mvtec found"):
+        cli.images(["--profile", "quick", "--epochs", "1", "--datasets", "mvtec", "--debug"])
+
+
+def test_usf_images_status_counts_the_paper_grid_whatever_is_on_disk(tmp_path, monkeypatch, capsys):
+    from usfkit import cli
+
+    monkeypatch.setenv("USFKIT_DATA", str(tmp_path))  # no image data at all: the grid is still the paper's
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
+    cli.images(["--status"])
+    out = capsys.readouterr().out
+    # 15 MVTec AD + 12 VisA classes x 3 architectures x 3 couplings x 3 seeds, and the two §5.2.3 ablations
+    assert "864 of 864 runs missing" in out and "backbone_resnet18" in out
+
+
+def test_backend_ray_without_ray_installed_is_one_line(tmp_path, monkeypatch, capsys, shared_data):
+    import sys
+
+    from usfkit import cli
+
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the cluster extra were not installed
+    with pytest.raises(SystemExit) as err:
+        cli.tabular(["--profile", "quick", "--datasets", "4_breastw", "--methods", "USFlow", "--epochs", "1",
+                     "--backend", "ray"])
+    message = capsys.readouterr().err
+    assert err.value.code == 2 and "Traceback" not in message and 'pip install "usfkit[cluster]"' in message
+    assert not list(tmp_path.rglob("*.json"))  # nothing trained
+
+
+def test_a_list_of_seeds_is_checked_as_a_list():
+    """Chapter 07's seeds are a list (``usf-images --seeds 0 1``), the other chapters' a count."""
+    from usfkit import profiles
+
+    assert profiles.of("07_image_benchmarks", "full", seeds=[0, 2]).seeds == [0, 2]
+    for bad in ([], [-1], [0.5], 3):
+        with pytest.raises(ValueError, match="seeds must be a non-empty list"):
+            profiles.of("07_image_benchmarks", "full", seeds=bad)

@@ -475,16 +475,13 @@ def image_rows(weights: str, offset: float) -> list[dict]:
     return rows
 
 
-def test_image_tables_cells_rule():
+def test_image_tables_one_class_is_not_a_table():
+    """A table over 15 (or 12) classes is not judged on one class: "not run here", saying what is missing
+    (every verdict of the image rules is tested on complete constructed sweeps in tests/test_image_claims.py)."""
     write_runs("07_image_benchmarks", "quick", image_rows("imagenet", offset=0.0))
-    assert check("Table 1: MVTec AD").verdict == claims.REPRODUCED
-    assert check("Table 2: MVTec AD image").verdict == claims.REPRODUCED
+    f = check("Table 1: MVTec AD")
+    assert f.verdict == claims.NOT_RUN and "incomplete sweep" in f.why and f.detail is not None
     assert check("Table 1: VisA").verdict == claims.NOT_RUN
-
-
-def test_image_tables_not_reproduced_and_random_weights():
-    write_runs("07_image_benchmarks", "quick", image_rows("imagenet", offset=20.0))
-    assert check("Table 1: MVTec AD").verdict == claims.NOT_REPRODUCED
 
 
 def test_image_tables_random_backbone_not_run():

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+assert os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0" and os.environ["RAY_USAGE_STATS_ENABLED"] == "0"  # conftest
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "usfkit[cluster]"')
 from ray.cluster_utils import Cluster  # noqa: E402
 
@@ -35,6 +34,8 @@ def two_nodes():
     c.wait_for_nodes()
     assert c.address.startswith(LOOPBACK)
     usf_cluster.connect(c.address)
+    assert {n["NodeManagerAddress"] for n in ray.nodes()} == {LOOPBACK}
+    assert ray._private.worker.global_worker.node.gcs_address.startswith(LOOPBACK)  # the driver's too
     yield c, worker
     ray.shutdown()
     c.shutdown()
@@ -152,3 +153,47 @@ def test_an_unknown_backend_is_refused_before_any_run(results_root, monkeypatch)
     monkeypatch.setenv("USFKIT_BACKEND", "dask")
     with pytest.raises(ValueError, match=r"unknown \$USFKIT_BACKEND 'dask'"):
         sweep.run_sweep("ch", "quick", [{"i": 0}], slow_run, settings={})
+
+
+def _notebook(path: Path, code: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('profile = "quick"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(textwrap.dedent(code))]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_usf_reproduce_runs_chapters_as_tasks_and_the_driver_writes_their_results(two_nodes, results_root, tmp_path):
+    """Two chapters as Ray tasks (their results come back to the driver), then the report here, reading them."""
+    from usfkit import reproduce
+
+    project = tmp_path / "project"
+    (project / "chapters").mkdir(parents=True)
+    (project / "usfkit").mkdir()  # what marks a project folder (with _toc.yml): chapters find results/ from it
+    (project / "_toc.yml").write_text("root: intro\n")
+    for n in ("01_one", "02_two"):
+        _notebook(project / "chapters" / f"{n}.ipynb", f"""
+            from usfkit import results
+            folder = results.chapter_dir("{n}", profile)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "answer.json").write_text('{{"n": "{n}"}}')
+            results.mark_complete("{n}", profile)""")
+    _notebook(project / "chapters" / "08_reproduction_report.ipynb", """
+        import json
+        from usfkit import results
+        assert [json.loads((results.chapter_dir(n, profile) / "answer.json").read_text())["n"]
+                for n in ("01_one", "02_two")] == ["01_one", "02_two"]""")
+    chapters = reproduce.find_chapters([], project / "chapters")
+    outcomes = list(reproduce.run_chapters(chapters, tmp_path / "out", "quick", backend="ray", progress=False))
+    assert all(o.status == "done" for o in outcomes), [o.error for o in outcomes]
+    assert \
+        sorted(o.chapter for o in outcomes) == [c.stem for c in chapters]
+    assert outcomes[-1].chapter == "08_reproduction_report"  # after the others, on the driver
+    for n in ("01_one", "02_two"):  # written by the driver into its results folder, not by the task
+        assert (results_root / "quick" / n / "answer.json").exists() and results.is_complete(n, "quick")
+        assert (tmp_path / "out" / "chapters" / f"{n}.ipynb").exists()
+    again = list(reproduce.run_chapters(chapters[:2], tmp_path / "out", "quick", backend="ray", progress=False))
+    assert [o.status for o in again] == ["skipped", "skipped"]  # decided by the driver, before any task

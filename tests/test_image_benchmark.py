@@ -409,3 +409,26 @@ def test_full_profile_without_a_gpu_stops_before_training(tmp_path, monkeypatch)
     for spec in specs:  # every run committed: nothing to train, any machine reads them
         (folder / f"{sweep.spec_key(spec)}.json").write_text("{}")
     bench.check_can_train(specs, "full")
+
+
+def test_committed_records_of_classes_not_on_disk_count_as_the_profile(tmp_path, monkeypatch):
+    """A reader without the images reads the committed full records as whole tables: a class recorded but not
+    on disk is in the profile's specs, with the same keys the GPU machine wrote (example maps stay with the
+    first class of the paper's order, whichever classes this machine has)."""
+    from usfkit import profiles, results
+
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("USFKIT_DATA", str(tmp_path / "no-images"))
+    cfg = profiles.resolve(bench.CHAPTER, "full", datasets=["mvtec"], archs=["fastflow"], couplings=["affine"],
+                           seeds=[0])
+    grid = bench.profile_specs(cfg, every_class=True)
+    main = [s for s in grid if s["experiment"] == "main"]
+    assert [s["cls"] for s in main][:2] == ["bottle", "cable"] and [s["save_maps"] for s in main][:2] == [True, False]
+    assert [s for s in bench.profile_specs(cfg) if s["experiment"] == "main"] == []  # nothing on disk, nothing recorded
+    cable = main[1]
+    path = sweep.record_paths(bench.CHAPTER, "full", [cable])[0]
+    path.parent.mkdir(parents=True)
+    path.write_text(results.RunRecord(ok=True, metrics={"image_auroc": 0.9}, chapter=bench.CHAPTER, key=path.stem,
+                                      spec=cable, settings={}, provenance={}).to_json())
+    found = [s for s in bench.profile_specs(cfg) if s["experiment"] == "main"]
+    assert found == [cable] and sweep.record_paths(bench.CHAPTER, "full", found) == [path]

@@ -151,7 +151,10 @@ def of(chapter: str, profile: str, **overrides: Any) -> SimpleNamespace:
     given = {k: v for k, v in overrides.items() if v is not None}
     for key, value in given.items():
         least = _least(key)
-        if least is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        if isinstance(settings[key], list) and least is not None:  # a list of seeds (chapter 07), not a count
+            if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
+                raise ValueError(f"{chapter}: {key} must be a non-empty list of whole numbers >= 0, got {value!r}")
+        elif least is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
             raise ValueError(f"{chapter}: {key} must be a whole number >= {least}, got {value!r}"
                              + (" (a training needs at least one epoch)" if least == 1 and "epochs" in key else ""))
     settings.update(given)

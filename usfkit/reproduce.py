@@ -5,6 +5,7 @@ Examples::
     usf-reproduce                        # every chapter, quick profile, into _build/executed
     usf-reproduce 4 --profile full       # chapter 04_alignment with the paper's settings
     usf-reproduce --book                 # run what is not complete yet, then build the HTML book
+    usf-reproduce --profile full --backend ray --address auto   # every chapter a task on a Ray cluster
 
 A chapter whose results are complete (it called ``usfkit.results.mark_complete`` at
 its end) and whose executed copy is in ``--out`` is skipped unless ``--force``.
@@ -22,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import papermill
 import yaml
-from papermill.exceptions import PapermillExecutionError, strip_color
 from tqdm.auto import tqdm
 
 from usfkit import results
@@ -94,6 +93,9 @@ def _profile_env(profile: str):
 def run_chapter(src: Path, out: Path, profile: str = "quick", force: bool = False,
                 kernel: str = "python3", progress_bar: bool | dict = True) -> Outcome:
     """Execute one chapter notebook into ``out/chapters/<name>.ipynb`` (cwd: the notebook's folder)."""
+    import papermill  # here: `usf-reproduce --help` answers without importing papermill and its kernel machinery
+    from papermill.exceptions import PapermillExecutionError, strip_color
+
     src, chapter = Path(src), Path(src).stem
     target = Path(out) / "chapters" / src.name
     if not force and results.is_complete(chapter, profile) and executed_ok(target, src):
@@ -111,6 +113,99 @@ def run_chapter(src: Path, out: Path, profile: str = "quick", force: bool = Fals
     except Exception as err:  # kernel died, missing kernel, unreadable notebook, ...
         return Outcome(chapter, "failed", time.time() - started, f"{type(err).__name__}: {err}")
     return Outcome(chapter, "done", time.time() - started)
+
+
+#: Chapters that read the others' results: on Ray they start when every other chapter has finished.
+RUN_LAST = ("08_reproduction_report",)
+
+
+def _chapter_task(src: str, profile: str, force: bool, kernel: str) -> tuple[Outcome, bytes, dict[str, bytes]]:
+    """A Ray task: run one chapter into a scratch folder on the node that runs it, and return its outcome,
+    the executed notebook and every file of the chapter's results folder, for the driver to write."""
+    import tempfile
+
+    chapter = Path(src).stem
+    os.chdir(Path(src).parent.parent)  # the project: results/ is found from here, as in usf-reproduce
+    with tempfile.TemporaryDirectory() as scratch:
+        outcome = run_chapter(Path(src), Path(scratch), profile, force=True, kernel=kernel, progress_bar=False)
+        executed = Path(scratch) / "chapters" / Path(src).name
+        notebook = executed.read_bytes() if executed.exists() else b""
+    folder = results.chapter_dir(chapter, profile)
+    files = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()} \
+        if folder.is_dir() else {}
+    return outcome, notebook, files
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Write ``data`` atomically (temporary file + rename), unless ``path`` already holds exactly it (a
+    cluster on this machine, or on shared storage, wrote it already)."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def run_chapters(chapters: list[Path], out: Path, profile: str = "quick", force: bool = False,
+                 kernel: str = "python3", backend: str = "local", address: str | None = None,
+                 progress: bool = True):
+    """Run ``chapters``, yielding each :class:`Outcome` as it comes.
+
+    ``backend="local"``: one after another in this process's kernels.  ``backend="ray"``: every chapter a Ray
+    task (one CPU; chapter 07 one GPU when the cluster has GPUs), all at once, except :data:`RUN_LAST`, which
+    run here when the rest have finished (they read the others' results); this process (the driver) writes
+    each executed notebook and the chapter's results as its task returns, so the nodes need the project at
+    the same path but no shared results folder.  Skipped chapters (results complete, executed copy present) are decided here, before any
+    task is submitted."""
+    out = Path(out)
+    bar = tqdm(total=len(chapters), desc=f"chapters ({profile})", unit="chapter", position=0, disable=not progress)
+
+    def report(outcome: Outcome) -> Outcome:
+        if outcome.status == "skipped":
+            msg = f"{outcome.chapter}: skipped, results are complete (--force re-runs it)"
+        elif outcome.status == "done":
+            msg = f"{outcome.chapter}: done in {outcome.seconds:.0f} s"
+        else:
+            msg = (f"{outcome.chapter}: FAILED after {outcome.seconds:.0f} s, {outcome.error}\n"
+                   f"  (the executed copy with the error: {out / 'chapters' / (outcome.chapter + '.ipynb')})")
+        if progress:
+            tqdm.write(msg)
+        bar.update()
+        return outcome
+
+    todo = []
+    for src in chapters:
+        if not force and results.is_complete(src.stem, profile) and executed_ok(out / "chapters" / src.name, src):
+            yield report(Outcome(src.stem, "skipped"))
+        else:
+            todo.append(src)
+    remote = [s for s in todo if s.stem not in RUN_LAST] if backend == "ray" else []
+    if remote:
+        from . import cluster
+
+        ray = cluster.connect(address)
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(_chapter_task)
+        refs = {task.options(num_cpus=1, num_gpus=1 if gpus and s.stem.startswith("07") else 0,
+                             max_retries=cluster.MAX_RETRIES).remote(str(s), profile, force, kernel): s
+                for s in remote}
+        while refs:
+            done, _ = ray.wait(list(refs), num_returns=1)
+            src = refs.pop(done[0])
+            outcome, notebook, files = ray.get(done[0])
+            if notebook:
+                _write_if_changed(out / "chapters" / src.name, notebook)
+            folder = results.chapter_dir(src.stem, profile)
+            for rel, data in files.items():
+                _write_if_changed(folder / rel, data)
+            yield report(outcome)
+    for src in todo:  # the local backend, and the chapters that read the others' results (here, where they are)
+        if src not in remote:
+            bar.set_postfix_str(src.stem)
+            yield report(run_chapter(src, out, profile, True, kernel,
+                                     progress_bar={"desc": src.stem, "position": 1, "leave": False} if progress else False))
+    bar.close()
 
 
 def error_cells(path: Path) -> list[int]:
@@ -195,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-run chapters whose results are complete")
     parser.add_argument("--book", action="store_true", help="then build the book from the executed copies")
     parser.add_argument("--kernel", default="python3", help="Jupyter kernel (default: python3)")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local",
+                        help="local: chapters one after another here; ray: every chapter a Ray task (default: local)")
+    parser.add_argument("--address", help='Ray cluster to join ("auto", "host:port"; default: $RAY_ADDRESS, '
+                        "else a new local Ray instance)")
     args = parser.parse_args(argv)
 
     root = find_root()
@@ -211,21 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         results.ensure_writable(results.results_root() / args.profile)
     except PermissionError as err:
         parser.error(str(err))
-    outcomes, started = [], time.time()
-    bar = tqdm(chapters, desc=f"chapters ({args.profile})", unit="chapter", position=0)
-    for src in bar:
-        bar.set_postfix_str(src.stem)
-        outcome = run_chapter(src, out, args.profile, args.force, args.kernel,
-                              progress_bar={"desc": src.stem, "position": 1, "leave": False})
-        outcomes.append(outcome)
-        if outcome.status == "skipped":
-            tqdm.write(f"{src.stem}: skipped, results are complete (--force re-runs it)")
-        elif outcome.status == "done":
-            tqdm.write(f"{src.stem}: done in {outcome.seconds:.0f} s")
-        else:
-            tqdm.write(f"{src.stem}: FAILED after {outcome.seconds:.0f} s, {outcome.error}\n"
-                       f"  (the executed copy with the error: {out / 'chapters' / src.name})")
-    bar.close()
+    started = time.time()
+    try:
+        outcomes = list(run_chapters(chapters, out, args.profile, args.force, args.kernel, args.backend,
+                                     args.address))
+    except RuntimeError as err:  # e.g. usfkit.cluster.ClusterUnavailable: Ray missing or the cluster unreachable
+        parser.exit(2, f"usf-reproduce: {err}\n")
 
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"executed notebooks: {out / 'chapters'} ({time.time() - started:.0f} s in all)")

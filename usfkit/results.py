@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sys
+
 import numpy as np
-import torch
 
 COMPLETE = "complete.json"
 STD_DDOF = 1  # sample standard deviation, everywhere (see the module docstring)
@@ -83,6 +84,8 @@ def git_commit() -> str:
 
 def device_description() -> str:
     """``cuda: <GPU name>``, or ``cpu: <model name>, <n> logical cores``."""
+    import torch  # here, not at the top: console scripts read records without importing torch
+
     if torch.cuda.is_available():
         return f"cuda: {torch.cuda.get_device_name(0)}"
     cpu = platform.processor() or platform.machine()
@@ -108,7 +111,7 @@ def provenance(profile: str, seeds: list[int] | int | None = None, started: floa
         "device": device_description(),
         "wall_time_s": round(time.time() - started, 2) if started is not None else None,
         "git_commit": git_commit(),
-        "torch": torch.__version__,
+        "torch": __import__("torch").__version__,
         "python": platform.python_version(),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -128,7 +131,8 @@ def _jsonable(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    if isinstance(obj, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor can only exist when torch is imported
+    if torch is not None and isinstance(obj, torch.Tensor):
         return obj.detach().cpu().tolist()
     if isinstance(obj, float) and not np.isfinite(obj):
         return str(obj)

@@ -17,15 +17,14 @@ with test labels.  We stop on the training loss instead
 (``monitor="train_loss"``, patience 3, ``min_delta=0``): no test information reaches
 training.
 
-Command line (GPU users)::
+Command line (GPU users; ``usf-images --help``)::
 
-    python -m usfkit.experiments.images --profile full --classes bottle cable --archs fastflow uflow
-    # four GPUs, one shard each:
-    for i in 0 1 2 3; do CUDA_VISIBLE_DEVICES=$i python -m usfkit.experiments.images --shard $i/4 & done; wait
+    usf-images --profile full --classes bottle cable --archs fastflow uflow
+    usf-images --profile full --backend ray            # every GPU of this machine, runs packed per GPU
+    usf-images --profile full --backend ray --address auto   # a running Ray cluster
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -82,22 +81,31 @@ def make_specs(datasets: dict[str, list[str]], archs: list[str], couplings: list
     return specs
 
 
-def profile_specs(cfg, root=None) -> list[dict]:
+def profile_specs(cfg, root=None, every_class: bool = False) -> list[dict]:
     """Every spec of a chapter-07 profile (``usfkit.profiles.resolve("07_image_benchmarks", ...)``):
-    the main grid (datasets × classes found × archs × couplings × seeds) and the §5.2.3 ablations
+    the main grid (datasets × classes × archs × couplings × seeds) and the §5.2.3 ablations
     named in ``cfg.ablations`` on MVTec AD: ``"logdet_prior"`` (U-Flow, additive + LU, with the
     App. B.2 prior of scale ``cfg.prior_sigma``) and ``"backbone_resnet18"`` (U-Flow on ResNet-18,
-    affine vs additive + LU)."""
+    affine vs additive + LU).
+
+    The classes of a dataset are those found on disk or already recorded in this profile (so a machine
+    without the images reads committed records as a whole table), in the paper's order; ``every_class``: every
+    class of the paper's grid, found or not (for :func:`status`).  The example maps go with the first class of
+    the paper's order (after ``cfg.classes``), so a spec's key does not depend on which classes a machine has."""
     common = dict(image_size=cfg.image_size, epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size,
                   pretrained=cfg.pretrained, backbone_seed=cfg.backbone_seed)
-    datasets = {d: [c for c in available(d, root) if cfg.classes is None or c in cfg.classes] for d in cfg.datasets}
+    wanted = {d: [c for c in DATASET_CLASSES[d] if cfg.classes is None or c in cfg.classes] for d in cfg.datasets}
+    recorded = set() if every_class else {(r.spec.get("dataset"), r.spec.get("cls"))
+                                          for r in sweep.load_runs(CHAPTER, cfg.profile)}
+    datasets = {d: [c for c in cs if every_class or c in available(d, root) or (d, c) in recorded]
+                for d, cs in wanted.items()}
     datasets = {d: cs for d, cs in datasets.items() if cs}
     specs = []
     for arch in cfg.archs:
         for dataset, classes in datasets.items():  # example maps of the first class of each dataset
-            for i, cls in enumerate(classes):
-                specs += make_specs({dataset: [cls]}, [arch], cfg.couplings, cfg.seeds, save_maps=i == 0,
-                                    backbone=cfg.backbones.get(arch), **common)
+            for cls in classes:
+                specs += make_specs({dataset: [cls]}, [arch], cfg.couplings, cfg.seeds,
+                                    save_maps=cls == wanted[dataset][0], backbone=cfg.backbones.get(arch), **common)
     mvtec = {"mvtec": datasets["mvtec"]} if "mvtec" in datasets else {}
     if "logdet_prior" in cfg.ablations and mvtec:
         specs += make_specs(mvtec, ["uflow"], ["additive_lu"], cfg.seeds, experiment="logdet_prior",
@@ -190,7 +198,7 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
 
     Divergence (NaN/inf loss, non-finite maps) gives ``ok=False`` with the reason in ``failure``.
     ``accelerator``/``devices``/``strategy`` go to Lightning's Trainer (one run on several GPUs); to
-    spread a sweep over several GPUs, run shards of it instead (``--shard`` on the command line).
+    spread a sweep over several GPUs, run it on Ray (``backend="ray"`` of :func:`run_benchmark`).
     ``maps_to``: where to save a few anomaly maps when ``spec["save_maps"]`` is set."""
     try:
         model, backbone = _build(spec, root)
@@ -247,21 +255,38 @@ def check_can_train(specs: list[dict], profile: str, chapter: str = CHAPTER, all
         raise NeedsGPU(
             f"{len(missing)} of the {len(specs)} runs of {chapter}'s full profile are not in {folder}, and this "
             "machine has no GPU. §5.2 at the paper's sizes (256-448 px inputs, ImageNet backbones, up to 100 "
-            "epochs a run) is a GPU workload: run it on a GPU machine (python -m usfkit.experiments.images "
-            "--profile full, one --shard per GPU) and copy the run records here, or pass allow_cpu=True (the "
+            "epochs a run) is a GPU workload: run it on a GPU machine or cluster (usf-images --profile full "
+            "[--backend ray]) and copy the run records here, or pass allow_cpu=True (the "
             "chapter's parameter allow_cpu, or --allow-cpu) to train on this CPU anyway.")
 
 
 def run_benchmark(specs: list[dict], profile: str, chapter: str = CHAPTER, desc: str = "image runs",
-                  allow_cpu: bool = False, **run_kw) -> list[results.RunRecord]:
+                  allow_cpu: bool = False, backend: str | None = None, address: str | None = None,
+                  **run_kw) -> list[results.RunRecord]:
     """Run every spec not finished yet (resumable, see :func:`usfkit.sweep.run_sweep`); return all records.
     An image spec carries every setting that changes its result itself (see :func:`make_specs`).
-    Without a GPU the full profile stops before training (:func:`check_can_train`) unless ``allow_cpu``."""
-    check_can_train(specs, profile, chapter, allow_cpu)
+    Without a GPU the full profile stops before training (:func:`check_can_train`) unless ``allow_cpu``.
+    ``backend="ray"``: every run a Ray task holding the share of a GPU its architecture's measured memory
+    needs (:func:`usfkit.image.dryrun.gpu_fraction`), so one GPU trains several runs at once."""
+    backend = sweep.check_backend(backend)
+    if backend != "ray":  # on Ray the GPUs are the cluster's, not this machine's
+        check_can_train(specs, profile, chapter, allow_cpu)
 
     def run_fn(spec):
         return run_one(spec, maps_to=maps_path(chapter, profile, spec), **run_kw)
-    return sweep.run_sweep(chapter, profile, specs, run_fn, settings={}, desc=desc)
+    return sweep.run_sweep(chapter, profile, specs, run_fn, settings={}, desc=desc, backend=backend, address=address,
+                           resources=ray_resources() if backend == "ray" else None)
+
+
+def ray_resources():
+    """An image run's Ray resources: one CPU, and on a cluster with GPUs the share of one GPU that the dry run's
+    measured peak memory of its architecture asks for (:func:`usfkit.image.dryrun.gpu_fraction`)."""
+    from .. import cluster
+
+    def share(spec: dict, gpu_gb: float) -> float:
+        from ..image import dryrun
+        return dryrun.gpu_fraction(spec["arch"], gpu_gb)
+    return cluster.per_run(share)
 
 
 def load_maps(spec: dict, profile: str, chapter: str = CHAPTER) -> dict | None:
@@ -692,36 +717,46 @@ def paper_ablation_sentence(deltas: dict, arch: str = "uflow", dataset: str = "m
 # --------------------------------------------------------------------------
 # command line
 # --------------------------------------------------------------------------
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description="Run the §5.2 image sweep (resumable) into results/<profile>/" + CHAPTER)
-    p.add_argument("--profile", default="full")
-    p.add_argument("--datasets", nargs="*", default=None, help="mvtec visa (default: the profile's)")
-    p.add_argument("--classes", nargs="*", default=None, help="restrict to these classes")
-    p.add_argument("--archs", nargs="*", default=None)
-    p.add_argument("--couplings", nargs="*", default=None)
-    p.add_argument("--seeds", nargs="*", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--devices", default="1", help="GPUs per run (Lightning devices)")
-    p.add_argument("--strategy", default="auto")
-    p.add_argument("--shard", default="0/1", help="i/n: run every n-th spec starting at i, e.g. one shard per GPU "
-                   "with CUDA_VISIBLE_DEVICES=i; records are separate files, so shards never collide")
-    p.add_argument("--allow-cpu", action="store_true", help="train the full profile even without a GPU (slow)")
-    a = p.parse_args(argv)
-    overrides = {k: getattr(a, k) for k in ("datasets", "classes", "archs", "couplings", "seeds", "epochs")}
-    cfg = profiles.resolve(CHAPTER, a.profile, **overrides)
+def status(cfg) -> pd.DataFrame:
+    """Where a profile's sweep stands: per (experiment, dataset, architecture) the runs of every class of the
+    dataset (MVTec AD's 15, VisA's 12, whether found on disk or not), how many are recorded, how many failed
+    and how many are missing."""
+    grid = profile_specs(cfg, every_class=True)
+    paths = sweep.record_paths(CHAPTER, cfg.profile, grid)
+    rows = []
+    for spec, path in zip(grid, paths):
+        ok = results.RunRecord.from_file(path).ok if path.exists() else None
+        rows.append({"experiment": spec["experiment"], "dataset": DATASET_LABELS[spec["dataset"]],
+                     "architecture": ARCH_LABELS[spec["arch"]], "present": ok is not None, "failed": ok is False})
+    df = pd.DataFrame(rows)
+    out = df.groupby(["experiment", "dataset", "architecture"], sort=False).agg(
+        runs=("present", "size"), recorded=("present", "sum"), failed=("failed", "sum")).reset_index()
+    out["missing"] = out["runs"] - out["recorded"]
+    return out
+
+
+def run_from_args(args) -> None:
+    """What ``usf-images`` does with its parsed arguments (:func:`usfkit.cli.images_parser`) for ``--status``
+    and a sweep (``--plan`` and ``--dry-run`` are :mod:`usfkit.image.dryrun`'s)."""
+    overrides = {k: getattr(args, k) for k in ("datasets", "classes", "archs", "couplings", "seeds", "epochs")}
+    cfg = profiles.resolve(CHAPTER, args.profile, **overrides)
+    if args.status:
+        table = status(cfg)
+        print(table.to_string(index=False))
+        print(f"{int(table['missing'].sum())} of {int(table['runs'].sum())} runs missing under "
+              f"{sweep.runs_dir(CHAPTER, cfg.profile)}; usf-images --plan estimates their GPU-hours")
+        return
     if cfg.threads and not torch.cuda.is_available():
         torch.set_num_threads(cfg.threads)
     specs = profile_specs(cfg)
-    i, n = map(int, a.shard.split("/"))
-    devices = int(a.devices) if a.devices.isdigit() else a.devices
-    records = run_benchmark(specs[i::n], cfg.profile, devices=devices, strategy=a.strategy, progress="bar",
-                            allow_cpu=a.allow_cpu)
+    if not specs:
+        raise FileNotFoundError(f"no class of {', '.join(cfg.datasets)} found under the data folder "
+                                "($USFKIT_DATA): see the data README for where MVTec AD and VisA go")
+    print(f"{len(specs)} runs; finished runs are skipped")
+    records = run_benchmark(specs, cfg.profile, devices=args.devices, progress="bar" if args.backend == "local"
+                            else "none", allow_cpu=args.allow_cpu, backend=args.backend, address=args.address)
     df = frame(records)
     print(f"{len(df)} runs, {int((~df.ok.astype(bool)).sum())} failed")
     for m in ("image_auroc", "pixel_auroc"):
-        print(m)
+        print(METRIC_LABELS[m])
         print(wide(class_averaged(df, m), ["dataset"]).to_string())
-
-
-if __name__ == "__main__":
-    main()

@@ -1044,8 +1044,9 @@ def run_from_args(args) -> None:
     cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
                            seeds=args.seeds,
                            epochs=args.epochs, protocol=args.protocol)
-    print(f"{len(specs(cfg))} runs, {workers} worker(s); finished runs are skipped")
-    runs = run(cfg, progress="none", workers=workers)
+    where = f"{workers} worker(s)" if args.backend == "local" else "Ray tasks"
+    print(f"{len(specs(cfg))} runs, {where}; finished runs are skipped")
+    runs = run(cfg, progress="none", workers=workers, backend=args.backend, address=args.address)
     print(aggregate(runs).round(2).to_string())
     print(f"runs saved under {__import__('usfkit').results.chapter_dir(CHAPTER, cfg.profile) / 'runs'}")
 
