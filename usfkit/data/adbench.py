@@ -194,6 +194,37 @@ def adbench_rows(y: np.ndarray, seed: int, resample: bool = True, test_size: flo
     return train, test
 
 
+#: The fewest distinct normal rows a training part may hold.  The one-class baselines read the training
+#: normals' ``nu = 0.05`` quantiles (OneFlow's ball, DOHSC's radius, DO2HSC's shell): with fewer than
+#: ``1 / nu = 20`` rows such a quantile is an interpolation between the most extreme rows and no row lies
+#: beyond it.  (No validation part is needed: §5.1.1 stops early on the training loss.)
+MIN_TRAIN_NORMALS = 20
+
+
+def check_sizes(file: Path | str, y: np.ndarray, seed: int) -> None:
+    """A :class:`DataError` unless, under both :data:`PROTOCOLS` (the rows :func:`adbench_rows` draws for
+    ``seed``), the training part holds at least :data:`MIN_TRAIN_NORMALS` distinct normal rows of the file and
+    the test part at least one distinct normal and one distinct anomalous row (an AUROC compares the two).
+    Distinct rows: ADBench's resampling of small files copies rows, and copies are not more data.  Every
+    ADBench classical file passes (the smallest, 15_Hepatitis, keeps about 47 training normals); a file with
+    2 normal and 2 anomalous rows, which would otherwise train on one normal row, is refused."""
+    counts = np.bincount(y, minlength=2)
+    for protocol in PROTOCOLS:
+        train, test = adbench_rows(y, seed, resample=protocol == "adbench")
+        sizes = {"distinct training normals": len(np.unique(train[y[train] == 0])),
+                 "distinct test normals": len(np.unique(test[y[test] == 0])),
+                 "distinct test anomalies": len(np.unique(test[y[test] == 1]))}
+        need = {"distinct training normals": MIN_TRAIN_NORMALS, "distinct test normals": 1,
+                "distinct test anomalies": 1}
+        short = [k for k in sizes if sizes[k] < need[k]]
+        if short:
+            got = ", ".join(f"{sizes[k]} {k} (at least {need[k]} needed)" for k in short)
+            raise DataError(f"{file}: too small for the one-class protocol: {counts[0]} normal and {counts[1]} "
+                            f"anomalous rows give, with the 70/30 split of seed {seed} ({protocol!r}), {got}. "
+                            f"A training part needs at least {MIN_TRAIN_NORMALS} normal rows (the baselines' "
+                            "5 % quantiles) and the test part a normal and an anomalous row; use a larger file")
+
+
 @dataclass
 class Split:
     """One seeded split: ``x_train`` holds the (MinMax-scaled) training normals only."""
@@ -224,7 +255,8 @@ def split(name: str | int, seed: int = 1, protocol: str = "adbench", root: Path 
     """ADBench's protocol for ``seed`` (rows from :func:`adbench_rows`; ``protocol`` in :data:`PROTOCOLS`),
     then MinMax scaling fitted on the whole training part (anomalies included, as ADBench does),
     and the anomalies removed from the training part (the paper's one-class setting, §5.1.1).
-    Features constant on the training part are shifted, not scaled (scikit-learn's rule)."""
+    Features constant on the training part are shifted, not scaled (scikit-learn's rule).  A file too small
+    for the protocol (:func:`check_sizes`) raises :class:`DataError` before anything trains."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; protocols are {', '.join(PROTOCOLS)}")
     name = resolve_name(name)
@@ -234,6 +266,7 @@ def split(name: str | int, seed: int = 1, protocol: str = "adbench", root: Path 
     if counts.min() < 2:
         raise DataError(f"{file}: {counts[0]} normal and {counts[1]} anomalous rows; a stratified split "
                         "needs at least 2 of each")
+    check_sizes(file, y, seed)
     train, test = adbench_rows(y, seed, resample=protocol == "adbench")
     scaler = MinMaxScaler().fit(x[train].astype(np.float64))
     scale = lambda rows: torch.from_numpy(scaler.transform(x[rows].astype(np.float64)).astype(np.float32))  # noqa: E731
