@@ -137,7 +137,7 @@ def test_plan_table_and_text():
     assert half.loc["All of §5.2", "T4 GPU-h"] == pytest.approx(2 * dryrun.plan_table(
         dry, gpu="T4", epochs=10, fraction=0.3).loc["All of §5.2", "T4 GPU-h"])
     text = dryrun.plan_text(dry, gpu="H100", epochs=10)
-    assert "All of §5.2" in text and "main_cflow" in text and "40%" in text
+    assert "All of §5.2" in text and "main_cflow" in text and "FastFlow 40%" in text and "28%-36%" in text
 
 
 def test_gpu_fraction_rounds_up_to_a_divisor():
@@ -152,3 +152,15 @@ def test_gpu_fraction_rounds_up_to_a_divisor():
         dryrun.gpu_fraction("cflow", 80, dry)
     assert dryrun.tabular_gpu_fraction(80, dry) == 1 / 32  # 1.5 GB: 80 / 32 = 2.5 GB
     assert dryrun.tabular_gpu_fraction(80, {**dry, "tabular": dict(ok=True, peak_bytes=0.1e9)}) == 1 / 64
+
+
+def test_cache_saving_text_projects_the_benchmark():
+    dry = _constructed_dry()
+    bench = dict(what="constructed", n_images=100, recompute_epoch_s=30.0, cached_epoch_s=20.0, extract_s=10.0)
+    text = dryrun.cache_saving_text(dry, bench, epochs=10)
+    # recompute: 3 seeds x 1e9 x (n_train x 10 + n_test) on both classes; the cache: 1e9 x (n_train + n_test) each
+    recompute = 3 * 1e9 * ((209 + 900) * 10 + 83 + 200)
+    assert f"{recompute / 1e15:,.0f} PFLOP recomputing" in text and "2 caches" in text
+    # 10 s saved per 100 images and epoch, over 3 seeds x (209 + 900) training images x 10 epochs
+    assert f"{10 / 100 * 3 * (209 + 900) * 10 / 3600:,.0f} CPU-hours saved" in text and "1.50x" in text
+    assert "Measured on this CPU" not in dryrun.cache_saving_text(dry, {}, epochs=10)

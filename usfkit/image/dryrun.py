@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import math
 import os
+import tempfile
 import time
 from pathlib import Path
 from unittest import mock
@@ -343,9 +345,11 @@ def _write(path: Path, data: dict) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path):
-    """An exclusive lock beside ``path``, so that several processes (e.g. one per architecture) can
-    add their configurations to the same file: read, add, write under the lock."""
-    with open(path.with_suffix(".lock"), "w") as f:
+    """An exclusive lock on ``path`` (a file in the temporary folder, named by its path), so that several
+    processes of one machine (e.g. one per architecture) can add their configurations to the same file:
+    read, add, write under the lock."""
+    name = hashlib.sha1(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"usfkit-dryrun-{name}.lock", "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
@@ -584,9 +588,19 @@ def cache_saving_text(dry: dict | None = None, bench: dict | None = None, epochs
             f"the heads themselves need {gpu_hours(b['head'], gpu, fraction):,.0f}).")
     bench = bench if bench is not None else load_cache_benchmark()
     if bench:
+        ff = flop_budget({"configurations": {k: r for k, r in dry["configurations"].items()
+                                             if r.get("config", {}).get("arch") == "fastflow"}}, epochs=epochs)
+        image_epochs = sum(len(r["config"]["seeds"]) * IMAGE_COUNTS[d][c][0] * epochs
+                           for r in _ok(dry) if r["config"]["arch"] == "fastflow"
+                           for d, classes in r["config"]["classes"].items() for c in classes)
+        saved_h = (bench["recompute_epoch_s"] - bench["cached_epoch_s"]) / bench["n_images"] * image_epochs / 3600
+        all_images = sum(n_train + n_test for counts in IMAGE_COUNTS.values() for n_train, n_test in counts.values())
+        cache_h = bench["extract_s"] / bench["n_images"] * all_images / 3600
+        ratio = bench["recompute_epoch_s"] / bench["cached_epoch_s"]
         text += (f" Measured on this CPU ({bench['what']}): an epoch on cached features takes "
                  f"{bench['cached_epoch_s']:.1f} s against {bench['recompute_epoch_s']:.1f} s recomputing the "
-                 f"backbone ({bench['recompute_epoch_s'] / bench['cached_epoch_s']:.1f}x).")
+                 f"backbone ({ratio:.2f}x); over the {ff['runs']} FastFlow runs of §5.2 at {epochs} epochs that is "
+                 f"{saved_h:,.0f} CPU-hours saved on such a core, for {cache_h:.1f} CPU-hours computing the caches.")
     return text
 
 
@@ -609,7 +623,8 @@ def plan_text(dry: dict | None = None, gpu: str | None = None, epochs: int = EPO
     gpus = [gpu] if gpu else list(GPUS)
     hours = ", ".join(f"{_hours(total[f'{g} GPU-h'])} h on {g}" for g in gpus)
     eff = dry.get("cpu_efficiency", {})
-    eff_text = ", ".join(f"{a} {v:.0%}" for a, v in sorted(eff.items()))
+    eff_text = ", ".join(f"{ARCH_LABELS.get(a, a)} {v:.0%}" for a, v in sorted(eff.items()))
+    suggest = f", which suggests {0.7 * min(eff.values()):.0%}-{0.9 * max(eff.values()):.0%}" if eff else ""
     failed = [r["config"]["key"] for r in dry["configurations"].values() if not r.get("ok")]
     shares = []
     for a in ("fastflow", "cflow", "uflow"):
@@ -633,9 +648,9 @@ def plan_text(dry: dict | None = None, gpu: str | None = None, epochs: int = EPO
         "x seeds x couplings, plus one backbone pass per image per feature cache. "
         f"The GPUs run at an assumed {fraction:.0%} of their dense FP32 peak (vendor data sheets). That share is "
         "an assumption, not a measurement (this machine has no GPU): on this CPU the heads' training steps reach "
-        f"{eff_text or 'n/a'} of a large matrix product's FLOP rate, and a large FP32 matrix product reaches "
-        "roughly 70-90 % of a data-centre GPU's peak, which suggests 25-60 %; we take the low end because the "
-        "heads' small kernels (CFlow's 64-vector fiber batches, one optimiser step each) use a GPU worse than a CPU. "
+        f"{eff_text or 'n/a'} of a large matrix product's FLOP rate (per CPU second), and a large FP32 matrix "
+        f"product reaches roughly 70-90 % of a data-centre GPU's peak{suggest}; we stay at the low end because "
+        "small kernels (CFlow's 64-vector fiber batches, one optimiser step each) use a GPU worse than a CPU. "
         "Every hour above scales as 1 / that share. Elementwise operations are not counted, and TF32 tensor cores "
         "(on by default for convolutions since Ampere) would shorten the convolutional heads.")
     if shares:
