@@ -200,10 +200,15 @@ class DO2HSC(_HypersphereNet):
         self.register_buffer("r_max", torch.tensor(float("nan")))
         self.register_buffer("r_min", torch.tensor(float("nan")))
 
-    def loss(self, x: Tensor) -> Tensor:
-        """``mean(max(0, d^2 - r_max^2) + max(0, r_min^2 - d^2))``: zero for points inside the shell."""
+    def check_radii(self) -> None:
+        """A RuntimeError unless ``r_min`` / ``r_max`` are set (they are NaN until :meth:`fit_radii`).  Called
+        once before training (:class:`DOHSCModule`), not in :meth:`loss`: on a GPU every step would wait."""
         if not (torch.isfinite(self.r_max) and torch.isfinite(self.r_min)):
             raise RuntimeError("r_min/r_max are not set: train with train_dohsc() or call fit_radii(x_train)")
+
+    def loss(self, x: Tensor) -> Tensor:
+        """``mean(max(0, d^2 - r_max^2) + max(0, r_min^2 - d^2))``: zero for points inside the shell
+        (NaN while the radii are not set, see :meth:`check_radii`)."""
         d2 = self.sq_dist(x)
         return (F.relu(d2 - self.r_max**2) + F.relu(self.r_min**2 - d2)).mean()
 
@@ -237,6 +242,10 @@ class DOHSCModule(_Base):
 
     def configure_optimizers(self):
         return adam(self.model.encoder_parameters(), self.lr, self.weight_decay)
+
+    def on_train_start(self) -> None:
+        if self.objective == "model" and isinstance(self.model, DO2HSC):
+            self.model.check_radii()
 
     def loss(self, x: Tensor) -> Tensor:
         return self.model.ball_loss(x) if self.objective == "ball" else self.model.loss(x)

@@ -7,8 +7,10 @@ pretraining, and :func:`fit`, which wraps the trainer the way every chapter need
 * one progress display per run: an epoch-level line that updates in place in a
   notebook (inside a sweep's display when a sweep runs it), Lightning's own bar in a
   terminal;
-* a NaN/inf loss ends the run and comes back as a failed :class:`FitResult` with
-  a message saying what to do, instead of an exception that kills a sweep.
+* a NaN/inf loss ends the run (at the end of that epoch) and comes back as a failed :class:`FitResult`
+  with a message saying what to do, instead of an exception that kills a sweep;
+* no host synchronisation inside a training step (no ``.item()``, ``bool(tensor)``, per-step
+  ``self.log``): on a GPU the host queues steps without waiting for them (tests/test_host_sync.py).
 """
 from __future__ import annotations
 
@@ -118,14 +120,19 @@ class _Base(L.LightningModule):
         (read from what ``loss`` kept, outside a compiled loss)."""
         return {}
 
-    def training_step(self, batch, batch_idx):
-        loss = self.loss(batch[0])
-        for name, value in {"train_loss": loss, **self.step_terms()}.items():
-            self.log_epoch_mean(name, value, len(batch[0]))
+    def log_epoch_means(self, batch_idx: int) -> None:
+        """At the epoch's last batch, log the epoch means :meth:`log_epoch_mean` summed (the only
+        ``self.log`` of an epoch; no step reads a value back to the host)."""
         if batch_idx + 1 == self.trainer.num_training_batches:
             for name, (total, count) in self._epoch_sums.items():
                 self.log(name, total / count, on_step=False, on_epoch=True, batch_size=1)
             self._epoch_sums = {}
+
+    def training_step(self, batch, batch_idx):
+        loss = self.loss(batch[0])
+        for name, value in {"train_loss": loss, **self.step_terms()}.items():
+            self.log_epoch_mean(name, value, len(batch[0]))
+        self.log_epoch_means(batch_idx)
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -198,13 +205,46 @@ class AutoencoderModule(_Base):
 # Callbacks
 # --------------------------------------------------------------------------
 class DivergenceGuard(Callback):
-    """Stops training with :class:`Diverged` as soon as a batch loss is NaN or inf."""
+    """Ends training with :class:`Diverged` at the end of an epoch in which a batch loss was NaN or inf.
+
+    Without reading anything back to the host during a step: each batch folds "is my loss finite?" into
+    flags that stay on the loss's device (the first bad batch's number and loss), and the host reads them
+    once, at the epoch's end.  On a GPU a per-batch check (``if not torch.isfinite(loss)``) would stop the
+    host at every step until the GPU caught up.  The price: a run that diverges trains on to the end of that
+    epoch (on NaN weights, which change nothing of the outcome).  An error that such weights cause before
+    the epoch ends (e.g. a decomposition of a NaN matrix) is reported as the divergence it follows
+    (:meth:`pending`, read by :func:`fit`)."""
+
+    def __init__(self):
+        self._first: Tensor | None = None  # the first non-finite batch's index, -1 while none
+        self._value: Tensor | None = None  # its loss
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._first = self._value = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
-            raise Diverged(f"loss became {loss.item()} at epoch {trainer.current_epoch + 1}, "
-                           f"batch {batch_idx + 1}.{pl_module.diagnosis()}")
+        if loss is None:
+            return
+        value = loss.detach().float().sum()  # non-finite when any element is
+        if self._first is None:
+            self._first = torch.full((), -1, dtype=torch.long, device=value.device)
+            self._value = value
+        new = (self._first < 0) & ~torch.isfinite(value)
+        self._first = torch.where(new, batch_idx, self._first)
+        self._value = torch.where(new, value, self._value)
+
+    def pending(self, trainer, pl_module) -> Diverged | None:
+        """The :class:`Diverged` error for the current epoch if one of its batch losses was not finite."""
+        if self._first is None or int(self._first) < 0:  # one read per epoch
+            return None
+        return Diverged(f"loss became {float(self._value)} at epoch {trainer.current_epoch + 1}, "
+                        f"batch {int(self._first) + 1}.{pl_module.diagnosis()}")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        err = self.pending(trainer, pl_module)
+        if err is not None:
+            raise err
 
 
 class History(Callback):
@@ -387,7 +427,8 @@ def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None
     if progress == "auto":
         progress = "notebook" if in_notebook() else "bar"
     history = History(monitor)
-    callbacks: list[Callback] = [DivergenceGuard(), history,
+    guard = DivergenceGuard()
+    callbacks: list[Callback] = [guard, history,
                                  EarlyStopping(monitor, patience=patience, min_delta=min_delta, mode="min",
                                                check_finite=True)]
     if progress == "notebook":
@@ -408,6 +449,11 @@ def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None
         try:
             trainer.fit(module, train, val)
         except Diverged as err:
+            failure = str(err)
+        except Exception:  # an error caused by a loss that had already become NaN is that divergence
+            err = guard.pending(trainer, module)
+            if err is None:
+                raise
             failure = str(err)
     bad = [row["epoch"] for row in history.rows if not math.isfinite(row.get(monitor, math.inf))]
     if failure is None and bad:

@@ -26,7 +26,8 @@ class HeadModule(_Base):
     def training_step(self, batch, batch_idx):
         loss = self.loss(batch)
         self._last_loss = loss.detach()
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        self.log_epoch_mean("train_loss", loss, len(batch[0]))  # summed on the device, logged once an epoch
+        self.log_epoch_means(batch_idx)
         return loss
 
     def validation_step(self, batch, batch_idx):

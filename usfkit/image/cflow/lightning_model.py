@@ -34,5 +34,6 @@ class CflowModule(HeadModule):
                 total, count = total + loss.detach() * len(idx), count + len(idx)
         mean = total / count
         self._last_loss = mean
-        self.log("train_loss", mean, on_step=False, on_epoch=True, batch_size=len(batch[0]))
+        self.log_epoch_mean("train_loss", mean, len(batch[0]))  # summed on the device, logged once an epoch
+        self.log_epoch_means(batch_idx)
         return mean

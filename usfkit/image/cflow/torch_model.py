@@ -51,6 +51,7 @@ class CflowHead(nn.Module):
         self.coupling = check_coupling(coupling)
         self.feature_shapes = [tuple(s) for s in feature_shapes]
         self.condition_dim, self.prior_sigma, self.n_train = condition_dim, prior_sigma, n_train
+        self._encodings: dict[tuple, Tensor] = {}
         self.decoders = nn.ModuleList(
             Chain([flow_step(coupling, c, fc_subnet, clamp, context_channels=condition_dim,
                              lu_fixed_diag=lu_fixed_diag, prior_sigma=prior_sigma) for _ in range(blocks)])
@@ -63,9 +64,17 @@ class CflowHead(nn.Module):
     def fibers(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, C, h, w]`` -> feature vectors ``[B*h*w, C]`` and their conditions ``[B*h*w, P]``."""
         b, c, h, w = feature.shape
-        pos = positional_encoding_2d(self.condition_dim, h, w).to(feature)
-        cond = pos.permute(1, 2, 0).reshape(h * w, -1).repeat(b, 1)
+        cond = self.encoding(h, w, feature).permute(1, 2, 0).reshape(h * w, -1).repeat(b, 1)
         return feature.permute(0, 2, 3, 1).reshape(-1, c), cond
+
+    def encoding(self, height: int, width: int, like: Tensor) -> Tensor:
+        """:func:`positional_encoding_2d` on ``like``'s device and dtype, built once per size and kept: built
+        every step it would be copied from the host at every step, and on a GPU such a copy waits for the
+        queue (not a buffer: a checkpoint does not change)."""
+        key = (height, width, like.device, like.dtype)
+        if key not in self._encodings:
+            self._encodings[key] = positional_encoding_2d(self.condition_dim, height, width).to(like)
+        return self._encodings[key]
 
     def flow_inputs(self, features: list[Tensor]) -> list[Tensor]:
         return [self.fibers(f)[0] for f in features]
