@@ -64,21 +64,39 @@ def attempts(log: Path) -> dict[int, int]:
     return counts
 
 
-def test_both_nodes_work_and_ray_gives_the_local_records(two_nodes, results_root, shared_data, monkeypatch):
-    """A quick tabular sweep on the cluster gives the local backend's AUROCs (to float tolerance)."""
+def test_both_nodes_work_and_ray_gives_the_local_records(two_nodes, results_root, shared_data, monkeypatch, capsys):
+    """``usf-tabular --backend ray`` on the cluster gives the local backend's AUROCs (to float tolerance)."""
     import torch
-    from usfkit import profiles
-    from usfkit.experiments import tabular
+    from usfkit import cli
 
+    c, _ = two_nodes
     torch.set_num_threads(1)
     assert sum(n["Alive"] for n in ray.nodes()) == 2 and ray.cluster_resources()["CPU"] == 2
-    cfg = profiles.resolve("05_tabular_benchmark", "quick", datasets=["4_breastw", "29_Pima"],
-                           methods=["USFlow", "OneFlow"], seeds=1, epochs=2)
-    local = tabular.run(cfg, progress="none", backend="local")
+    argv = ["--profile", "quick", "--datasets", "4_breastw", "29_Pima", "--methods", "USFlow", "OneFlow",
+            "--seeds", "1", "--epochs", "2"]
+    cli.tabular(argv + ["--backend", "local", "--workers", "1"])
+    local = sweep.load_runs("05_tabular_benchmark", "quick")  # sorted by file name (the run key)
     monkeypatch.setenv("USFKIT_RESULTS", str(results_root.parent / "results_ray"))
-    on_ray = tabular.run(cfg, progress="none", backend="ray")
-    assert len(local) == len(on_ray) == 4 and on_ray["ok"].all()
-    assert list(on_ray["auroc"]) == pytest.approx(list(local["auroc"]), abs=1e-6)
+    cli.tabular(argv + ["--backend", "ray", "--address", c.address])
+    on_ray = sweep.load_runs("05_tabular_benchmark", "quick")
+    assert "4 runs, Ray tasks" in capsys.readouterr().out
+    assert len(local) == len(on_ray) == 4 and all(r.ok for r in on_ray)
+    assert [r.key for r in on_ray] == [r.key for r in local]
+    assert [r.metrics["auroc"] for r in on_ray] == pytest.approx([r.metrics["auroc"] for r in local], abs=1e-6)
+
+
+def test_usf_images_runs_an_image_run_as_a_task(two_nodes, results_root, shared_data, tmp_path, monkeypatch):
+    """One quick image run (features cached by the task, maps saved by the run) through ``usf-images``."""
+    from usfkit import cli
+
+    c, _ = two_nodes
+    if not (shared_data / "mvtec_ad" / "bottle").is_dir() and not list(shared_data.glob("mvtec*/bottle")):
+        pytest.skip("MVTec AD bottle is not in the data folder")
+    monkeypatch.setenv("USFKIT_FEATURE_CACHE", str(tmp_path / "features"))
+    cli.images(["--profile", "quick", "--couplings", "additive_lu", "--seeds", "0", "--epochs", "1",
+                "--backend", "ray", "--address", c.address])
+    (record,) = sweep.load_runs("07_image_benchmarks", "quick")
+    assert record.ok and 0 <= record.metrics["image_auroc"] <= 1 and record.spec["coupling"] == "additive_lu"
 
 
 def test_a_node_killed_mid_sweep_loses_no_run(two_nodes, results_root, tmp_path):
