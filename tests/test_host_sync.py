@@ -23,6 +23,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import TensorDataset
 
 from usfkit import dohsc, flows, oneflow, train, vae
+from usfkit.oneclass import DeepSVDD, svdd_widths
 from usfkit.image.cflow import CflowHead, CflowModule
 from usfkit.image.fastflow import FastflowHead, FastflowModule
 from usfkit.image.uflow import UflowHead, UflowModule
@@ -64,8 +65,12 @@ def tabular_runs() -> dict:
     def run_oneflow(cb):
         oneflow.train_oneflow(oneflow.OneFlow(6, blocks=2, hidden=8, layers=1, seed=0), X, callbacks=[cb], **FIT)
 
+    def run_svdd(cb):  # Deep SVDD with its autoencoder pretraining (chapters 01, 03)
+        train.train_svdd(DeepSVDD(6, svdd_widths(6, 3)), X, pretrain_epochs=2, callbacks=[cb], **FIT)
+
     return {"USFlow": run_flow("additive_lu"), "NonUSFlow": run_flow("affine_lu"),
-            "VAE-USFlow": run_vae("additive_lu"), "VAE-NonUSFlow": run_vae("affine_lu"), "OneFlow": run_oneflow}
+            "VAE-USFlow": run_vae("additive_lu"), "VAE-NonUSFlow": run_vae("affine_lu"), "OneFlow": run_oneflow,
+            "Deep SVDD": run_svdd}
 
 
 HEADS = {"fastflow": (FastflowHead, FastflowModule, {"blocks": 2}),
@@ -82,7 +87,7 @@ def make_head(arch: str, coupling: str):
 @pytest.mark.parametrize("name", list(tabular_runs()))
 def test_tabular_flow_steps_do_not_synchronise(host_sync, name):
     counted = host_sync.count_syncs(tabular_runs()[name])
-    assert counted["steps"] == 2 * 3
+    assert counted["steps"] == ((2 + 2) * 3 if name == "Deep SVDD" else 2 * 3)  # pretraining: 2 more epochs
     assert counted["by_op"] == {}, counted["places"]
 
 
