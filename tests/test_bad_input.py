@@ -118,10 +118,12 @@ def test_adbench_load_and_split_name_the_file(tmp_path):
     np.savez(file, X=x, y=y)
     with pytest.raises(DataError, match=re.escape(str(file)) + ": 1 normal and 49 anomalous rows"):
         adbench.split("breastw", root=tmp_path, download=False)
-    # two normals among 200 rows: the stratified split puts one on each side
+    # two normals among 200 rows would train on one normal row: refused, saying the minimum
     x, y = _data(n=200, n_anomalies=198)
     np.savez(file, X=x, y=y)
-    assert len(adbench.split("breastw", root=tmp_path, download=False, protocol="adbench-noresample").x_train) == 1
+    for protocol in ("adbench", "adbench-noresample"):
+        with pytest.raises(DataError, match=re.escape(str(file)) + ".*at least 20 needed"):
+            adbench.split("breastw", root=tmp_path, download=False, protocol=protocol)
 
 
 def test_embeddings_loader_rejects_a_bad_label(tmp_path, monkeypatch):
@@ -242,6 +244,7 @@ def test_an_error_is_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatc
     from usfkit import cli
 
     monkeypatch.setenv("USFKIT_DATA", str(tmp_path))
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
     with pytest.raises(SystemExit) as err:
         cli.images(["--profile", "quick", "--epochs", "1", "--datasets", "mvtec"])
     message = capsys.readouterr().err
@@ -285,3 +288,27 @@ def test_a_list_of_seeds_is_checked_as_a_list():
     for bad in ([], [-1], [0.5], 3):
         with pytest.raises(ValueError, match="seeds must be a non-empty list"):
             profiles.of("07_image_benchmarks", "full", seeds=bad)
+
+
+def test_a_bad_file_stops_the_tabular_sweep_before_any_run_trains(tmp_path, monkeypatch, shared_data):
+    """The driver reads and splits every dataset with a pending run first: a truncated file among good ones
+    stops the sweep, naming it, before the first run (on Ray: before any task is submitted)."""
+    import shutil
+
+    from usfkit import profiles
+    from usfkit.experiments import tabular
+
+    data = tmp_path / "data" / "adbench_classical"
+    data.mkdir(parents=True)
+    shutil.copy(shared_data / "adbench_classical" / "4_breastw.npz", data)
+    good = (shared_data / "adbench_classical" / "29_Pima.npz").read_bytes()
+    (data / "29_Pima.npz").write_bytes(good[: len(good) // 2])
+    monkeypatch.setenv("USFKIT_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
+    trained = []
+    monkeypatch.setattr(tabular, "run_one", lambda spec, cfg, progress="auto": trained.append(spec))
+    cfg = profiles.resolve("05_tabular_benchmark", "quick", datasets=["4_breastw", "29_Pima"], methods=["USFlow"],
+                           seeds=1, epochs=1)
+    with pytest.raises(DataError, match=re.escape(str(data / "29_Pima.npz"))):
+        tabular.run(cfg, progress="none")
+    assert trained == [] and not list((tmp_path / "results").rglob("*.json"))

@@ -259,8 +259,8 @@ def test_command_line_passes_every_setting_to_the_sweep(shared_data, monkeypatch
     class Stop(Exception):
         pass
 
-    def fake_run(cfg, progress="auto", workers=1):
-        seen["cfg"], seen["workers"] = cfg, workers
+    def fake_run(cfg, progress="auto", workers=1, backend=None, address=None):
+        seen["cfg"], seen["workers"], seen["backend"] = cfg, workers, (backend, address)
         raise Stop
 
     monkeypatch.setattr(tabular, "run", fake_run)
@@ -268,7 +268,7 @@ def test_command_line_passes_every_setting_to_the_sweep(shared_data, monkeypatch
         tabular.main(["--profile", "full", "--seed", "2", "--seeds", "1", "--datasets", "4_breastw",
                       "--protocol", "adbench-noresample", "--epochs", "7", "--workers", "3"])
     cfg = seen["cfg"]
-    assert seen["workers"] == 3
+    assert seen["workers"] == 3 and seen["backend"] == ("local", None)
     assert (cfg.seed, cfg.seeds, cfg.protocol, cfg.epochs, cfg.datasets) == (2, 1, "adbench-noresample", 7,
                                                                               ["4_breastw"])
     assert [s["seed"] for s in tabular.specs(cfg)][:1] == [2]

@@ -271,11 +271,21 @@ def run_benchmark(specs: list[dict], profile: str, chapter: str = CHAPTER, desc:
     backend = sweep.check_backend(backend)
     if backend != "ray":  # on Ray the GPUs are the cluster's, not this machine's
         check_can_train(specs, profile, chapter, allow_cpu)
+    pending = [s for s, path in zip(specs, sweep.record_paths(chapter, profile, specs)) if not path.exists()]
+    check_data(pending, run_kw.get("root"))
 
     def run_fn(spec):
         return run_one(spec, maps_to=maps_path(chapter, profile, spec), **run_kw)
     return sweep.run_sweep(chapter, profile, specs, run_fn, settings={}, desc=desc, backend=backend, address=address,
                            resources=ray_resources() if backend == "ray" else None)
+
+
+def check_data(pending: list[dict], root=None) -> None:
+    """List the training and test images of every class with a run still to train, here, before any run starts
+    (on Ray: before any task is submitted): a missing or broken class folder stops the sweep naming it."""
+    for dataset, cls, size in dict.fromkeys((s["dataset"], s["cls"], s["image_size"]) for s in pending):
+        for split in ("train", "test"):
+            DATASETS[dataset][0](cls, split, size, root)
 
 
 def ray_resources():

@@ -214,12 +214,22 @@ def run(cfg, progress: str = "auto", workers: int = 1, backend: str | None = Non
     if bad:
         raise KeyError(f"unknown method(s) {sorted(bad)}; methods are {', '.join(METHODS)}")
     backend = check_backend(backend)
+    todo, settings = specs(cfg), profiles.run_settings(cfg, *SELECTORS)
+    check_data(cfg, [s for s, path in zip(todo, record_paths(CHAPTER, cfg.profile, todo, settings)) if not path.exists()])
     elsewhere = workers > 1 or backend == "ray"
     one = functools.partial(run_one, cfg=cfg, progress="none" if elsewhere else progress)
-    records = run_sweep(CHAPTER, cfg.profile, specs(cfg), one, settings=profiles.run_settings(cfg, *SELECTORS),
+    records = run_sweep(CHAPTER, cfg.profile, todo, one, settings=settings,
                         desc="tabular runs", workers=workers, backend=backend, address=address,
                         resources=ray_resources() if backend == "ray" else None)
     return runs_frame(records)
+
+
+def check_data(cfg, pending: list[dict]) -> None:
+    """Read and split every dataset that has a run still to train, here, before any run starts (on Ray: before
+    any task is submitted): a bad or too small file stops the sweep with a DataError naming it, not hours later
+    inside a run."""
+    for dataset in dict.fromkeys(s["dataset"] for s in pending):
+        _split(dataset, cfg.seed, cfg.protocol)
 
 
 def ray_resources():
