@@ -215,3 +215,15 @@ def test_usf_reproduce_runs_chapters_as_tasks_and_the_driver_writes_their_result
         assert (tmp_path / "out" / "chapters" / f"{n}.ipynb").exists()
     again = list(reproduce.run_chapters(chapters[:2], tmp_path / "out", "quick", backend="ray", progress=False))
     assert [o.status for o in again] == ["skipped", "skipped"]  # decided by the driver, before any task
+
+
+def where_run(spec):
+    return RunResult(ok=True, metrics={"auroc": 0.5}, info={"pid": os.getpid()})
+
+
+def test_usfkit_backend_sends_a_chapters_own_sweeps_to_ray(two_nodes, results_root, monkeypatch):
+    """``$USFKIT_BACKEND=ray`` (e.g. ``USFKIT_BACKEND=ray papermill chapters/03_collapse.ipynb ...``): a sweep
+    that names no backend, as the chapters' do, runs its runs as Ray tasks."""
+    monkeypatch.setenv("USFKIT_BACKEND", "ray")
+    records = sweep.run_sweep("ch", "quick", [{"i": i} for i in range(2)], where_run, settings={}, progress=False)
+    assert all(r.ok and r.info["pid"] != os.getpid() for r in records)  # trained in Ray's worker processes
