@@ -94,6 +94,13 @@ def test_run_dry_run_writes_and_resumes(tmp_path, monkeypatch):
     failed = dryrun.run_dry_run(out, **{**kw, "couplings": ["affine"]})
     rec = failed["configurations"]["main_fastflow_resnet18_256px_affine"]
     assert not rec["ok"] and "MemoryError: too big" in rec["failure"]
+    # ... and measured again by the next call, unless told not to
+    calls = []
+    monkeypatch.setattr(dryrun, "measure", lambda *a, **k: calls.append(1) or {"ok": True})
+    dryrun.run_dry_run(out, **{**kw, "couplings": ["affine"]}, retry_failed=False)
+    assert calls == []
+    assert dryrun.run_dry_run(out, **{**kw, "couplings": ["affine"]})["configurations"][
+        "main_fastflow_resnet18_256px_affine"]["ok"] and calls == [1]
 
 
 def _constructed_dry():

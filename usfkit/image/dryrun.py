@@ -369,12 +369,13 @@ def _update(path: Path, change) -> dict:
 
 def run_dry_run(out: Path | None = None, *, archs=None, couplings=None, experiments=None, batch_size: int = 32,
                 progress: bool = True, image_size: int | None = None, backbone_batch: int = 2,
-                tabular: bool = True) -> dict:
+                tabular: bool = True, retry_failed: bool = True) -> dict:
     """Measure every configuration of :func:`configurations` (filtered by ``archs``, ``couplings``,
     ``experiments``) not yet in ``out`` (default ``results/full/07_image_benchmarks/dry_run.json``),
     writing the file after each one; returns its content.  A configuration that raises is recorded
-    with ``ok=False`` and the reason.  ``image_size`` replaces the paper's sizes (tests only: such a
-    file is not the paper's dry run and says so)."""
+    with ``ok=False`` and the reason, and measured again by the next call (``retry_failed``).
+    ``image_size`` replaces the paper's sizes (tests only: such a file is not the paper's dry run and
+    says so).  Several processes may fill one file at once (e.g. one per architecture)."""
     out = Path(out) if out is not None else default_path()
     out.parent.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -390,7 +391,8 @@ def run_dry_run(out: Path | None = None, *, archs=None, couplings=None, experime
     for i, config in enumerate(todo):
         if image_size is not None:
             config = {**config, "image_size": image_size}
-        if config["key"] in _update(out, lambda d: None)["configurations"]:  # done, here or by another process
+        done = _update(out, lambda d: None)["configurations"].get(config["key"])
+        if done and (done.get("ok") or not retry_failed):  # finished, here or by another process
             continue
         if progress:
             print(f"[{i + 1}/{len(todo)}] {config['key']}", flush=True)
@@ -423,7 +425,7 @@ def _cpu_efficiency(data: dict) -> dict:
     (the median over its configurations)."""
     rates: dict[str, list] = {}
     for rec in data["configurations"].values():
-        if rec.get("ok") and rec["cpu_s"]["train_step"] > 0:
+        if rec.get("ok") and rec.get("cpu_s", {}).get("train_step", 0) > 0:
             rate = rec["flops_per_image"]["train_step"] * rec["batch_size"] / rec["cpu_s"]["train_step"]
             rates.setdefault(rec["config"]["arch"], []).append(rate / data["cpu_matmul_flops"])
     return {a: float(pd.Series(r).median()) for a, r in rates.items()}
