@@ -312,3 +312,15 @@ def test_a_bad_file_stops_the_tabular_sweep_before_any_run_trains(tmp_path, monk
     with pytest.raises(DataError, match=re.escape(str(data / "29_Pima.npz"))):
         tabular.run(cfg, progress="none")
     assert trained == [] and not list((tmp_path / "results").rglob("*.json"))
+
+
+def test_usf_images_plan_answers_without_importing_torch():
+    """``usf-images --plan`` reads the committed dry run with JSON and pandas only (about a second)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom usfkit import cli\ncli.images(['--plan', '--gpu', 'A100'])\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "h on A100" in out.stdout and out.stdout.splitlines()[-1] == "torch not loaded"

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from usfkit.data import MVTEC_CLASSES, VISA_CLASSES
+from usfkit import gpuplan
 from usfkit.image import dryrun
 
 torch.set_num_threads(1)
@@ -27,9 +28,9 @@ def test_configurations_cover_the_full_profile():
 
 
 def test_image_counts_are_the_published_ones():
-    assert set(dryrun.IMAGE_COUNTS["mvtec"]) == set(MVTEC_CLASSES)
-    assert set(dryrun.IMAGE_COUNTS["visa"]) == set(VISA_CLASSES)
-    totals = {d: tuple(map(sum, zip(*counts.values()))) for d, counts in dryrun.IMAGE_COUNTS.items()}
+    assert set(gpuplan.IMAGE_COUNTS["mvtec"]) == set(MVTEC_CLASSES)
+    assert set(gpuplan.IMAGE_COUNTS["visa"]) == set(VISA_CLASSES)
+    totals = {d: tuple(map(sum, zip(*counts.values()))) for d, counts in gpuplan.IMAGE_COUNTS.items()}
     assert totals == {"mvtec": (3629, 1725), "visa": (8659, 2162)}
 
 
@@ -37,7 +38,7 @@ def test_image_counts_are_the_published_ones():
 def test_image_counts_match_bottle_on_disk():
     from usfkit.data import MVTecAD
     counts = tuple(len(MVTecAD("bottle", split, 32, root=BOTTLE)) for split in ("train", "test"))
-    assert counts == dryrun.IMAGE_COUNTS["mvtec"]["bottle"]
+    assert counts == gpuplan.IMAGE_COUNTS["mvtec"]["bottle"]
 
 
 def test_live_bytes_follows_allocations():
@@ -118,56 +119,75 @@ def _constructed_dry():
 
 def test_flop_budget_and_gpu_hours_by_hand():
     dry = _constructed_dry()
-    b = dryrun.flop_budget(dry, ("main",), ("mvtec",), epochs=10)
+    b = gpuplan.flop_budget(dry, ("main",), ("mvtec",), epochs=10)
     n_train, n_test = 209, 83
     assert b["runs"] == 3 and b["caches"] == 1
     assert b["head"] == pytest.approx(3 * (2e9 * n_train * 10 + 1e9 * n_test))
     assert b["backbone"] == pytest.approx(1e9 * (n_train + n_test))  # once, shared by the three seeds
     assert b["recompute"] == pytest.approx(3 * 1e9 * (n_train * 10 + n_test))
-    both = dryrun.flop_budget(dry, ("main",), ("mvtec", "visa"), epochs=10)
+    both = gpuplan.flop_budget(dry, ("main",), ("mvtec", "visa"), epochs=10)
     assert both["caches"] == 2 and both["head"] > b["head"]
-    assert dryrun.gpu_hours(67e12 * 0.5 * 3600, "H100", 0.5) == pytest.approx(1.0)
+    assert gpuplan.gpu_hours(67e12 * 0.5 * 3600, "H100", 0.5) == pytest.approx(1.0)
     with pytest.raises(KeyError, match="unknown GPU"):
-        dryrun.gpu_hours(1.0, "GTX 480")
+        gpuplan.gpu_hours(1.0, "GTX 480")
 
 
 def test_plan_table_and_text():
     dry = _constructed_dry()
-    table = dryrun.plan_table(dry, epochs=10)
-    assert list(table.index) == list(dryrun.TABLES)
+    table = gpuplan.plan_table(dry, epochs=10)
+    assert list(table.index) == list(gpuplan.TABLES)
     assert table.loc["Table 1 (all main runs)", "runs"] == 6
     assert table.loc["§5.2.3 log-det prior", "runs"] == 0
     assert table.loc["All of §5.2", "A100 GPU-h"] == pytest.approx(
         table.loc["All of §5.2", "H100 GPU-h"] * 67.0 / 19.5)
-    half = dryrun.plan_table(dry, gpu="T4", epochs=10, fraction=0.15)
+    half = gpuplan.plan_table(dry, gpu="T4", epochs=10, fraction=0.15)
     assert list(half.columns) == ["runs", "PFLOP", "T4 GPU-h"]
-    assert half.loc["All of §5.2", "T4 GPU-h"] == pytest.approx(2 * dryrun.plan_table(
+    assert half.loc["All of §5.2", "T4 GPU-h"] == pytest.approx(2 * gpuplan.plan_table(
         dry, gpu="T4", epochs=10, fraction=0.3).loc["All of §5.2", "T4 GPU-h"])
-    text = dryrun.plan_text(dry, gpu="H100", epochs=10)
+    text = gpuplan.plan_text(dry, gpu="H100", epochs=10)
     assert "All of §5.2" in text and "main_cflow" in text and "FastFlow 40%" in text and "28%-36%" in text
 
 
 def test_gpu_fraction_rounds_up_to_a_divisor():
     dry = _constructed_dry()  # fastflow peak 3 GB + 1 GB CUDA allowance = 4 GB
-    assert dryrun.run_peak_gb("fastflow", dry) == pytest.approx(3.0)
-    assert dryrun.gpu_fraction("fastflow", 16, dry) == 0.25
-    assert dryrun.gpu_fraction("fastflow", 80, dry) == 1 / 16
-    assert dryrun.gpu_fraction("fastflow", 5, dry) == 1.0
+    assert gpuplan.run_peak_gb("fastflow", dry) == pytest.approx(3.0)
+    assert gpuplan.gpu_fraction("fastflow", 16, dry) == 0.25
+    assert gpuplan.gpu_fraction("fastflow", 80, dry) == 1 / 16
+    assert gpuplan.gpu_fraction("fastflow", 5, dry) == 1.0
     with pytest.raises(ValueError, match="more than the 3 GB"):
-        dryrun.gpu_fraction("fastflow", 3, dry)
+        gpuplan.gpu_fraction("fastflow", 3, dry)
     with pytest.raises(ValueError, match="no finished configuration of 'cflow'"):
-        dryrun.gpu_fraction("cflow", 80, dry)
-    assert dryrun.tabular_gpu_fraction(80, dry) == 1 / 32  # 1.5 GB: 80 / 32 = 2.5 GB
-    assert dryrun.tabular_gpu_fraction(80, {**dry, "tabular": dict(ok=True, peak_bytes=0.1e9)}) == 1 / 64
+        gpuplan.gpu_fraction("cflow", 80, dry)
+    assert gpuplan.tabular_gpu_fraction(80, dry) == 1 / 32  # 1.5 GB: 80 / 32 = 2.5 GB
+    assert gpuplan.tabular_gpu_fraction(80, {**dry, "tabular": dict(ok=True, peak_bytes=0.1e9)}) == 1 / 64
 
 
 def test_cache_saving_text_projects_the_benchmark():
     dry = _constructed_dry()
     bench = dict(what="constructed", n_images=100, recompute_epoch_s=30.0, cached_epoch_s=20.0, extract_s=10.0)
-    text = dryrun.cache_saving_text(dry, bench, epochs=10)
+    text = gpuplan.cache_saving_text(dry, bench, epochs=10)
     # recompute: 3 seeds x 1e9 x (n_train x 10 + n_test) on both classes; the cache: 1e9 x (n_train + n_test) each
     recompute = 3 * 1e9 * ((209 + 900) * 10 + 83 + 200)
     assert f"{recompute / 1e15:,.0f} PFLOP recomputing" in text and "2 caches" in text
     # 10 s saved per 100 images and epoch, over 3 seeds x (209 + 900) training images x 10 epochs
     assert f"{10 / 100 * 3 * (209 + 900) * 10 / 3600:,.0f} CPU-hours saved" in text and "1.50x" in text
-    assert "Measured on this CPU" not in dryrun.cache_saving_text(dry, {}, epochs=10)
+    assert "Measured on this CPU" not in gpuplan.cache_saving_text(dry, {}, epochs=10)
+
+
+def test_the_hardware_page_numbers_are_the_committed_dry_runs():
+    """hardware_numbers.md (included by the book page hardware.md) is what the committed dry run gives:
+    after a new dry run, `python -m usfkit.gpuplan` writes it again."""
+    from usfkit import results
+
+    page = results.project_root(Path(__file__).parent) / gpuplan.DOCS_PAGE
+    assert page.read_text() == gpuplan.docs_markdown(), "run: python -m usfkit.gpuplan"
+
+
+def test_runs_per_gpu_follow_the_shares():
+    dry = {"configurations": {a: {"ok": True, "config": {"arch": a}, "peak_bytes": {"train_step": gb * 1e9}}
+                              for a, gb in (("fastflow", 3.0), ("cflow", 9.0), ("uflow", 30.0))},
+           "tabular": {"ok": True, "peak_bytes": 0.5e9, "dim": 10}}
+    table = gpuplan.runs_per_gpu(dry, memories=(16, 80))
+    # (3 + 1) GB fits 1/4 of 16 GB and 1/16 of 80; (9 + 1) needs all of 16 and 1/8 of 80; 31 GB does not fit 16
+    assert table.loc["FastFlow"].tolist() == [4, 16] and table.loc["CFlow"].tolist() == [1, 8]
+    assert table.loc["U-Flow"].tolist() == [0, 2] and table.loc["tabular flow (ch. 05)"].tolist() == [8, 32]

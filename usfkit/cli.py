@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Callable
 
 from .profiles import ADBENCH_PROTOCOLS, TABULAR_METHODS
@@ -115,14 +116,15 @@ def _main(parser: argparse.ArgumentParser, argv: list[str] | None, work: Callabl
     args = parser.parse_args(argv)
     if before:
         before(args)
-    from .cluster import ClusterUnavailable
-    from .data.checks import DataError
+    from .cluster import ClusterUnavailable  # light: Ray itself is imported only when a sweep asks for it
 
     try:
         work(args)
-    except (FileNotFoundError, NotADirectoryError, PermissionError, DataError, ClusterUnavailable, KeyError,
-            ValueError, RuntimeError) as err:
-        if args.debug:
+    except Exception as err:
+        checks = sys.modules.get("usfkit.data.checks")  # a DataError exists only once the data code is imported
+        expected = (FileNotFoundError, NotADirectoryError, PermissionError, ClusterUnavailable, KeyError, ValueError,
+                    RuntimeError) + ((checks.DataError,) if checks else ())
+        if args.debug or not isinstance(err, expected):
             raise
         text = err.args[0] if isinstance(err, KeyError) and err.args else err
         parser.exit(2, f"{parser.prog}: {text}\n  (--debug shows the traceback)\n")
@@ -143,13 +145,14 @@ def images(argv: list[str] | None = None) -> None:
             os.environ["USFKIT_WEIGHTS"] = os.path.abspath(args.weights)
 
     def work(args):
-        if args.plan:
-            from .image import dryrun
-            print(dryrun.plan_text(gpu=args.gpu))
+        if args.plan:  # JSON and pandas only: answers without importing torch
+            from . import gpuplan
+            print(gpuplan.plan_text(gpu=args.gpu))
         elif args.dry_run:
+            from . import gpuplan
             from .image import dryrun
             dry = dryrun.run_dry_run(archs=args.archs, couplings=args.couplings, progress=True)
-            print(dryrun.dry_run_text(dry))
+            print(gpuplan.dry_run_table(dry).to_string())
         else:
             from .experiments.images import run_from_args
             run_from_args(args)

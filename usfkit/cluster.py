@@ -6,7 +6,7 @@ Ray, so the default backend (local processes) needs no extra dependency.
 How a sweep runs on Ray:
 
 - every pending run is one task with declared resources (``num_cpus=1`` for a CPU run; for a GPU run a share of
-  one GPU, so one GPU holds several small runs: see :func:`usfkit.image.dryrun.gpu_fraction`);
+  one GPU, so one GPU holds several small runs: see :func:`usfkit.gpuplan.gpu_fraction`);
 - a task *returns* its result; the driver (the process that called ``run_sweep``) writes the run record
   atomically the moment the result arrives, so the driver is the only writer of records and a cluster needs
   no shared results folder;
@@ -132,7 +132,7 @@ def gpu_memory_gb() -> float | None:
 def per_run(share: Callable[[dict, float], float]) -> Callable[[dict], dict]:
     """Ray resources of a run (for :func:`run_tasks`): one CPU, and where the cluster has GPUs the share of
     one GPU that ``share(spec, gpu_memory_gb)`` gives, so one GPU trains several small runs at once
-    (:func:`usfkit.image.dryrun.gpu_fraction` turns the dry run's measured memory into such a share)."""
+    (:func:`usfkit.gpuplan.gpu_fraction` turns the dry run's measured memory into such a share)."""
     memory: list[float | None] = []
 
     def resources(spec: dict) -> dict:

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from usfkit import results
 
-BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "api.md", "references.bib")
+BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "hardware.md", "hardware_numbers.md", "api.md", "references.bib")
 CHAPTER_EXTRAS = ("*.md", "*.png", "*.svg", "*.jpg")  # non-notebook files in chapters/ the book needs
 
 

@@ -267,7 +267,7 @@ def run_benchmark(specs: list[dict], profile: str, chapter: str = CHAPTER, desc:
     An image spec carries every setting that changes its result itself (see :func:`make_specs`).
     Without a GPU the full profile stops before training (:func:`check_can_train`) unless ``allow_cpu``.
     ``backend="ray"``: every run a Ray task holding the share of a GPU its architecture's measured memory
-    needs (:func:`usfkit.image.dryrun.gpu_fraction`), so one GPU trains several runs at once."""
+    needs (:func:`usfkit.gpuplan.gpu_fraction`), so one GPU trains several runs at once."""
     backend = sweep.check_backend(backend)
     if backend != "ray":  # on Ray the GPUs are the cluster's, not this machine's
         check_can_train(specs, profile, chapter, allow_cpu)
@@ -290,12 +290,12 @@ def check_data(pending: list[dict], root=None) -> None:
 
 def ray_resources():
     """An image run's Ray resources: one CPU, and on a cluster with GPUs the share of one GPU that the dry run's
-    measured peak memory of its architecture asks for (:func:`usfkit.image.dryrun.gpu_fraction`)."""
+    measured peak memory of its architecture asks for (:func:`usfkit.gpuplan.gpu_fraction`)."""
     from .. import cluster
 
     def share(spec: dict, gpu_gb: float) -> float:
-        from ..image import dryrun
-        return dryrun.gpu_fraction(spec["arch"], gpu_gb)
+        from .. import gpuplan
+        return gpuplan.gpu_fraction(spec["arch"], gpu_gb)
     return cluster.per_run(share)
 
 

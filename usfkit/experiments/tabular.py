@@ -234,12 +234,12 @@ def check_data(cfg, pending: list[dict]) -> None:
 
 def ray_resources():
     """A tabular run's Ray resources: one CPU, and on a cluster with GPUs the share of a GPU the dry run's
-    measured memory of a tabular flow asks for (:func:`usfkit.image.dryrun.tabular_gpu_fraction`)."""
+    measured memory of a tabular flow asks for (:func:`usfkit.gpuplan.tabular_gpu_fraction`)."""
     from .. import cluster
 
     def share(spec: dict, gpu_gb: float) -> float:
-        from ..image import dryrun
-        return dryrun.tabular_gpu_fraction(gpu_gb)
+        from .. import gpuplan
+        return gpuplan.tabular_gpu_fraction(gpu_gb)
     return cluster.per_run(share)
 
 
