@@ -419,7 +419,7 @@ def test_committed_records_of_classes_not_on_disk_count_as_the_profile(tmp_path,
 
     monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("USFKIT_DATA", str(tmp_path / "no-images"))
-    cfg = profiles.resolve(bench.CHAPTER, "full", datasets=["mvtec"], archs=["fastflow"], couplings=["affine"],
+    cfg = profiles.of(bench.CHAPTER, "full", datasets=["mvtec"], archs=["fastflow"], couplings=["affine"],
                            seeds=[0])
     grid = bench.profile_specs(cfg, every_class=True)
     main = [s for s in grid if s["experiment"] == "main"]

@@ -749,7 +749,8 @@ def run_from_args(args) -> None:
     """What ``usf-images`` does with its parsed arguments (:func:`usfkit.cli.images_parser`) for ``--status``
     and a sweep (``--plan`` and ``--dry-run`` are :mod:`usfkit.image.dryrun`'s)."""
     overrides = {k: getattr(args, k) for k in ("datasets", "classes", "archs", "couplings", "seeds", "epochs")}
-    cfg = profiles.resolve(CHAPTER, args.profile, **overrides)
+    # the command line's --profile, not $USFKIT_PROFILE (which stands in for a notebook's parameter)
+    cfg = profiles.of(CHAPTER, args.profile, **overrides)
     if args.status:
         table = status(cfg)
         print(table.to_string(index=False))

@@ -1051,7 +1051,8 @@ def run_from_args(args) -> None:
                   else f"nothing missing under protocol {protocol}")
         return
     workers = args.workers or (1 if torch.cuda.is_available() else os.cpu_count() or 1)
-    cfg = profiles.resolve(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
+    # the command line's --profile, not $USFKIT_PROFILE (which stands in for a notebook's parameter)
+    cfg = profiles.of(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,
                            seeds=args.seeds,
                            epochs=args.epochs, protocol=args.protocol)
     where = f"{workers} worker(s)" if args.backend == "local" else "Ray tasks"
