@@ -49,18 +49,22 @@ def results_root(tmp_path, monkeypatch):
 
 def slow_run(spec, log: str, seconds: float = 1.0):
     """A run that notes each attempt (one line per try, in a file every node of this machine sees)."""
-    with open(log, "a") as f:
-        f.write(json.dumps(spec["i"]) + "\n")
+    with open(log, "a") as f:  # which run, on which node
+        f.write(json.dumps({"i": spec["i"], "node": ray.get_runtime_context().get_node_id()}) + "\n")
     if spec.get("bad"):
         raise DataError(f"bad rows in data file {spec['i']}.npz")
     time.sleep(seconds)
     return RunResult(ok=True, metrics={"auroc": 0.5 + spec["i"] / 100}, epochs_allowed=1, epochs_run=1)
 
 
+def started(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
 def attempts(log: Path) -> dict[int, int]:
     counts: dict[int, int] = {}
-    for line in log.read_text().split():
-        counts[int(line)] = counts.get(int(line), 0) + 1
+    for row in started(log):
+        counts[row["i"]] = counts.get(row["i"], 0) + 1
     return counts
 
 
@@ -105,12 +109,14 @@ def test_a_node_killed_mid_sweep_loses_no_run(two_nodes, results_root, tmp_path)
     specs = [{"i": i} for i in range(6)]
     path = sweep.runs_dir("ch", "quick")
 
-    def kill_when_one_landed():
-        while not (path.is_dir() and any(path.glob("*.json"))):
-            time.sleep(0.05)
-        c.remove_node(worker)  # the worker node dies while it is running a task
+    def kill_while_it_runs_a_task():
+        deadline = time.time() + 60
+        while not any(row["node"] == worker.node_id for row in started(log)) and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)  # its run sleeps 1.5 s: the node dies in the middle of it
+        c.remove_node(worker)
 
-    killer = threading.Thread(target=kill_when_one_landed)
+    killer = threading.Thread(target=kill_while_it_runs_a_task)
     killer.start()
     records = sweep.run_sweep("ch", "quick", specs, partial(slow_run, log=str(log), seconds=1.5),
                               settings={}, backend="ray", progress=False)
