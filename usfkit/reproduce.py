@@ -139,12 +139,8 @@ def _chapter_task(src: str, profile: str, force: bool, kernel: str) -> tuple[Out
 def _write_if_changed(path: Path, data: bytes) -> None:
     """Write ``data`` atomically (temporary file + rename), unless ``path`` already holds exactly it (a
     cluster on this machine, or on shared storage, wrote it already)."""
-    if path.exists() and path.read_bytes() == data:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    if not (path.exists() and path.read_bytes() == data):
+        results.write_atomic(path, data)
 
 
 def run_chapters(chapters: list[Path], out: Path, profile: str = "quick", force: bool = False,

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import subprocess
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -139,15 +140,26 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def write_atomic(path: Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` so that no reader ever sees half of it and a killed writer leaves no partial
+    file: into a temporary file beside ``path``, unique to this process and thread (so concurrent writers of one
+    path never share it), then renamed onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save(chapter: str, name: str, data: dict[str, Any], profile: str, seeds=None, started=None) -> Path:
     """Write ``data`` plus provenance to ``<root>/<profile>/<chapter>/<name>.json`` (atomically)."""
-    path = chapter_dir(chapter, profile) / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"data": _jsonable(data), "provenance": provenance(profile, seeds, started)}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    tmp.replace(path)
-    return path
+    return write_atomic(chapter_dir(chapter, profile) / f"{name}.json", json.dumps(payload, indent=1))
 
 
 def load(chapter: str, name: str, profile: str) -> dict[str, Any] | None:

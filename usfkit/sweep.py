@@ -94,7 +94,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     here, in the driver, before the first task is submitted.
     """
     backend = check_backend(backend)
-    folder = results.ensure_writable(runs_dir(chapter, profile))  # before the first run, not at its save
+    results.ensure_writable(runs_dir(chapter, profile))  # before the first run, not at its save
     clash = {k for s in specs for k in s} & set(settings)
     if clash:
         raise ValueError(f"{sorted(clash)} appear both in the specs and in the settings: name each once")
@@ -111,9 +111,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
                                    settings=dict(settings),
                                    provenance=results.provenance(profile, seeds=specs[i].get("seed"), started=started,
                                                                  cpu_time_s=cpu_s, started_commit=started_commit))
-        tmp = paths[i].with_suffix(".tmp")
-        tmp.write_text(record.to_json())
-        tmp.replace(paths[i])  # atomic: a killed sweep never leaves half a record
+        results.write_atomic(paths[i], record.to_json())  # a killed sweep never leaves half a record
         failed += not out.ok
         bar.set_postfix_str(f"{failed} failed" if failed else "", refresh=False)
         bar.update()

@@ -33,7 +33,7 @@ import torch
 from .. import metrics, profiles
 from ..data import adbench, file_signature
 from ..flows import PAPER_FLOWS, build_flow, seeded
-from ..results import STD_DDOF, RunRecord, RunResult, project_root
+from ..results import STD_DDOF, RunRecord, RunResult, project_root, write_atomic
 from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 from ..train import FitResult, train_flow
 
@@ -176,10 +176,7 @@ def rerun_for_vae_parts(profile: str = "full", limit: int | None = None) -> list
         path = record_paths(CHAPTER, profile, [rec.spec], rec.settings)[0]
         if path.stem != rec.key:
             raise RuntimeError(f"{rec.key}: its spec and settings now hash to {path.stem}; not rewriting it")
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(rec.to_json())
-        tmp.replace(path)
-        done.append(path)
+        done.append(write_atomic(path, rec.to_json()))
     return done
 
 

@@ -44,7 +44,6 @@ import fcntl
 import hashlib
 import json
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -304,12 +303,6 @@ def cpu_matmul_rate(n: int = 1024, repeats: int = 5) -> float:
 # --------------------------------------------------------------------------
 # the whole dry run
 # --------------------------------------------------------------------------
-def _write(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
-
-
 @contextlib.contextmanager
 def _locked(path: Path):
     """An exclusive lock on ``path`` (a file in the temporary folder, named by its path), so that several
@@ -330,7 +323,7 @@ def _update(path: Path, change) -> dict:
         data = json.loads(path.read_text()) if path.exists() else {}
         data.setdefault("configurations", {})
         change(data)
-        _write(path, data)
+        results.write_atomic(path, json.dumps(data, indent=1))
     return data
 
 
