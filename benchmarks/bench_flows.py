@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from usfkit import results
 from usfkit.data import AsymmetricGaussianMixture
-from usfkit.flows import MLPConditioner, NonUSFlow, USFlow
+from usfkit.models.flows import MLPConditioner, NonUSFlow, USFlow
 from usfkit.train import adam
 
 

@@ -169,11 +169,12 @@ def runners(epochs: int, batches: int) -> dict:
     import torch
     from torch.utils.data import TensorDataset
 
-    from usfkit import dohsc, oneflow, profiles, train, vae
+    from usfkit import profiles, train
+    from usfkit.models import dohsc, oneflow, vae
     from usfkit.experiments import tabular
-    from usfkit.image.cflow import CflowHead, CflowModule
-    from usfkit.image.fastflow import FastflowHead, FastflowModule
-    from usfkit.image.uflow import UflowHead, UflowModule
+    from usfkit.models.heads.cflow import CflowHead, CflowModule
+    from usfkit.models.heads.fastflow import FastflowHead, FastflowModule
+    from usfkit.models.heads.uflow import UflowHead, UflowModule
 
     @contextlib.contextmanager
     def extra_callback(cb):

@@ -32,7 +32,7 @@ WAYS = ("eager", "eager, norm rewritten", "whole loss compiled", "flow compiled"
 
 def norm_rewritten(self, x):
     """``OneFlow.log_volume`` with the norm written out: the same maths, other rounding."""
-    from usfkit.oneflow import bernstein_quantile, log_unit_ball_volume
+    from usfkit.models.oneflow import bernstein_quantile, log_unit_ball_volume
 
     z, logdet = self.flow(x)
     radius = bernstein_quantile(z.flatten(1).pow(2).sum(1).sqrt(), 1.0 - self.nu)
@@ -40,7 +40,7 @@ def norm_rewritten(self, x):
 
 
 def build(way: str, split, cfg, seed: int = 1):
-    from usfkit.oneflow import OneFlow
+    from usfkit.models.oneflow import OneFlow
 
     model = OneFlow(split.dim, blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
     if way == "eager, norm rewritten":
@@ -51,7 +51,7 @@ def build(way: str, split, cfg, seed: int = 1):
 def train(way: str, split, cfg, epochs: int, seed: int = 1) -> dict:
     from usfkit import train as T
     from usfkit.metrics import auroc
-    from usfkit.oneflow import OneFlowModule
+    from usfkit.models.oneflow import OneFlowModule
 
     model = build(way, split, cfg, seed)
     module = OneFlowModule(model, lr=cfg.lr)

@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from usfkit import results
-from usfkit.flows import build_flow
+from usfkit.models.flows import build_flow
 from usfkit.train import FlowModule, adam
 
 

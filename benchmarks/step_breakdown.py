@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from speedup import prepare, run_version  # noqa: E402  (speedup.py's before-commit child)
 
-from usfkit import oneflow, profiles, results, train, vae  # noqa: E402
+from usfkit import profiles, results, train  # noqa: E402
+from usfkit.models import oneflow, vae  # noqa: E402
 from usfkit.data import adbench  # noqa: E402
 from usfkit.experiments import tabular  # noqa: E402
 

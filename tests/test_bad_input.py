@@ -159,7 +159,7 @@ def test_check_finite_input_names_the_rows():
 
 def test_training_on_non_finite_input_is_a_data_error_not_a_failed_run():
     """NaN in the training data must not be reported as "the flow's determinant exploded"."""
-    from usfkit.flows import build_flow
+    from usfkit.models.flows import build_flow
     from usfkit.train import train_flow
 
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))

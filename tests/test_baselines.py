@@ -9,9 +9,9 @@ from scipy import stats
 
 from conftest import SHARED_DATA, randomise
 from usfkit.data import adbench
-from usfkit.dohsc import DO2HSC, DOHSC, OrthogonalProjection, train_dohsc
+from usfkit.models.dohsc import DO2HSC, DOHSC, OrthogonalProjection, train_dohsc
 from usfkit.metrics import auroc
-from usfkit.oneflow import OneFlow, bernstein_quantile, log_unit_ball_volume, train_oneflow
+from usfkit.models.oneflow import OneFlow, bernstein_quantile, log_unit_ball_volume, train_oneflow
 
 torch.set_num_threads(1)
 QUIET = dict(progress="none")
@@ -97,7 +97,7 @@ def test_a_compiled_oneflow_run_computes_what_an_eager_run_computes():
     conjugating LU maps get only rounding residues, which Adam scales up to full steps, and then any
     change of rounding (another CPU, another kernel) sends a run elsewhere (see ``OneFlowModule``)."""
     from usfkit import train
-    from usfkit.oneflow import OneFlowModule
+    from usfkit.models.oneflow import OneFlowModule
 
     if not train.can_compile():
         pytest.skip("torch.compile does not work on this machine (no C++ compiler)")
@@ -120,7 +120,7 @@ def test_a_compiled_oneflow_run_computes_what_an_eager_run_computes():
 
 
 def test_bernstein_weights_are_kept_and_sum_to_one():
-    from usfkit.oneflow import bernstein_weights
+    from usfkit.models.oneflow import bernstein_weights
 
     w = bernstein_weights(64, 0.95)
     assert w is bernstein_weights(64, 0.95) and w.dtype == torch.float32

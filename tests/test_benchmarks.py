@@ -133,7 +133,8 @@ def test_step_breakdown_times_every_matrix_product_and_the_bare_step():
     """The GEMM timer sees the forward product and both backward products of a linear layer, and the
     bare loop's parts are no larger than its whole step."""
     import torch
-    from usfkit import flows, train
+    from usfkit import train
+    from usfkit.models import flows
     step_breakdown = _load("step_breakdown")
     torch.set_num_threads(1)
     lin, x = torch.nn.Linear(4, 3), torch.randn(5, 4, requires_grad=True)

@@ -7,8 +7,8 @@ import torch
 
 from usfkit.data import anomaly_data
 from usfkit.experiments import collapse
-from usfkit.flows import NonUSFlow, USFlow, build_flow
-from usfkit.oneclass import DeepSVDD
+from usfkit.models.flows import NonUSFlow, USFlow, build_flow
+from usfkit.models.oneclass import DeepSVDD
 from usfkit.train import FitResult, FlowModule, fit, train_flow, train_svdd
 
 

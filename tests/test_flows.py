@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from usfkit.flows import (COUPLINGS, PAPER_FLOWS, AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation,
+from usfkit.models.flows import (COUPLINGS, PAPER_FLOWS, AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation,
                           ConjugateBlock, GlobalAffine, LUAffine, NonUSFlow, SplitConditioner, USFlow, build_flow,
                           channel_mask, half_mask, lu_log_det_variance, lu_prior_sigma0, make_conditioner,
                           sample_lu_log_dets)
@@ -322,7 +322,7 @@ def test_the_log_normal_prior_is_normal_log_prob_bit_for_bit_without_a_host_sync
     ``.item()``-style synchronisation (a stall per call on a GPU)."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from usfkit import flows
+    from usfkit.models import flows
 
     class Syncs(TorchDispatchMode):
         n = 0

@@ -22,11 +22,12 @@ from lightning.pytorch.callbacks import Callback
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.data import TensorDataset
 
-from usfkit import dohsc, flows, oneflow, train, vae
-from usfkit.oneclass import DeepSVDD, svdd_widths
-from usfkit.image.cflow import CflowHead, CflowModule
-from usfkit.image.fastflow import FastflowHead, FastflowModule
-from usfkit.image.uflow import UflowHead, UflowModule
+from usfkit import train
+from usfkit.models import dohsc, flows, oneflow, vae
+from usfkit.models.oneclass import DeepSVDD, svdd_widths
+from usfkit.models.heads.cflow import CflowHead, CflowModule
+from usfkit.models.heads.fastflow import FastflowHead, FastflowModule
+from usfkit.models.heads.uflow import UflowHead, UflowModule
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "host_sync.py"
 
@@ -182,7 +183,7 @@ def test_cflow_builds_its_positional_encoding_once_per_size():
     f = FEATURES.tensors[0][:2]
     first, second = head.encoding(8, 8, f), head.encoding(8, 8, f)
     assert first is second
-    from usfkit.image.cflow.torch_model import positional_encoding_2d
+    from usfkit.models.heads.cflow.torch_model import positional_encoding_2d
     assert torch.equal(first, positional_encoding_2d(4, 8, 8))
     assert head.encoding(8, 8, f.double()).dtype == torch.float64
     assert "_encodings" not in str(head.state_dict().keys())  # a cache, not a checkpoint entry

@@ -14,10 +14,10 @@ import pytest
 import torch
 from torch import nn
 
-from usfkit.flows import ChannelPermutation, GlobalAffine, SplitConditioner
-from usfkit.image.cflow import CflowHead
-from usfkit.image.couplings import count_parameters
-from usfkit.image.fastflow import FastflowHead
+from usfkit.models.flows import ChannelPermutation, GlobalAffine, SplitConditioner
+from usfkit.models.heads.cflow import CflowHead
+from usfkit.models.heads.couplings import count_parameters
+from usfkit.models.heads.fastflow import FastflowHead
 
 Ff = pytest.importorskip("FrEIA.framework")
 Fm = pytest.importorskip("FrEIA.modules")

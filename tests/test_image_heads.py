@@ -14,14 +14,14 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from usfkit.flows import AffineCoupling, GlobalAffine, LUAffine, SplitConditioner, lu_prior_sigma0
+from usfkit.models.flows import AffineCoupling, GlobalAffine, LUAffine, SplitConditioner, lu_prior_sigma0
 from usfkit.image import ARCHITECTURES, COUPLINGS, build_model
 from usfkit.image import backbones
 from usfkit.image.backbones import PretrainedUnavailable, build_backbone
-from usfkit.image.cflow import CflowHead
-from usfkit.image.couplings import count_parameters
-from usfkit.image.fastflow import FastflowHead
-from usfkit.image.uflow import UflowHead
+from usfkit.models.heads.cflow import CflowHead
+from usfkit.models.heads.couplings import count_parameters
+from usfkit.models.heads.fastflow import FastflowHead
+from usfkit.models.heads.uflow import UflowHead
 from usfkit.train import _Base
 
 torch.set_num_threads(1)
@@ -295,7 +295,7 @@ def test_log_det_prior_override():
 @pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])
 @pytest.mark.parametrize("coupling", COUPLINGS)
 def test_constant_det_flag(arch, coupling):
-    """The words of :data:`usfkit.flows.COUPLINGS` mean the same here: ``constant_det`` is True
+    """The words of :data:`usfkit.models.flows.COUPLINGS` mean the same here: ``constant_det`` is True
     exactly for the additive couplings (on the head, each per-scale flow and each step), and
     only ``"additive_lu"`` has LU maps."""
     head = make_head(arch, coupling)

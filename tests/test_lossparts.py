@@ -8,7 +8,7 @@ import torch
 
 from usfkit import data
 from usfkit.experiments import lossparts
-from usfkit.flows import NonUSFlow, USFlow
+from usfkit.models.flows import NonUSFlow, USFlow
 from conftest import randomise
 
 HALF = math.sqrt(0.5)

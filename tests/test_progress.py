@@ -7,7 +7,7 @@ import torch
 from tqdm import tqdm
 
 from usfkit import progress, sweep, train
-from usfkit.flows import USFlow
+from usfkit.models.flows import USFlow
 from usfkit.results import RunResult
 
 

@@ -145,7 +145,7 @@ def test_vae_runs_record_what_each_part_of_their_score_ranks(shared_data):
                                                   ("VAE-NonUSFlow", False), ("OneFlow", True)])
 def test_flow_methods_build_the_papers_lu_conjugated_flows(method, constant_det):
     """USFlow and its relatives are ``coupling="additive_lu"``, NonUSFlow ``"affine_lu"``
-    (:data:`usfkit.flows.PAPER_FLOWS`): LU maps, and ``constant_det`` exactly for the additive ones."""
+    (:data:`usfkit.models.flows.PAPER_FLOWS`): LU maps, and ``constant_det`` exactly for the additive ones."""
     cfg = profiles.resolve("05_tabular_benchmark", "quick", epochs=1, blocks=2, hidden=8, layers=1,
                            accelerator="cpu")
     x = torch.rand(32, 4, generator=torch.Generator().manual_seed(0))

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from usfkit.data import AsymmetricGaussianMixture
-from usfkit.flows import NonUSFlow, USFlow
-from usfkit.oneclass import DeepSVDD, svdd_widths
+from usfkit.models.flows import NonUSFlow, USFlow
+from usfkit.models.oneclass import DeepSVDD, svdd_widths
 from usfkit.train import FlowModule, fit, train_flow, train_svdd
 
 
@@ -84,7 +84,7 @@ def test_fused_adam_computes_the_same_training_run(mixture):
     """usfkit.train.adam (fused) against the per-tensor loop: the same losses to float32 rounding over a
     short run of the tabular USFlow configuration, and the same test ranking."""
     from usfkit import metrics
-    from usfkit.flows import build_flow
+    from usfkit.models.flows import build_flow
 
     _, x, x_test = mixture
     runs = []
@@ -116,7 +116,7 @@ def test_importing_usfkit_changes_no_global_warning_filter_or_logger():
 
     code = ("import logging, warnings; import torch, lightning, sklearn, timm, torchvision, matplotlib; "
             "before, level = list(warnings.filters), logging.getLogger('lightning.pytorch').level; "
-            "import usfkit.train, usfkit.experiments.tabular, usfkit.image, usfkit.vae; "
+            "import usfkit.train, usfkit.experiments.tabular, usfkit.image, usfkit.models.vae; "
             "assert warnings.filters == before, 'warning filters changed'; "
             "assert logging.getLogger('lightning.pytorch').level == level, 'logger level changed'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -163,7 +163,7 @@ def test_fit_computes_what_a_plain_pytorch_loop_computes(mixture, compiled):
     rounding (1e-5 relative; 1e-4 compiled, whose kernels sum in another order), and the test scores rank
     the same.  1000 rows in batches of 64: the last batch is shorter, as in real runs."""
     from usfkit import metrics, train
-    from usfkit.flows import build_flow
+    from usfkit.models.flows import build_flow
 
     if compiled and not train.can_compile():
         pytest.skip("torch.compile does not work on this machine (no C++ compiler)")

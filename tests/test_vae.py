@@ -1,4 +1,4 @@
-"""VAE-USFlow (usfkit.vae): the ELBO of Eq. 7 against closed forms, the flow prior's
+"""VAE-USFlow (usfkit.models.vae): the ELBO of Eq. 7 against closed forms, the flow prior's
 log-density, the image encoder/decoder shapes, the softplus-clamped NonUSF prior, the
 failure diagnosis and a short training on real MVTec AD embeddings (paper §4.4, App. B.4)."""
 import math
@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from conftest import randomise
-from usfkit import vae
-from usfkit.flows import AffineCoupling, Flow, GaussianBase, LUAffine, build_flow, channel_mask, make_conditioner
+from usfkit.models import vae
+from usfkit.models.flows import AffineCoupling, Flow, GaussianBase, LUAffine, build_flow, channel_mask, make_conditioner
 from usfkit.metrics import auroc
 
 torch.set_num_threads(1)
@@ -124,7 +124,7 @@ def test_prior_log_density_is_the_usf_log_prob():
 
 @pytest.mark.parametrize("coupling", ["additive", "affine", "additive_lu", "affine_lu"])
 def test_prior_coupling_is_the_flow_vocabulary(coupling):
-    """The prior takes the ``coupling`` words of :func:`usfkit.flows.build_flow`; ``constant_det``
+    """The prior takes the ``coupling`` words of :func:`usfkit.models.flows.build_flow`; ``constant_det``
     (VAE-USFlow or not) is the prior's, True exactly for the additive couplings."""
     model = vae.tabular_vae(6, coupling, latent_dim=4, seed=0, blocks=2, flow_hidden=8, flow_layers=1)
     assert model.constant_det is coupling.startswith("additive") is model.prior.constant_det

@@ -84,7 +84,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     },
     "06_vae_usflow": {
         # Exp. 1 (MVTec AD ResNet-18 embeddings): classes, seeds per (class, prior), one fixed split (train_frac of the
-        # normals, split_seed); latent_dim None = usfkit.vae.default_latent_dim (512 -> 32); §5.1.1's training rule.
+        # normals, split_seed); latent_dim None = usfkit.models.vae.default_latent_dim (512 -> 32); §5.1.1's training rule.
         # Exp. 2 (MVTec AD images, Wide-ResNet-50-2 encoder): image_classes (a list, or "available" = every class under
         # data_dir()/mvtec_ad), image_* settings; pretrained "auto" | True | False.
         "quick": dict(classes=["bottle", "carpet", "screw"], seeds=2, train_frac=0.7, split_seed=0, latent_dim=None,

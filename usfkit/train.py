@@ -35,8 +35,8 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
 from .data.checks import check_finite_input
-from .flows import Flow
-from .oneclass import DeepSVDD
+from .models.flows import Flow
+from .models.oneclass import DeepSVDD
 from .progress import in_notebook, run_display
 
 #: Lightning's messages that say nothing about a run of this book (small in-memory data sets, CPU runs),

@@ -28,8 +28,8 @@ import torch
 
 from .. import metrics, profiles, results, sweep
 from ..data import AsymmetricGaussianMixture
-from ..flows import PAPER_FLOWS, build_flow, seeded
-from ..oneclass import DeepSVDD, svdd_widths
+from ..models.flows import PAPER_FLOWS, build_flow, seeded
+from ..models.oneclass import DeepSVDD, svdd_widths
 from ..results import RunResult
 from ..train import FitResult, train_flow, train_svdd
 

@@ -55,7 +55,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import flows, profiles, results, sweep
+from .. import profiles, results, sweep
+from ..models import flows
 from ..data import adbench
 from ..image import paper_numbers
 from . import tabular
@@ -81,7 +82,7 @@ PAPER_TABULAR_DATASETS = 47
 # --------------------------------------------------------------------------
 def flow_kind(label: Any) -> str | None:
     """``"usf"``, ``"nonusf"`` or ``None`` (not a (Non)USF) for any label a chapter saves: the paper's
-    names (``"USFlow"``, ``"VAE-NonUSFlow"``), the ``coupling`` values of :data:`usfkit.flows.COUPLINGS`
+    names (``"USFlow"``, ``"VAE-NonUSFlow"``), the ``coupling`` values of :data:`usfkit.models.flows.COUPLINGS`
     (``"additive_lu"``, ``"affine"``, ...) and the older ``"usf"``/``"NonUSF"`` spellings."""
     name = str(label).removeprefix("VAE-")
     name = flows.PAPER_FLOWS.get(name, name)
@@ -679,7 +680,7 @@ SIGMA0_TOL = 0.05  # the sampled variance of ln|det J| within this share of sigm
        "|det J_C(x)| ~ LogNormal(0, sigma^2)",
        f"the sampled variance of ln|det J| with the paper's sigma0 within {SIGMA0_TOL:.0%} of sigma^2 -> reproduced; "
        "else not reproduced (contradicted: the formula as stated gives another variance); the corrected sigma0 = "
-       "sigma/(hw sqrt(c)) (usfkit.flows.lu_prior_sigma0 rule 'exact') shown beside", "03_collapse",
+       "sigma/(hw sqrt(c)) (usfkit.models.flows.lu_prior_sigma0 rule 'exact') shown beside", "03_collapse",
        label="App. B.2: σ₀ = σ/(chw) gives variance σ²")
 def _sigma0(src: Source) -> Finding:
     s = src.summary("03_collapse")
@@ -1328,7 +1329,7 @@ def _vae_failures(src: Source) -> Finding:
 #: losses stayed finite but ended worse than the untrained flow (chapter 03's "diverged") is counted apart.
 FAILED_RUN = "no valid result: the training loss or the test scores became NaN/inf"
 
-#: Methods whose model is a USFlow trained with another objective (usfkit.oneflow builds OneFlow's flow with
+#: Methods whose model is a USFlow trained with another objective (usfkit.models.oneflow builds OneFlow's flow with
 #: coupling "additive_lu"): their runs count as USF runs where failures are counted.
 USF_BASED = ("OneFlow",)
 

@@ -4,7 +4,7 @@ Paper: Abu Zaid et al., arXiv 2510.09452, §4.2 (hypersphere collapse, exploding
 determinants) and App. D (training instabilities of NonUSFlows).  The chapter's other
 parts live with their concepts: the data in :mod:`usfkit.data.synthetic`
 (``anomaly_data``, ``subspace_data``), Proposition 1 in :mod:`usfkit.proposition1`, the
-log-det prior of App. B.2 in :mod:`usfkit.flows` (``sample_lu_log_dets``).
+log-det prior of App. B.2 in :mod:`usfkit.models.flows` (``sample_lu_log_dets``).
 
 * :class:`EpochProbe` — a Lightning callback that evaluates a function of the model
   after every epoch (passed to :func:`usfkit.train.fit` through ``callbacks=``);
@@ -31,9 +31,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from ..flows import PAPER_FLOWS, Flow, build_flow, seeded
+from ..models.flows import PAPER_FLOWS, Flow, build_flow, seeded
 from ..metrics import auroc
-from ..oneclass import DeepSVDD, svdd_widths
+from ..models.oneclass import DeepSVDD, svdd_widths
 from .. import profiles
 from ..results import RunRecord, RunResult
 from ..sweep import record_paths, run_sweep
@@ -116,7 +116,7 @@ def run_svdd(variant: dict, x_train: Tensor, x_test: Tensor, y_test: Tensor, *, 
              lr: float = 1e-3, weight_decay: float = 1e-6, epochs: int = 40, pretrain_epochs: int = 10,
              batch_size: int = 128, seed: int = 0, desc: str = "svdd") -> dict:
     """Pretrain, centre and train one Deep SVDD (``variant``: keyword arguments of
-    :class:`~usfkit.oneclass.DeepSVDD`, plus an optional ``weight_decay``) with early
+    :class:`~usfkit.models.oneclass.DeepSVDD`, plus an optional ``weight_decay``) with early
     stopping off (``patience = epochs``), so every variant gets the same number of epochs.
     Returns the model, the :class:`~usfkit.train.FitResult`, the per-epoch
     :func:`svdd_stats` on the test set (``trajectory``, epoch 0 = after pretraining and
@@ -216,8 +216,8 @@ def run_flow(coupling: str, x_train: Tensor, x_test: Tensor, *, lr: float = 1e-3
              prior_sigma: float | None = None, prior_rule: str = "exact", blocks: int = 4, hidden: int = 64,
              layers: int = 2, clamp: float = 2.0, scale: float = math.sqrt(0.5), batch_size: int = 128,
              patience: int | None = None, seed: int = 0, desc: str | None = None, progress: str = "auto") -> dict:
-    """Train one flow of :func:`usfkit.flows.build_flow` with ``coupling`` (``"additive_lu"``: a
-    USFlow, ``"affine_lu"``: a NonUSFlow; :data:`usfkit.flows.COUPLINGS`) by maximum likelihood
+    """Train one flow of :func:`usfkit.models.flows.build_flow` with ``coupling`` (``"additive_lu"``: a
+    USFlow, ``"affine_lu"``: a NonUSFlow; :data:`usfkit.models.flows.COUPLINGS`) by maximum likelihood
     (MAP with the log-det prior when ``prior_sigma`` is set) and probe it on ``x_test`` after
     every epoch with :func:`flow_stats`.
 

@@ -34,7 +34,7 @@ import torch
 
 from .. import metrics, profiles, results, sweep
 from ..data import DataError, MVTEC_CLASSES, VISA_CLASSES, MVTecAD, VisA, mvtec_available, visa_available
-from ..flows import seeded
+from ..models.flows import seeded
 from ..image import ARCHITECTURES, build_model, paper_numbers
 from ..image.features import FeatureSet, cached_features
 from ..train import fit
@@ -148,7 +148,7 @@ def _build(spec: dict, root=None):
 def head_description(model) -> str:
     """One line on a built model's flow head (``usfkit.image.build_model``), without its backbone, which
     every coupling of an architecture shares: print ``model.backbone.describe()`` once instead."""
-    from ..image.couplings import count_parameters
+    from ..models.heads.couplings import count_parameters
     n = count_parameters(model.head, trainable_only=True)
     return f"{ARCH_LABELS[model.arch]} head, coupling={model.coupling!r}, {n:,} trainable parameters"
 

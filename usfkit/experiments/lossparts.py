@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..flows import Flow
+from ..models.flows import Flow
 from ..train import FitResult, FlowModule, fit
 
 

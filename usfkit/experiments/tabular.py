@@ -5,14 +5,14 @@ Methods (each trained on the training normals of :func:`usfkit.data.adbench.spli
 profile's ``protocol``,
 scored so that higher = more anomalous, measured by AUC-ROC on the test split):
 
-* ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.flows.build_flow` with ``coupling="additive_lu"`` /
-  ``"affine_lu"`` (:data:`usfkit.flows.PAPER_FLOWS`), the shared configuration of §5.1.1
+* ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.models.flows.build_flow` with ``coupling="additive_lu"`` /
+  ``"affine_lu"`` (:data:`usfkit.models.flows.PAPER_FLOWS`), the shared configuration of §5.1.1
   (4 blocks, conditioners of 4 hidden layers × 256, Adam 1e-4, batch 64, up to 200 epochs,
   early stopping after 5 epochs without a training-loss improvement > 1e-4) and the log-det
   prior; score ``-ln p(x)``.
-* ``VAE-USFlow`` / ``VAE-NonUSFlow`` — :mod:`usfkit.vae` (App. B.4).
-* ``OneFlow`` — :mod:`usfkit.oneflow` (Maziarka et al., 2022), same flow configuration.
-* ``DOHSC`` / ``DO2HSC`` — :mod:`usfkit.dohsc` (Zhang et al., 2024), encoder 500-30-30,
+* ``VAE-USFlow`` / ``VAE-NonUSFlow`` — :mod:`usfkit.models.vae` (App. B.4).
+* ``OneFlow`` — :mod:`usfkit.models.oneflow` (Maziarka et al., 2022), same flow configuration.
+* ``DOHSC`` / ``DO2HSC`` — :mod:`usfkit.models.dohsc` (Zhang et al., 2024), encoder 500-30-30,
   10 autoencoder epochs, ν = 0.05.
 
 A run whose loss turns NaN/inf, or whose scores are not finite on the test set, is
@@ -32,14 +32,14 @@ import torch
 
 from .. import metrics, profiles
 from ..data import adbench, file_signature
-from ..flows import PAPER_FLOWS, build_flow, seeded
+from ..models.flows import PAPER_FLOWS, build_flow, seeded
 from ..results import STD_DDOF, RunRecord, RunResult, project_root, write_atomic
 from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
 METHODS = profiles.TABULAR_METHODS
-#: The flow inside each flow-based method, in the book's coupling vocabulary (usfkit.flows.COUPLINGS).
+#: The flow inside each flow-based method, in the book's coupling vocabulary (usfkit.models.flows.COUPLINGS).
 FLOW_COUPLING = {**PAPER_FLOWS, "VAE-USFlow": "additive_lu", "VAE-NonUSFlow": "affine_lu", "OneFlow": "additive_lu"}
 #: The VAE hybrids: a VAE with a flow prior, scored by the negative ELBO (vae_part_metrics rates its parts).
 VAE_METHODS = ("VAE-USFlow", "VAE-NonUSFlow")
@@ -78,20 +78,20 @@ def build_and_train(method: str, x_train: torch.Tensor, cfg, seed: int, desc: st
         result = train_flow(model, x_train, lr=cfg.lr, **fit)
         return model, result, lambda x: -model.log_prob(x)
     if method in VAE_METHODS:
-        from .. import vae
+        from ..models import vae
 
         model = vae.tabular_vae(dim, FLOW_COUPLING[method], seed=seed,
                                 blocks=cfg.blocks, flow_hidden=cfg.hidden, flow_layers=cfg.layers)
         result = vae.train_vae(model, x_train, lr=cfg.lr, **fit)
         return model, result, model.score
     if method == "OneFlow":
-        from .. import oneflow
+        from ..models import oneflow
 
         model = oneflow.OneFlow(dim, blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
         result = oneflow.train_oneflow(model, x_train, lr=cfg.lr, **fit)
         return model, result, model.score
     if method in ("DOHSC", "DO2HSC"):
-        from .. import dohsc
+        from ..models import dohsc
 
         with seeded(seed):
             model = getattr(dohsc, method)(dim, nu=cfg.nu)
@@ -131,7 +131,7 @@ VAE_PARTS = ("reconstruction", "latent", "balanced")
 
 
 def vae_part_metrics(model, data: adbench.Split) -> dict[str, float]:
-    """What drives a VAE's score (:meth:`usfkit.vae.VAEFlow.score_parts`): the AUC-ROC of each part of it on
+    """What drives a VAE's score (:meth:`usfkit.models.vae.VAEFlow.score_parts`): the AUC-ROC of each part of it on
     its own, and the spread (std over the test set) of its reconstruction and latent parts.  Only the latent
     part is scored by the flow prior, so a score whose reconstruction part spreads far wider ranks the test
     set as the autoencoder alone would, whatever the prior."""
@@ -249,7 +249,7 @@ def runs_frame(records: list) -> pd.DataFrame:
 
 #: The VAE score the book ranks by (chapters 05, 06 and the report): §4.4 "we combine the latent likelihood
 #: with a reconstruction score", read as the two parts standardised on the training data and summed
-#: (:meth:`usfkit.vae.VAEFlow.score`'s ``"balanced"``).  ``"elbo"`` is the negative ELBO, the first runs' score.
+#: (:meth:`usfkit.models.vae.VAEFlow.score`'s ``"balanced"``).  ``"elbo"`` is the negative ELBO, the first runs' score.
 VAE_SCORES = ("balanced", "elbo", "reconstruction", "latent")
 PRIMARY_VAE_SCORE = "balanced"
 

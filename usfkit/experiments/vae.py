@@ -28,13 +28,14 @@ from typing import Callable
 import pandas as pd
 import torch
 
-from .. import metrics, sweep, vae
+from .. import metrics, sweep
+from ..models import vae
 from ..data import adbench, data_dir, file_signature
 from ..results import RunResult
 from .tabular import PRIMARY_VAE_SCORE
 
 CHAPTER = "06_vae_usflow"
-#: The flow prior of each method, by its ``coupling`` (:data:`usfkit.flows.COUPLINGS`).
+#: The flow prior of each method, by its ``coupling`` (:data:`usfkit.models.flows.COUPLINGS`).
 PRIORS = {"additive_lu": "VAE-USFlow", "affine_lu": "VAE-NonUSFlow"}
 EMBEDDING_FOLDER = "adbench_mvtec_resnet18"
 
@@ -258,7 +259,7 @@ def run_images(cfg, progress: str = "auto") -> pd.DataFrame:
 # --------------------------------------------------------------------------
 #: The VAE scores the book compares (chapter 05's ``tabular.VAE_SCORES``), as a table names them.  §4.4:
 #: "we combine the latent likelihood with a reconstruction score"; the book reads that as ``balanced`` (both
-#: parts standardised on the training normals, then summed: :meth:`usfkit.vae.VAEFlow.score`).
+#: parts standardised on the training normals, then summed: :meth:`usfkit.models.vae.VAEFlow.score`).
 SCORE_LABELS = {"balanced": "balanced", "elbo": "negative ELBO", "reconstruction": "reconstruction alone",
                 "latent": "latent alone (the prior)"}
 PRIMARY_SCORE = PRIMARY_VAE_SCORE  # the one VAE score of the book, as usfkit.experiments.tabular defines it

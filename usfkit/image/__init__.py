@@ -1,13 +1,13 @@
 """Image anomaly detection with flow heads on frozen backbones (paper §5.2, App. E).
 
 FastFlow, CFlow and U-Flow as anomalib v2.0.0 builds them (the code the paper ran),
-built from :mod:`usfkit.flows`, each with a ``coupling=`` switch -- the only thing that
+built from :mod:`usfkit.models.flows`, each with a ``coupling=`` switch -- the only thing that
 changes between variants: ``"affine"`` (the non-USF baseline, as anomalib), ``"additive"``
 (additive coupling only: USF, coupling determinant 1) or ``"additive_lu"`` (additive
 coupling conjugated by LU maps, ``A^{-1} o C o A``: the paper's full USF), with the
-meanings of :data:`usfkit.flows.COUPLINGS` (``"affine_lu"`` is rejected: App. D left it out
+meanings of :data:`usfkit.models.flows.COUPLINGS` (``"affine_lu"`` is rejected: App. D left it out
 of the image ablation); ``head.constant_det`` says whether a head is uniformly scaling; see
-:mod:`usfkit.image.couplings`:
+:mod:`usfkit.models.heads.couplings`:
 
 ::
 
@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from ..flows import seeded
+from ..models.flows import seeded
 from .backbones import RESNETS, Backbone, PretrainedUnavailable, build_backbone
-from .couplings import COUPLINGS, check_coupling, count_parameters
+from ..models.heads.couplings import COUPLINGS, check_coupling, count_parameters
 
 ARCHITECTURES: dict[str, dict] = {
     # App. E; anomalib v2.0.0 defaults otherwise.
@@ -65,12 +65,12 @@ class ImageModel:
         lr = cfg["lr"] if lr is None else lr
         wd = cfg["weight_decay"] if weight_decay is None else weight_decay
         if self.arch == "fastflow":
-            from .fastflow import FastflowModule
+            from ..models.heads.fastflow import FastflowModule
             return FastflowModule(self.head, lr, wd)
         if self.arch == "cflow":
-            from .cflow import CflowModule
+            from ..models.heads.cflow import CflowModule
             return CflowModule(self.head, lr, wd, fiber_batch_size=cfg["fiber_batch_size"])
-        from .uflow import UflowModule
+        from ..models.heads.uflow import UflowModule
         return UflowModule(self.head, lr, wd, end_factor=cfg["lr_end_factor"], decay_iters=cfg["lr_decay_iters"])
 
     def describe(self) -> str:
@@ -111,13 +111,13 @@ def build_model(arch: str, coupling: str = "affine", backbone: str | None = None
     head_kw = {k: v for k, v in cfg.items() if k not in _TRAINING_KEYS + ("backbone", "layers", "image_size")}
     with seeded(seed):
         if arch == "fastflow":
-            from .fastflow import FastflowHead
+            from ..models.heads.fastflow import FastflowHead
             head = FastflowHead(shapes, coupling, **head_kw)
         elif arch == "cflow":
-            from .cflow import CflowHead
+            from ..models.heads.cflow import CflowHead
             head = CflowHead(shapes, coupling, **head_kw)
         else:
-            from .uflow import UflowHead
+            from ..models.heads.uflow import UflowHead
             head = UflowHead(shapes, coupling, layer_norm=not bb.name.startswith("mcait"), **head_kw)
     return ImageModel(arch, coupling, bb, head, cfg)
 

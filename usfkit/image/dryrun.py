@@ -58,7 +58,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import profiles, results
 from ..gpuplan import IMAGE_COUNTS, default_path
 from ..data import MVTEC_CLASSES, VISA_CLASSES
-from ..flows import seeded
+from ..models.flows import seeded
 from . import ARCHITECTURES, build_model, count_parameters
 
 CHAPTER = "07_image_benchmarks"
@@ -271,7 +271,7 @@ def measure_tabular(dataset: str = TABULAR_DATASET, seed: int = 0) -> dict:
     """Chapter 05's USFlow (full-profile settings) at ``dataset``'s input dimension: parameters,
     FLOPs and peak bytes of one training step at its batch size (64)."""
     from ..data import adbench
-    from ..flows import build_flow
+    from ..models.flows import build_flow
     from ..train import adam
     cfg = profiles.of("05_tabular_benchmark", "full")
     dim = int(adbench.load(dataset, download=False)[0].shape[1])

@@ -35,7 +35,7 @@ from platformdirs import user_cache_dir
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..flows import seeded
+from ..models.flows import seeded
 from ..data import file_signature
 from ..train import adam
 

@@ -1,7 +1,7 @@
 """Figures of chapter 3: hypersphere collapse, Proposition 1, exploding determinants and
 the log-det prior.  Every function takes the plain dicts/arrays of
 :mod:`usfkit.experiments.collapse`, :mod:`usfkit.proposition1` or
-:func:`usfkit.flows.sample_lu_log_dets` and returns the matplotlib figure."""
+:func:`usfkit.models.flows.sample_lu_log_dets` and returns the matplotlib figure."""
 from __future__ import annotations
 
 import math
@@ -9,9 +9,9 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ..flows import PAPER_FLOWS
+from ..models.flows import PAPER_FLOWS
 
-#: Colour per ``coupling`` (:data:`usfkit.flows.COUPLINGS`); legends show the paper's flow names.
+#: Colour per ``coupling`` (:data:`usfkit.models.flows.COUPLINGS`); legends show the paper's flow names.
 COUPLING_COLORS = {"additive_lu": "tab:blue", "affine_lu": "tab:red"}
 FLOW_NAMES = {coupling: name for name, coupling in PAPER_FLOWS.items()}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..train import _Base, adam
+from ...train import _Base, adam
 
 
 class HeadModule(_Base):

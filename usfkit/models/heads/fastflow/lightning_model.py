@@ -5,7 +5,7 @@ from ..lightning_base import HeadModule
 
 
 class FastflowModule(HeadModule):
-    """Trains a :class:`~usfkit.image.fastflow.torch_model.FastflowHead` on cached features."""
+    """Trains a :class:`~usfkit.models.heads.fastflow.torch_model.FastflowHead` on cached features."""
 
     def __init__(self, head, lr: float = 1e-3, weight_decay: float = 1e-5):
         super().__init__(head, lr, weight_decay)

@@ -1,7 +1,7 @@
 """FastFlow head (Yu et al. 2021) with a ``coupling=`` switch (paper §5.2, App. E).
 
 Per backbone scale: a learned LayerNorm over ``[C, H, W]`` (as anomalib), then a
-:class:`usfkit.flows.Chain` of ``blocks`` flow steps (:func:`usfkit.image.couplings.flow_step`)
+:class:`usfkit.models.flows.Chain` of ``blocks`` flow steps (:func:`usfkit.models.heads.couplings.flow_step`)
 alternating 3x3 and 1x1 convolutional subnets (step 0: 3x3) whose hidden width is
 ``hidden_ratio`` times their input width (App. E: as wide as their inputs).  Latents of
 all scales are independent ``N(0, I)``.  ``prior_sigma`` puts the App. B.2 prior on the

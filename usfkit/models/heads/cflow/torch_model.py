@@ -3,8 +3,8 @@
 One conditional flow per backbone layer acts on single feature vectors ("fibers"):
 8 steps, each conditioned on a 128-d 2-D sin/cos positional encoding of the fiber's
 location (anomalib's fixed encoding), subnets ``Linear(n, 2n) -> ReLU -> Linear``,
-log-scales soft-clipped at 1.9.  Each decoder is a :class:`usfkit.flows.Chain` of
-:func:`usfkit.image.couplings.flow_step` steps; the encoding is the chain's ``context``, which
+log-scales soft-clipped at 1.9.  Each decoder is a :class:`usfkit.models.flows.Chain` of
+:func:`usfkit.models.heads.couplings.flow_step` steps; the encoding is the chain's ``context``, which
 the couplings' subnets see next to the kept half of the fiber.
 """
 from __future__ import annotations

@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .train import AutoencoderModule, FitResult, _Base, adam, fit
+from ..train import AutoencoderModule, FitResult, _Base, adam, fit
 
 
 class OrthogonalProjection(nn.Module):

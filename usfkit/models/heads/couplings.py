@@ -3,7 +3,7 @@
 All three methods in anomalib v2.0.0 (the code the paper ran, §5.2.1) stack FrEIA's
 ``AllInOneBlock``: a coupling on a channel split, then a learned per-channel "global
 affine" scaling and a fixed random channel permutation.  :func:`flow_step` builds the
-same step as a :class:`usfkit.flows.Chain` of :mod:`usfkit.flows` transforms, so that the
+same step as a :class:`usfkit.models.flows.Chain` of :mod:`usfkit.models.flows` transforms, so that the
 swap studied in §5.2 is one visible argument (paper §5.2, §5.2.3, App. D):
 
 * ``"affine"``      -- the non-USF baseline, as anomalib: affine coupling with
@@ -15,11 +15,11 @@ swap studied in §5.2 is one visible argument (paper §5.2, §5.2.3, App. D):
                        permutation have input-independent determinants);
 * ``"additive_lu"`` -- the paper's full USF: the additive coupling conjugated by an
                        LU-parameterised affine map, ``A^{-1} o C o A``
-                       (:class:`usfkit.flows.ConjugateBlock`), with the LU diagonal
+                       (:class:`usfkit.models.flows.ConjugateBlock`), with the LU diagonal
                        magnitudes fixed at 1 ("LU-parameterized bijective affine
                        transforms with fixed diagonal magnitudes", §5.2).
 
-The words mean what they mean everywhere (:data:`usfkit.flows.COUPLINGS`).  The fourth
+The words mean what they mean everywhere (:data:`usfkit.models.flows.COUPLINGS`).  The fourth
 value, ``"affine_lu"`` (the NonUSFlow of the other chapters), is rejected here: App. D
 excluded affine coupling + LU maps from the image ablation because its runs were unstable.
 """
@@ -33,7 +33,7 @@ from .. import flows
 from ..flows import (AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation, ConjugateBlock, GlobalAffine,
                      LUAffine, SplitConditioner, half_mask, lu_prior_sigma0)
 
-#: The couplings the image heads support: every value of :data:`usfkit.flows.COUPLINGS` but ``"affine_lu"``.
+#: The couplings the image heads support: every value of :data:`usfkit.models.flows.COUPLINGS` but ``"affine_lu"``.
 COUPLINGS = ("affine", "additive", "additive_lu")
 
 Subnet = Callable[[int, int], nn.Module]  # subnet(in_channels, out_channels), as FrEIA's subnet_constructor
@@ -51,8 +51,8 @@ def check_coupling(coupling: str) -> str:
 def flow_step(coupling: str, channels: int, subnet: Subnet, clamp: float, *, context_channels: int = 0,
               lu_fixed_diag: bool = True, prior_sigma: float | None = None, spatial: int = 1) -> Chain:
     """One AllInOneBlock: coupling on ``channels`` (the first ``ceil(c/2)`` condition the
-    rest; ``A^{-1} o C o A`` for ``"additive_lu"``), then :class:`~usfkit.flows.GlobalAffine`,
-    then :class:`~usfkit.flows.ChannelPermutation`.
+    rest; ``A^{-1} o C o A`` for ``"additive_lu"``), then :class:`~usfkit.models.flows.GlobalAffine`,
+    then :class:`~usfkit.models.flows.ChannelPermutation`.
 
     ``subnet(n_in, n_out)`` builds the coupling network: it sees the kept channels and the
     ``context_channels`` (CFlow's condition) and predicts shift and log-scale (``"affine"``)

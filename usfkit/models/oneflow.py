@@ -14,7 +14,7 @@ weights are concentrated on the order statistics near the quantile, so the gradi
 flows only through points near the decision boundary (like support vectors).  The
 anomaly score is the latent norm ``||phi(x)||`` (higher = more anomalous).
 
-The flow is our uniformly scaling flow from :mod:`usfkit.flows`
+The flow is our uniformly scaling flow from :mod:`usfkit.models.flows`
 (``build_flow(..., coupling="additive_lu")``: additive couplings conjugated by LU maps),
 with the shared settings of §5.1.1 (4 blocks, conditioners of 4 hidden layers of width
 256), so OneFlow and USFlow differ only in the objective.  The original uses
@@ -33,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from .flows import Flow, build_flow
-from .train import FitResult, _Base, fit
+from ..train import FitResult, _Base, fit
 
 
 def bernstein_quantile(values: Tensor, q: float) -> Tensor:

@@ -9,7 +9,7 @@ compresses first and applies the flow in the compressed space.  The generative p
     B ~ N(0, I),    Z = phi^{-1}(B),    X | Z ~ N(dec(Z), sigma_min^2 I),
 
 with a trainable flow ``phi`` (USFlow, ``coupling="additive_lu"``, or NonUSFlow, ``"affine_lu"``,
-for the baseline; see :data:`usfkit.flows.COUPLINGS`) and a small
+for the baseline; see :data:`usfkit.models.flows.COUPLINGS`) and a small
 ``sigma_min``.  The encoder is the Gaussian posterior ``q(z|x) = N(mu(x), diag sigma^2(x))``.
 Everything is trained end to end on the ELBO of Eq. 7 with the reparameterisation
 trick ``z = mu + sigma * eps``:
@@ -54,7 +54,7 @@ import torch
 from torch import Tensor, nn
 
 from .flows import Flow, build_flow, seeded
-from .train import FitResult, _Base, fit
+from ..train import FitResult, _Base, fit
 
 LOG_2PI = math.log(2 * math.pi)
 SCORE_PARTS = ("combined", "latent", "reconstruction", "posterior", "balanced")
@@ -200,7 +200,7 @@ class ConvDecoder(nn.Module):
 # --------------------------------------------------------------------------
 class VAEFlow(nn.Module):
     """VAE with a flow prior (App. B.4): ``encoder(x) -> (mu, log_var)``, ``decoder(z) -> mean
-    of x``, ``prior``: a :class:`usfkit.flows.Flow` on the latent space with base N(0, I).
+    of x``, ``prior``: a :class:`usfkit.models.flows.Flow` on the latent space with base N(0, I).
 
     ``constant_det`` (the prior's) tells whether this is VAE-USFlow (True) or VAE-NonUSFlow.
     """
@@ -332,7 +332,7 @@ class VAEFlow(nn.Module):
 # --------------------------------------------------------------------------
 def make_prior(latent_dim: int, coupling: str, blocks: int = 4, hidden: int = 256, layers: int = 4,
                clamp: float = 2.0, seed: int | None = None) -> Flow:
-    """The latent prior, :func:`usfkit.flows.build_flow` with ``coupling``: ``"additive_lu"`` =
+    """The latent prior, :func:`usfkit.models.flows.build_flow` with ``coupling``: ``"additive_lu"`` =
     USFlow (VAE-USFlow), ``"affine_lu"`` = NonUSFlow (VAE-NonUSFlow), its affine couplings with
     softplus activation clamped at ``clamp`` (App. B.4).  Defaults: the shared configuration of
     §5.1.1 (4 blocks, conditioners with 4 hidden layers of width 256)."""

@@ -1,0 +1,3 @@
+"""The flow heads of §5.2 (FastFlow, CFlow, U-Flow as anomalib v2.0.0 builds them), each a folder in anomalib's
+pattern (``torch_model``, ``lightning_model``, ``loss``, ``anomaly_map``), built from :mod:`usfkit.models.flows`
+with the coupling as one argument (:mod:`.couplings`)."""
