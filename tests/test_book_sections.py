@@ -277,7 +277,7 @@ def test_search_table_picks_the_lowest_valid_validation_loss():
 
 
 def test_alignment_summary_one_panel_per_statistic_no_deep_svdd_on_the_estimate():
-    fig = plots.alignment_summary(alignment_data()["table"])
+    fig = plots.alignment_summary(alignment_data()["table"], (alignment.RHO, alignment.TAU, alignment.RHO_EST))
     assert len(fig.axes) == 3
     assert {l.get_label() for l in fig.axes[2].lines if not l.get_label().startswith("_")} == {"NonUSFlow", "USFlow"}
     # one legend for the figure, all three methods, readable; the third panel says why Deep SVDD is missing

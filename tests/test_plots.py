@@ -230,7 +230,7 @@ def test_seed_std_pairs_points_and_counts():
 def test_rho_by_dim_one_colour_per_method_one_style_per_run():
     rows = lambda shift: [{"d": d, "method": m, "Spearman rho (ln p, -||z||)": r + shift}  # noqa: E731
                           for d in (2, 8) for m, r in (("USFlow", 0.9), ("NonUSFlow", 0.5))]
-    fig = plots.rho_by_dim({"full": rows(0.0), "quick": rows(-0.1)})
+    fig = plots.rho_by_dim({"full": rows(0.0), "quick": rows(-0.1)}, "Spearman rho (ln p, -||z||)")
     ax = fig.axes[0]
     lines = {ln.get_label(): ln for ln in ax.get_lines() if not ln.get_label().startswith("_")}
     assert sorted(lines) == ["NonUSFlow (full)", "NonUSFlow (quick)", "USFlow (full)", "USFlow (quick)"]

@@ -1,9 +1,8 @@
 """Chapter 01's Figure 1 on the 2-D moons, read back from saved records (``figure1_moons``): the
 numbers and sentences the page states about a run, and how two runs (the committed full profile and a
-live quick one) compare.
+live quick one) compare.  An AUROC's error bar is its test-sample standard error
+(:func:`usfkit.metrics.auroc_se`: the part of the run-to-run spread that comes from drawing the test points).
 
-* :func:`auroc_se` — the standard error of an AUROC from the size of its test set alone
-  (Hanley & McNeil, 1982): the part of the run-to-run spread that comes from drawing the test points;
 * :func:`describe_full` — the full run's result as Markdown;
 * :func:`compare_runs` — a second run against the full one: both AUROCs, their difference in standard
   errors, and the settings in which the runs differ.
@@ -12,19 +11,13 @@ from __future__ import annotations
 
 import math
 
+from ..metrics import auroc_se
+
 #: the settings that make two runs of chapter 01 differ, in the words the comparison uses
 SETTING_WORDS = {"n_train": "training points", "n_test": "normal test points", "n_outliers": "test outliers",
                  "noise": "moon noise", "blocks": "USFlow blocks", "hidden": "hidden units",
                  "layers": "conditioner layers", "lr": "USFlow learning rate", "epochs": "USFlow max. epochs",
                  "svdd_widths": "Deep SVDD widths"}
-
-
-def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
-    """Hanley-McNeil standard error of an AUROC ``auc`` measured on ``n_pos`` anomalies and ``n_neg``
-    normal points; it shrinks with the number of test points and is 0 at ``auc`` 0 or 1."""
-    q1, q2 = auc / (2 - auc), 2 * auc ** 2 / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc ** 2) + (n_neg - 1) * (q2 - auc ** 2)) / (n_pos * n_neg)
-    return math.sqrt(max(var, 0.0))
 
 
 def _sizes(data: dict) -> tuple[int, int]:

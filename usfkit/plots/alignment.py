@@ -1,4 +1,7 @@
-"""Figures of chapter 4 (paper Figures 2, 5, 6, 7, 8)."""
+"""Figures of chapter 4 (paper Figures 2, 5, 6, 7, 8).
+
+The summaries draw the columns of the experiment's table whose names they are given (the chapter passes
+``experiments.alignment``'s ``RHO``, ``TAU`` and ``RHO_EST``): a view reads no experiment module."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -6,8 +9,9 @@ import numpy as np
 import torch
 from matplotlib.patches import Circle
 
-from ..experiments.alignment import RHO
 from .style import density_cmap
+
+__all__ = ["latent_panels", "norm_vs_loglik", "estimated_vs_true", "volume_map", "rho_by_dim", "alignment_summary"]
 
 _SUB = 3000  # points per scatter panel
 
@@ -142,10 +146,11 @@ def volume_map(out: dict, method: str, dim: int = 2):
     return fig
 
 
-def rho_by_dim(tables: dict, column: str = RHO):
+def rho_by_dim(tables: dict, column: str):
     """The alignment summary as lines over the dimension: one colour per method, one line style per
     table (``{"label": summary table}``, e.g. this run and the committed full-profile run), so the
-    runs can be read side by side.  +1 is perfect alignment, 0 none."""
+    runs can be read side by side.  ``column`` names the table's Spearman rho between the true
+    log-density and the negative latent norm.  +1 is perfect alignment, 0 none."""
     import pandas as pd
 
     fig, ax = plt.subplots(figsize=(8.0, 3.8))
@@ -167,21 +172,21 @@ def rho_by_dim(tables: dict, column: str = RHO):
     return fig
 
 
-def alignment_summary(table, label: str = ""):
+def alignment_summary(table, columns: tuple[str, str, str], label: str = ""):
     """A saved alignment summary (its ``table`` rows) over the dimension, one panel per statistic: Spearman
     rho and Kendall tau between the true log-density and the negative latent norm (Figure 5's statistics),
-    and Spearman rho between true and estimated log-density for the flows (Figure 6's).  One colour per
+    and Spearman rho between true and estimated log-density for the flows (Figure 6's); ``columns`` names
+    these three columns of the table, in this order.  One colour per
     method, explained by a legend above the panels; the dotted line at 1 is perfect alignment, what App. C says
     only the USF keeps.  The third panel has no Deep SVDD line (its title says so): Deep SVDD estimates no
     density."""
     import pandas as pd
 
-    from ..experiments.alignment import RHO_EST, TAU
-
     t = pd.DataFrame(table).replace({"nan": np.nan})
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 4), layout="constrained", sharey=True)
-    stats = [(RHO, "Spearman ρ (ln p, −‖z − c‖)"), (TAU, "Kendall τ (ln p, −‖z − c‖)"),
-             (RHO_EST, "Spearman ρ (ln p, ln p̂)\nflows only: Deep SVDD has no density")]
+    titles = ["Spearman ρ (ln p, −‖z − c‖)", "Kendall τ (ln p, −‖z − c‖)",
+              "Spearman ρ (ln p, ln p̂)\nflows only: Deep SVDD has no density"]
+    stats = list(zip(columns, titles, strict=True))
     colours = {"Deep SVDD": "tab:green", "NonUSFlow": "tab:red", "USFlow": "tab:blue"}
     for ax, (col, title) in zip(axes, stats):
         wide = t.pivot(index="d", columns="method", values=col).astype(float)

@@ -15,7 +15,10 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from ..metrics import auroc_se
 from .style import density_cmap, to_numpy
+
+__all__ = ["moons_figure", "density_map", "figure1_summary", "grid", "NORMAL", "OUTLIER", "BOUNDARY_COLOURS"]
 
 NORMAL = dict(s=6, c="tab:blue", alpha=0.5, linewidths=0)
 OUTLIER = dict(s=28, c="tab:red", marker="x", linewidths=1.2)
@@ -148,12 +151,10 @@ def figure1_summary(runs: dict[str, dict]) -> Figure:
     """Figure 1's numbers from saved ``figure1_moons`` records (``runs``: label -> the record's ``data``,
     e.g. ``{"full profile": ...}``), for when the trained models are not at hand.  Left: AUROC of Deep
     SVDD, of the USFlow's NLL and of its latent norm, with the test-sample standard error
-    (:func:`usfkit.experiments.moons.auroc_se`) as error bar.  Middle: the share of test normals (blue) and of
+    (:func:`usfkit.metrics.auroc_se`) as error bar.  Middle: the share of test normals (blue) and of
     outliers (red) each model flags at the 99 % training threshold, with a legend.  Right: the share of the
     USFlow's normal test latents inside the 1-3 sigma circles against the chi-square expectation of the base.
     Several runs are told apart by hatching (the first plain)."""
-    from ..experiments.moons import auroc_se
-
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.2), layout="constrained")
     width = 0.8 / len(runs)
     kind_colors = {"test normals flagged": "tab:blue", "outliers flagged": "tab:red"}
