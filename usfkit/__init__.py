@@ -8,3 +8,5 @@ real data (``usfkit.data``), Lightning training (``usfkit.train``), metrics, plo
 profiles, results with provenance and the papermill batch runner (``usfkit.reproduce``).
 """
 __version__ = "0.1.0"
+
+__all__ = ["__version__"]  # the modules are imported by name: ``from usfkit import plots``

@@ -26,6 +26,8 @@ import torch
 from . import profiles, results, sweep
 from .plots import apply_style
 
+__all__ = ["provenance_table", "Chapter", "wrap", "compact", "expect", "describe_specs", "start"]
+
 
 def provenance_table(record: dict[str, Any], label: str) -> pd.DataFrame:
     """A saved record's provenance (profile, seeds, device, wall time, versions, commit) as one column."""

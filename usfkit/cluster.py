@@ -25,6 +25,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+__all__ = ["FORWARDED_ENV", "MAX_RETRIES", "ClusterUnavailable", "connect", "describe", "run_tasks",
+           "gpu_memory_gb", "per_run"]
+
 FORWARDED_ENV = ("USFKIT_DATA", "USFKIT_FEATURE_CACHE", "USFKIT_WEIGHTS", "USFKIT_PROFILE")
 MAX_RETRIES = 3  # a task whose node dies is tried again this many times, elsewhere when possible
 

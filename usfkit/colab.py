@@ -19,6 +19,8 @@ from pathlib import Path
 
 import yaml
 
+__all__ = ["CLONE", "repository_url", "cell_source", "sync_cells"]
+
 CLONE = "usf-book"  # the clone's folder under Colab's working directory
 
 

@@ -14,6 +14,8 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+__all__ = ["MACHINE_PATH", "BANNER", "UNROUNDED", "NOISE", "LIMITS", "count", "mathjax_offline", "check", "main"]
+
 MACHINE_PATH = re.compile(r"/tmp/|/root/|/home/|site-packages|/\.venv/")
 BANNER = re.compile(r"([!=#*])\1{9,}")
 UNROUNDED = re.compile(r"(?<![\w.])-?\d+\.\d{5,}(?![\w.])|(?<![\w.])-?\d\.\d{4,}e[-+]\d+(?![\w.])")

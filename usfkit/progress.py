@@ -19,6 +19,8 @@ from typing import Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
+__all__ = ["in_notebook", "Line", "MIN_INTERVAL", "RunsDisplay", "runs_bar", "track", "run_display"]
+
 
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (papermill, nbval, JupyterLab, Colab)."""

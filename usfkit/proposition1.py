@@ -18,6 +18,8 @@ from scipy import integrate, stats
 
 from .metrics import auroc, spearman
 
+__all__ = ["closed_form", "quadrature", "monte_carlo", "density_inversion"]
+
 
 def closed_form(dim: int, alpha: float) -> float:
     """``L(N, F_alpha) = 1 / (alpha^2 (d - 2))`` (App. B.3); needs ``d > 2``."""

@@ -28,6 +28,9 @@ from tqdm.auto import tqdm
 
 from usfkit import results
 
+__all__ = ["BOOK_FILES", "CHAPTER_EXTRAS", "Outcome", "find_root", "find_chapters", "executed_ok", "run_chapter",
+           "RUN_LAST", "run_chapters", "error_cells", "hide_injected_parameters", "build_book", "main"]
+
 BOOK_FILES = ("_config.yml", "_toc.yml", "intro.md", "hardware.md", "hardware_numbers.md", "api.md", "references.bib")
 CHAPTER_EXTRAS = ("*.md", "*.png", "*.svg", "*.jpg")  # non-notebook files in chapters/ the book needs
 

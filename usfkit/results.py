@@ -31,6 +31,10 @@ import sys
 
 import numpy as np
 
+__all__ = ["COMPLETE", "STD_DDOF", "project_root", "results_root", "chapter_dir", "ensure_writable", "git_commit",
+           "device_description", "provenance", "write_atomic", "save", "load", "mark_complete", "is_complete",
+           "RunResult", "RunRecord"]
+
 COMPLETE = "complete.json"
 STD_DDOF = 1  # sample standard deviation, everywhere (see the module docstring)
 

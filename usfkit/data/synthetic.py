@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from sklearn.datasets import make_moons
 
+__all__ = ["moons", "AsymmetricGaussianMixture", "anomaly_data", "subspace_data"]
+
 
 def moons(n: int, noise: float = 0.08, n_outliers: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two interleaving half-moons (normal, label 0), standardised, plus ``n_outliers``

@@ -10,3 +10,5 @@
 * :mod:`.claims` — the reproduction report: the paper's claims judged on the saved results
   (chapter 08).
 """
+
+__all__: list[str] = []  # the experiments are imported by module: ``from usfkit.experiments import tabular``

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from .. import results
 
+__all__ = ["committed"]
+
 
 def committed(chapter: str, name: str) -> tuple[dict | None, str]:
     """``(data, source)``: the ``data`` of the committed full-profile record ``name`` of ``chapter`` (``None``

@@ -30,6 +30,10 @@ from torch import Tensor
 from ..models.flows import Flow
 from ..train import FitResult, FlowModule, fit
 
+__all__ = ["jacobian_log_abs_det", "gaussian_constant", "decompose", "max_relative_residual",
+           "DecomposedFlowModule", "train_flow_decomposed", "stationarity", "describe_stationarity",
+           "describe_eq5_full"]
+
 
 def jacobian_log_abs_det(f: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """``ln|det J_f(x_i)|`` for every row of ``x`` (shape ``(n, d)``), from the full

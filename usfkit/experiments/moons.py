@@ -13,6 +13,9 @@ import math
 
 from ..metrics import auroc_se
 
+__all__ = ["SETTING_WORDS", "GAUSS_TOL", "OUTLIERS_MIN", "NORMALS_MAX", "figure1_parts", "describe_full",
+           "describe_gaussian", "compare_runs", "key_table"]
+
 #: the settings that make two runs of chapter 01 differ, in the words the comparison uses
 SETTING_WORDS = {"n_train": "training points", "n_test": "normal test points", "n_outliers": "test outliers",
                  "noise": "moon noise", "blocks": "USFlow blocks", "hidden": "hidden units",

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+__all__ = ["TIE_EPS", "outcomes", "paired_test", "p_text"]
+
 #: A paired difference smaller than this (in the values' unit) is float rounding: a tie.
 TIE_EPS = 1e-9
 

@@ -46,6 +46,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+__all__ = ["RESNETS", "CAIT_BLOCKS", "MS_CAIT", "PretrainedUnavailable", "WeightsError", "WEIGHTS_ENV",
+           "weights_dir", "sha256", "verify_torch_checkpoint", "verify_hf_blob", "torchvision_weights_file",
+           "timm_weights_file", "required_weights", "Backbone", "ResNetBackbone", "MultiScaleCait",
+           "build_backbone"]
+
 RESNETS = {  # name -> (channels per layer1..layer4, stride per layer1..layer4)
     "resnet18": ((64, 128, 256, 512), (4, 8, 16, 32)),
     "wide_resnet50_2": ((256, 512, 1024, 2048), (4, 8, 16, 32)),

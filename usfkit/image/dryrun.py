@@ -61,6 +61,9 @@ from ..data import MVTEC_CLASSES, VISA_CLASSES
 from ..models.flows import seeded
 from . import ARCHITECTURES, build_model, count_parameters
 
+__all__ = ["CHAPTER", "DATASET_CLASSES", "TABULAR_DATASET", "configurations", "LiveBytes", "FLOP_RULES",
+           "measure_backbone", "measure", "measure_tabular", "cpu_matmul_rate", "run_dry_run"]
+
 CHAPTER = "07_image_benchmarks"
 DATASET_CLASSES = {"mvtec": MVTEC_CLASSES, "visa": VISA_CLASSES}
 

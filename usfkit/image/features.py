@@ -39,6 +39,9 @@ from ..models.flows import seeded
 from ..data import file_signature
 from ..train import adam
 
+__all__ = ["cache_dir", "weights_id", "content_id", "cache_key", "save_atomic", "FeatureSet", "extract",
+           "cached_features", "Speedup", "measure_speedup"]
+
 
 def cache_dir() -> Path:
     """``$USFKIT_FEATURE_CACHE``, else ``~/.cache/usfkit/features`` (platform dependent)."""

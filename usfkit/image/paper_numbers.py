@@ -9,6 +9,8 @@ cells); ``tests/test_image_benchmark.py`` checks that each table's Average row i
 rows, as the paper computes it.  There is no generator script: edit only against the paper.
 """
 
+__all__ = ["TABLE1", "PER_CLASS", "LOGDET_PRIOR_UFLOW", "RESNET18_UFLOW", "FIG4_UFLOW_DELTAS", "class_averaged"]
+
 # Table 1: class-averaged (mean, std); key: (dataset, metric)
 TABLE1 = {
     ('mvtec', 'image_auroc'): {("affine", "fastflow"): (91.3, 1.5), ("affine", "uflow"): (92.7, 4.6), ("affine", "cflow"): (72.5, 12.8),

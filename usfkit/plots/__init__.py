@@ -13,3 +13,10 @@ from .image import ablation as image_ablation, anomaly_maps, loss_curves, mean_s
 from .moons import figure1_summary  # noqa: F401
 from .eq5_run import eq5_run  # noqa: F401
 from .report import claims_figure  # noqa: F401
+
+__all__ = ["apply_style", "density_cmap", "estimated_vs_true", "latent_panels", "norm_vs_loglik", "rho_by_dim",
+           "volume_map", "alignment_summary", "density_map", "moons_figure", "eq5_decomposition",
+           "eq5_terms_over_training", "logdet_trajectories", "lu_prior_histograms", "prop1_figure",
+           "sigma_sweep_plot", "svdd_collapse_curves", "usf_no_collapse", "collapse_overview", "benchmark_boxplot",
+           "pairwise_grid", "seed_std_pairs", "elbo_history", "vae_class_auroc", "image_ablation", "anomaly_maps",
+           "loss_curves", "mean_std_bars", "figure1_summary", "eq5_run", "claims_figure"]

@@ -11,6 +11,10 @@ import numpy as np
 
 from ..models.flows import PAPER_FLOWS
 
+__all__ = ["COUPLING_COLORS", "FLOW_NAMES", "auroc_limits", "svdd_collapse_curves", "usf_no_collapse",
+           "prop1_figure", "logdet_trajectories", "lu_prior_histograms", "SIGMA_COLORS", "FLOW_MARKERS",
+           "FLOW_LINES", "sigma_colors", "sigma_sweep_plot", "collapse_overview"]
+
 #: Colour per ``coupling`` (:data:`usfkit.models.flows.COUPLINGS`); legends show the paper's flow names.
 COUPLING_COLORS = {"additive_lu": "tab:blue", "affine_lu": "tab:red"}
 FLOW_NAMES = {coupling: name for name, coupling in PAPER_FLOWS.items()}

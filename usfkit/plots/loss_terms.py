@@ -8,6 +8,8 @@ from matplotlib.figure import Figure
 
 from .style import to_numpy
 
+__all__ = ["FLOW_COLOURS", "eq5_terms_over_training", "eq5_decomposition"]
+
 FLOW_COLOURS = {"USFlow": "tab:blue", "NonUSFlow": "tab:red"}
 
 

@@ -2,6 +2,8 @@
 import numpy as np
 import seaborn as sns
 
+__all__ = ["density_cmap", "apply_style", "to_numpy"]
+
 density_cmap = "viridis"
 
 

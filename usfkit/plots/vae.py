@@ -5,6 +5,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+__all__ = ["METHOD_COLORS", "vae_class_auroc", "elbo_history"]
+
 METHOD_COLORS = {"VAE-USFlow": "tab:blue", "VAE-NonUSFlow": "tab:orange"}
 
 
