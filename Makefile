@@ -28,8 +28,9 @@ book: $(VENV)/.installed
 	$(BIN)/usf-reproduce --book --profile quick
 	@echo "The book: _build/executed/_build/html/index.html"
 
+# The tests, every docstring example of usfkit (doctests) and every chapter (nbval), in one run.
 test: $(VENV)/.installed
-	USFKIT_PROFILE=quick $(BIN)/python -m pytest tests --nbval-lax --nbval-current-env chapters
+	USFKIT_PROFILE=quick $(BIN)/python -m pytest tests --doctest-modules usfkit --nbval-lax --nbval-current-env chapters
 
 # The paper's settings (meant for a GPU); results go to results/full/<chapter>/.
 full: $(VENV)/.installed

@@ -10,7 +10,7 @@ Notebooks never get ``tqdm.auto``/``tqdm.notebook`` (their widget needs ipywidge
 warns without it).
 
 >>> bar = runs_bar(total=3, desc="runs")      # tqdm in a terminal, RunsDisplay in a notebook
->>> bar.update(); bar.set_postfix_str("1 failed"); bar.close()  # doctest: +SKIP
+>>> bar.update(); bar.set_postfix_str("1 failed"); bar.close()  # the bar writes to stderr: no output here
 """
 from __future__ import annotations
 
