@@ -297,10 +297,10 @@ def test_full_sweeps_name_the_full_profiles_runs(shared_data, monkeypatch):
     monkeypatch.setenv("USFKIT_PROFILE", "quick")  # a quick run still names the full profile's runs
     sweeps = tabular.full_sweeps()
     specs, settings = sweeps["adbench"]
-    assert settings["protocol"] == "adbench" and settings["epochs"] == 200
+    assert settings(specs[0])["protocol"] == "adbench" and settings(specs[0])["epochs"] == 200
     assert len(specs) == len(adbench.available()) * 7 * 3 and {s["seed"] for s in specs} == {1, 2, 3}
     small, small_settings = sweeps["adbench-noresample"]
-    assert small_settings["protocol"] == "adbench-noresample"
+    assert small_settings(small[0])["protocol"] == "adbench-noresample"
     assert {s["dataset"] for s in small} == set(tabular.small_datasets()) and "15_Hepatitis" in tabular.small_datasets()
     assert all(len(adbench.load(d)[1]) < 1000 for d in tabular.small_datasets())
 

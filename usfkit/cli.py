@@ -13,10 +13,10 @@ import os
 import sys
 from collections.abc import Callable
 
-from .profiles import ADBENCH_PROTOCOLS, TABULAR_METHODS
+from .models import HEADS, METHODS
+from .profiles import ADBENCH_PROTOCOLS
 
 IMAGE_DATASETS = ("mvtec", "visa")
-IMAGE_ARCHS = ("fastflow", "uflow", "cflow")
 IMAGE_COUPLINGS = ("affine", "additive", "additive_lu")
 
 
@@ -61,7 +61,7 @@ def tabular_parser() -> argparse.ArgumentParser:
     p = _parser("usf-tabular", tabular_parser.__doc__)
     p.add_argument("--profile", default="full", choices=["quick", "full"], help="settings (default: full)")
     p.add_argument("--datasets", nargs="+", help="ADBench names or numbers (default: the profile's)")
-    p.add_argument("--methods", nargs="+", choices=TABULAR_METHODS, help="default: the profile's")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), help="default: the profile's")
     p.add_argument("--seed", type=int, help="first seed (default: the profile's; full: 1)")
     p.add_argument("--seeds", type=positive, help="number of seeds from the first (default: the profile's)")
     p.add_argument("--epochs", type=positive, help="maximum epochs (default: the profile's)")
@@ -89,7 +89,7 @@ def images_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="full", choices=["quick", "full"], help="settings (default: full)")
     p.add_argument("--datasets", nargs="+", choices=IMAGE_DATASETS, help="default: the profile's")
     p.add_argument("--classes", nargs="+", help="only these classes (default: every class found)")
-    p.add_argument("--archs", nargs="+", choices=IMAGE_ARCHS, help="default: the profile's")
+    p.add_argument("--archs", nargs="+", choices=list(HEADS), help="default: the profile's")
     p.add_argument("--couplings", nargs="+", choices=IMAGE_COUPLINGS, help="default: the profile's")
     p.add_argument("--seeds", nargs="+", type=int, help="default: the profile's (full: 0 1 2)")
     p.add_argument("--epochs", type=positive, help="maximum epochs (default: the profile's)")

@@ -4,8 +4,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
-from sklearn.metrics import roc_auc_score
 
 __all__ = ["auroc", "auroc_se", "spearman", "kendall", "pixel_auroc", "ranking_agreement"]
 
@@ -25,6 +23,8 @@ def auroc(labels, scores) -> float:
     s = _array(scores, "scores")
     if len(np.unique(y)) != 2:
         raise ValueError("AUROC needs both normal (0) and anomalous (1) labels in the evaluation set")
+    from sklearn.metrics import roc_auc_score  # imported on first use: a command's --status needs none
+
     return float(roc_auc_score(y, s))
 
 
@@ -45,11 +45,15 @@ def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
 
 def spearman(a, b) -> float:
     """Spearman's rank correlation rho."""
+    from scipy import stats
+
     return float(stats.spearmanr(_array(a, "a"), _array(b, "b")).statistic)
 
 
 def kendall(a, b) -> float:
     """Kendall's tau (tau-b)."""
+    from scipy import stats
+
     return float(stats.kendalltau(_array(a, "a"), _array(b, "b")).statistic)
 
 

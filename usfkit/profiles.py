@@ -12,10 +12,8 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
-#: The tabular methods of §5.1 and ADBench's two data protocols, named here beside the settings that use them so
-#: that a command line lists them without importing torch (usfkit.experiments.tabular.METHODS and
-#: usfkit.data.adbench.PROTOCOLS are these).
-TABULAR_METHODS = ("USFlow", "NonUSFlow", "VAE-USFlow", "VAE-NonUSFlow", "OneFlow", "DOHSC", "DO2HSC")
+#: ADBench's two data protocols, named here beside the settings that use them so that a command line lists them
+#: without importing torch (usfkit.data.adbench.PROTOCOLS is this).
 ADBENCH_PROTOCOLS = ("adbench", "adbench-noresample")
 
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
@@ -169,8 +167,8 @@ def _least(key: str) -> int | None:
     return 1 if key in ("seeds", "search_runs", "explode_runs", "sweep_runs", "image_seeds") else None
 
 
-def run_settings(cfg: SimpleNamespace, *selectors: str) -> dict[str, Any]:
-    """Every setting of ``cfg`` that can change a run's result: all of them except ``profile``,
-    ``chapter`` and the ``selectors``, the settings that only choose *which* runs exist (datasets,
-    methods, seeds, ...) or how results are shown.  :func:`usfkit.sweep.run_sweep` keys runs by these."""
-    return {k: v for k, v in vars(cfg).items() if k not in {"profile", "chapter", *selectors}}
+def pick(cfg: SimpleNamespace, names) -> dict[str, Any]:
+    """The settings ``names`` of ``cfg``, in that order: what a run reads, and so what its key hashes besides
+    its spec (:func:`usfkit.sweep.run_sweep`).  Naming them, rather than taking every setting but some, keeps a
+    setting added to a profile for one experiment out of every other run's key."""
+    return {k: getattr(cfg, k) for k in names}

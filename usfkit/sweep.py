@@ -58,10 +58,20 @@ def runs_dir(chapter: str, profile: str) -> Path:
     return results.chapter_dir(chapter, profile) / "runs"
 
 
-def record_paths(chapter: str, profile: str, specs: list[dict], settings: dict | None = None) -> list[Path]:
-    """Where the run records of ``specs`` (under ``settings``) live, in order, present or not."""
-    folder = runs_dir(chapter, profile)
-    return [folder / f"{spec_key(s, settings)}.json" for s in specs]
+Settings = dict[str, Any] | Callable[[dict], dict[str, Any]]
+
+
+def settings_for(settings: Settings | None) -> Callable[[dict], dict[str, Any]]:
+    """``settings`` as a function of a spec: the settings a run reads may depend on it (a tabular run reads
+    its own method's), or be one dict for every run of a sweep."""
+    return settings if callable(settings) else (lambda spec: dict(settings or {}))
+
+
+def record_paths(chapter: str, profile: str, specs: list[dict], settings: Settings | None = None) -> list[Path]:
+    """Where the run records of ``specs`` (under ``settings``, one dict or a function of the spec) live, in
+    order, present or not."""
+    folder, of = runs_dir(chapter, profile), settings_for(settings)
+    return [folder / f"{spec_key(s, of(s))}.json" for s in specs]
 
 
 def load_runs(chapter: str, profile: str) -> list[results.RunRecord]:
@@ -76,7 +86,7 @@ def frame(records: list[results.RunRecord]) -> pd.DataFrame:
 
 
 def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[dict], results.RunResult], *,
-              settings: dict[str, Any], desc: str = "runs", force: bool = False,
+              settings: Settings, desc: str = "runs", force: bool = False,
               progress: bool = True, workers: int = 1, backend: str | None = None, address: str | None = None,
               resources: Callable[[dict], dict] | None = None) -> list[results.RunRecord]:
     """Run ``run_fn`` on every spec not finished yet; return the records of all specs, in order.
@@ -95,7 +105,8 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     """
     backend = check_backend(backend)
     results.ensure_writable(runs_dir(chapter, profile))  # before the first run, not at its save
-    clash = {k for s in specs for k in s} & set(settings)
+    of = settings_for(settings)
+    clash = {k for s in specs for k in set(s) & set(of(s))}
     if clash:
         raise ValueError(f"{sorted(clash)} appear both in the specs and in the settings: name each once")
     paths = record_paths(chapter, profile, specs, settings)
@@ -108,7 +119,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
         if not isinstance(out, results.RunResult):
             raise TypeError(f"run_fn must return a usfkit.results.RunResult, got {type(out).__name__}")
         record = results.RunRecord(**vars(out), chapter=chapter, key=paths[i].stem, spec=dict(specs[i]),
-                                   settings=dict(settings),
+                                   settings=of(specs[i]),
                                    provenance=results.provenance(profile, seeds=specs[i].get("seed"), started=started,
                                                                  cpu_time_s=cpu_s, started_commit=started_commit))
         results.write_atomic(paths[i], record.to_json())  # a killed sweep never leaves half a record
@@ -119,14 +130,14 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
     if backend == "ray" and pending:
         from . import cluster
 
-        tasks = cluster.run_tasks(run_fn, [(i, {**settings, **specs[i]}) for i in pending], _timed,
+        tasks = cluster.run_tasks(run_fn, [(i, {**of(specs[i]), **specs[i]}) for i in pending], _timed,
                                   resources=resources, address=address)
         for i, out in tasks:  # each record written here, by the driver, as its task returns
             save(i, *out)
     elif workers > 1 and len(pending) > 1:
         ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch thread pools
         with ProcessPoolExecutor(min(workers, len(pending)), mp_context=ctx, initializer=_one_thread) as pool:
-            futures = {pool.submit(_timed, run_fn, {**settings, **specs[i]}): i for i in pending}
+            futures = {pool.submit(_timed, run_fn, {**of(specs[i]), **specs[i]}): i for i in pending}
             try:
                 for future in as_completed(futures):
                     save(futures[future], *future.result())  # a worker's exception (a data fault) ends it here
@@ -136,7 +147,7 @@ def run_sweep(chapter: str, profile: str, specs: list[dict], run_fn: Callable[[d
                 raise
     else:
         for i in pending:
-            save(i, *_timed(run_fn, {**settings, **specs[i]}))
+            save(i, *_timed(run_fn, {**of(specs[i]), **specs[i]}))
     bar.close()
     return [results.RunRecord.from_file(p) for p in paths]
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+import importlib
+
 from .checks import DataError, check_finite_input, validate_xy
-from .synthetic import AsymmetricGaussianMixture, anomaly_data, moons, subspace_data
 
 
 def file_signature(path) -> str:
@@ -29,8 +30,24 @@ def data_dir() -> Path:
     return Path(env).expanduser() if env else Path(user_cache_dir("usfkit"))
 
 
-from .mvtec import MVTEC_CLASSES, AnomalyImages, MVTecAD, mvtec_available  # noqa: E402
-from .visa import VISA_CLASSES, VisA, visa_available  # noqa: E402
+#: Where each name of the synthetic and image readers lives: imported when first used (they import torch), so
+#: that reading a tabular file or a class list needs no torch.
+_LAZY = {**dict.fromkeys(["AsymmetricGaussianMixture", "anomaly_data", "moons", "subspace_data"], "synthetic"),
+         **dict.fromkeys(["AnomalyImages", "MVTecAD", "mvtec_available"], "mvtec"),
+         **dict.fromkeys(["VisA", "visa_available"], "visa")}
+
+#: The classes of MVTec AD and VisA, in the papers' order.
+MVTEC_CLASSES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill", "screw",
+                 "tile", "toothbrush", "transistor", "wood", "zipper")
+VISA_CLASSES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2",
+                "pcb3", "pcb4", "pipe_fryum")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["AsymmetricGaussianMixture", "anomaly_data", "data_dir", "moons", "subspace_data", "DataError", "check_finite_input", "validate_xy",
            "MVTEC_CLASSES", "AnomalyImages", "MVTecAD", "mvtec_available", "VISA_CLASSES", "VisA", "visa_available"]

@@ -19,9 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler
 
 from . import data_dir
 from ..profiles import ADBENCH_PROTOCOLS
@@ -182,6 +179,8 @@ def adbench_rows(y: np.ndarray, seed: int, resample: bool = True, test_size: flo
     row on both sides of the split: most test normals of a small dataset then have a copy among the
     training normals.
     """
+    from sklearn.model_selection import train_test_split  # here: a command's --status needs no scikit-learn
+
     rng = np.random.RandomState(seed)
     rows = np.arange(len(y))
     if resample and len(rows) < min_rows:
@@ -230,8 +229,8 @@ class Split:
     """One seeded split: ``x_train`` holds the (MinMax-scaled) training normals only."""
     name: str
     protocol: str
-    x_train: torch.Tensor
-    x_test: torch.Tensor
+    x_train: "torch.Tensor"
+    x_test: "torch.Tensor"
     y_test: np.ndarray
     n_anomalies_removed: int
     constant_features: int
@@ -268,6 +267,9 @@ def split(name: str | int, seed: int = 1, protocol: str = "adbench", root: Path 
                         "needs at least 2 of each")
     check_sizes(file, y, seed)
     train, test = adbench_rows(y, seed, resample=protocol == "adbench")
+    import torch  # here: listing and reading the files needs neither torch nor scikit-learn
+    from sklearn.preprocessing import MinMaxScaler
+
     scaler = MinMaxScaler().fit(x[train].astype(np.float64))
     scale = lambda rows: torch.from_numpy(scaler.transform(x[rows].astype(np.float64)).astype(np.float32))  # noqa: E731
     normal_train = train[y[train] == 0]

@@ -9,8 +9,9 @@ model failure.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 SHOWN = 10  # rows listed in a message
 
@@ -34,7 +35,8 @@ def _values(n: int) -> str:
 def check_finite_input(x, source: str = "input") -> None:
     """Raise :class:`DataError` when the tensor or array ``x`` holds NaN or inf, naming the rows
     (first axis).  Anything else (e.g. a ``Dataset``, whose items only its user can read) passes."""
-    if isinstance(x, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported; not imported for arrays
+    if torch is not None and isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy() if x.is_floating_point() else None
     if not isinstance(x, np.ndarray) or not np.issubdtype(x.dtype, np.floating) or x.size == 0:
         return

@@ -21,10 +21,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from . import data_dir
+from . import MVTEC_CLASSES, data_dir
 
-MVTEC_CLASSES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
-                 "screw", "tile", "toothbrush", "transistor", "wood", "zipper")
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 # folder names under data_dir() that are searched, in this order (the last one is a resized copy)
 MVTEC_FOLDERS = ("mvtec_ad", "MVTec-AD", "mvtec", "MVTec", "mvtec_anomaly_detection", "mvtec_ad_256")

@@ -17,10 +17,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from . import VISA_CLASSES
 from .mvtec import AnomalyImages, available_classes, find_root
 
-VISA_CLASSES = ("candle", "capsules", "cashew", "chewinggum", "fryum", "macaroni1", "macaroni2", "pcb1", "pcb2",
-                "pcb3", "pcb4", "pipe_fryum")
 VISA_URL = "https://github.com/amazon-science/spot-diff"
 VISA_FOLDERS = ("visa", "VisA", "VisA_20220922")
 SPLIT_CSV = Path("split_csv") / "1cls.csv"

@@ -28,10 +28,12 @@ import torch
 
 from .. import metrics, profiles, results, sweep
 from ..data import AsymmetricGaussianMixture
-from ..models.flows import PAPER_FLOWS, build_flow, seeded
-from ..models.oneclass import DeepSVDD, svdd_widths
+from ..models.flows import PAPER_FLOWS, build_flow
+from ..models.flows_lightning import train_flow
+from ..models.oneclass import DeepSVDD, svdd_widths, train_svdd
 from ..results import RunResult
-from ..train import FitResult, train_flow, train_svdd
+from ..rng import seeded
+from ..train import FitResult
 
 CHAPTER = "04_alignment"
 METHODS = ("Deep SVDD", "NonUSFlow", "USFlow")
@@ -108,14 +110,16 @@ def evaluate(method: str, model, data: Data) -> dict:
     return out
 
 
-#: Settings that choose which trials exist, not what a trial computes.
-SELECTORS = ("dims", "search_runs")
+#: The settings a trial reads, and so what its key hashes besides its spec (a setting added to the profile
+#: for something else leaves every trial's key as it is).
+TRIAL_SETTINGS = ("n_train", "n_val", "n_test", "epochs", "patience", "seed", "blocks", "layers", "hidden", "lrs",
+                  "batch_sizes", "svdd_depths", "svdd_pretrain_epochs")
 
 
 def trial_sweep(cfg) -> tuple[list[dict], dict]:
     """Specs and settings of the search's trials: every (dimension, method, search run)."""
     specs = [{"dim": d, "method": m, "run": r} for d in cfg.dims for m in METHODS for r in range(cfg.search_runs)]
-    return specs, profiles.run_settings(cfg, *SELECTORS)
+    return specs, profiles.pick(cfg, TRIAL_SETTINGS)
 
 
 def search_label(cfg) -> str:

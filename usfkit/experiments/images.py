@@ -27,23 +27,34 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .. import metrics, profiles, results, sweep
-from ..data import DataError, MVTEC_CLASSES, VISA_CLASSES, MVTecAD, VisA, mvtec_available, visa_available
-from ..models.flows import seeded
-from ..image import ARCHITECTURES, build_model, paper_numbers
-from ..image.features import FeatureSet, cached_features
-from ..train import fit
+from .. import data, metrics, profiles, results, sweep
+from ..data import DataError, MVTEC_CLASSES, VISA_CLASSES
+from ..image import paper_numbers
+from ..models import HEADS
 
+if TYPE_CHECKING:
+    from ..image.features import FeatureSet
+
+# torch, the backbones and the training loop are imported inside the functions that train or evaluate, so that
+# ``usf-images --status`` and the chapter's tables need no torch.
 CHAPTER = "07_image_benchmarks"
-DATASETS = {"mvtec": (MVTecAD, mvtec_available), "visa": (VisA, visa_available)}
+#: Each dataset's reader and the function listing its classes on disk (names in :mod:`usfkit.data`).
+DATASETS = {"mvtec": ("MVTecAD", "mvtec_available"), "visa": ("VisA", "visa_available")}
 DATASET_CLASSES = {"mvtec": MVTEC_CLASSES, "visa": VISA_CLASSES}
 DATASET_LABELS = {"mvtec": "MVTec AD", "visa": "VisA"}
-ARCH_LABELS = {"fastflow": "FastFlow", "uflow": "U-Flow", "cflow": "CFlow"}
+
+
+#: The heads' labels (FastFlow, U-Flow, CFlow), from :data:`usfkit.models.HEADS`, in its order.
+ARCH_LABELS = {name: h.label for name, h in HEADS.items()}
+
+
+def _reader(dataset: str):
+    return getattr(data, DATASETS[dataset][0])
 MAP_SIZE = 96  # side of the saved example anomaly maps
 COUPLING_LABELS = {"affine": "affine (base flow)", "additive": "additive (USF)", "additive_lu": "additive + LU (USF)"}
 METRIC_LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC"}
@@ -72,7 +83,7 @@ def make_specs(datasets: dict[str, list[str]], archs: list[str], couplings: list
                 for coupling in couplings:
                     for seed in seeds:
                         spec = dict(experiment=experiment, dataset=dataset, cls=cls, arch=arch, coupling=coupling,
-                                    seed=seed, image_size=image_size or ARCHITECTURES[arch]["image_size"],
+                                    seed=seed, image_size=image_size or HEADS[arch].defaults["image_size"],
                                     epochs=epochs, patience=patience,
                                     batch_size=batch_size, backbone=backbone, pretrained=pretrained,
                                     backbone_seed=backbone_seed, prior_sigma=prior_sigma,
@@ -118,7 +129,7 @@ def profile_specs(cfg, root=None, every_class: bool = False) -> list[dict]:
 
 def available(dataset: str, root=None) -> list[str]:
     """Classes of ``dataset`` (``"mvtec"`` or ``"visa"``) found under the data directory."""
-    return DATASETS[dataset][1](root)
+    return getattr(data, DATASETS[dataset][1])(root)
 
 
 # --------------------------------------------------------------------------
@@ -131,10 +142,13 @@ def _build(spec: dict, root=None):
     """The model of ``spec`` (its head initialised from ``spec["seed"]``) and the frozen backbone
     whose features the head trains on (random weights drawn from ``backbone_seed``, shared by
     every seed and coupling)."""
+    from ..image import build_model
+    from ..rng import seeded
+
     kwargs = dict(backbone=spec["backbone"], pretrained=spec["pretrained"], image_size=spec["image_size"],
                   **spec.get("overrides", {}))
     if spec.get("prior_sigma") is not None:  # App. B.2's log-det prior, weighted by 1 / n_train
-        n_train = len(DATASETS[spec["dataset"]][0](spec["cls"], "train", spec["image_size"], root))
+        n_train = len(_reader(spec["dataset"])(spec["cls"], "train", spec["image_size"], root))
         kwargs.update(prior_sigma=spec["prior_sigma"], n_train=n_train)
     key = (spec["arch"], spec["backbone"], str(spec["pretrained"]), spec["backbone_seed"], spec["image_size"])
     if key not in _BACKBONES:
@@ -154,23 +168,27 @@ def head_description(model) -> str:
 
 
 def features_for(spec: dict, backbone, split: str, root=None, device="cpu", cache_folder=None) -> FeatureSet:
+    from ..image.features import cached_features
+
     """Cached features of one class and split (computed on the first call, loaded afterwards)."""
-    images = DATASETS[spec["dataset"]][0](spec["cls"], split, spec["image_size"], root)
+    images = _reader(spec["dataset"])(spec["cls"], split, spec["image_size"], root)
     return cached_features(backbone, images, dataset=spec["dataset"], cls=spec["cls"], split=split,
                            image_size=spec["image_size"], folder=cache_folder, device=device)
 
 
-@torch.no_grad()
 def evaluate(head, test: FeatureSet, image_size: int, batch_size: int = 32, device="cpu") -> dict:
     """Anomaly maps on the test split; image AUROC from ``head.image_score`` and pixel AUROC
     from the maps against the ground-truth masks (§5.2.2).  Returns the AUROCs (fractions),
     the maps ``[N, S, S]`` and the image scores ``[N]``."""
+    import torch
+
     head = head.to(device).eval()
     maps = []
-    for feats in test.batches(batch_size):
-        maps.append(head.anomaly_map([f.to(device) for f in feats], (image_size, image_size)).float().cpu())
-    maps = torch.cat(maps)
-    scores = head.image_score(maps.to(device)).float().cpu()
+    with torch.no_grad():
+        for feats in test.batches(batch_size):
+            maps.append(head.anomaly_map([f.to(device) for f in feats], (image_size, image_size)).float().cpu())
+        maps = torch.cat(maps)
+        scores = head.image_score(maps.to(device)).float().cpu()
     return {"image_auroc": metrics.auroc(test.labels, scores),
             "pixel_auroc": metrics.pixel_auroc(test.masks[:, 0], maps), "maps": maps, "scores": scores}
 
@@ -200,6 +218,10 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
     ``accelerator``/``devices``/``strategy`` go to Lightning's Trainer (one run on several GPUs); to
     spread a sweep over several GPUs, run it on Ray (``backend="ray"`` of :func:`run_benchmark`).
     ``maps_to``: where to save a few anomaly maps when ``spec["save_maps"]`` is set."""
+    import torch
+
+    from ..train import fit
+
     try:
         model, backbone = _build(spec, root)
     except TypeError as err:  # e.g. an ablation option the heads do not support
@@ -249,6 +271,8 @@ def check_can_train(specs: list[dict], profile: str, chapter: str = CHAPTER, all
     """Raise :class:`NeedsGPU` when the full profile still has runs to train and this machine has no GPU
     (unless ``allow_cpu``): §5.2 at the paper's sizes is a GPU workload, and the quick profile is the CPU
     check of the same code.  With every run committed nothing trains, so any machine reads the results."""
+    import torch
+
     missing = [p for p in sweep.record_paths(chapter, profile, specs) if not p.exists()]
     if profile == "full" and missing and not allow_cpu and not torch.cuda.is_available():
         folder = sweep.runs_dir(chapter, profile)
@@ -285,7 +309,7 @@ def check_data(pending: list[dict], root=None) -> None:
     (on Ray: before any task is submitted): a missing or broken class folder stops the sweep naming it."""
     for dataset, cls, size in dict.fromkeys((s["dataset"], s["cls"], s["image_size"]) for s in pending):
         for split in ("train", "test"):
-            DATASETS[dataset][0](cls, split, size, root)
+            _reader(dataset)(cls, split, size, root)
 
 
 def ray_resources():
@@ -300,6 +324,8 @@ def ray_resources():
 
 
 def load_maps(spec: dict, profile: str, chapter: str = CHAPTER) -> dict | None:
+    import torch
+
     path = maps_path(chapter, profile, spec)
     return torch.load(path, weights_only=False) if path.exists() else None
 
@@ -315,7 +341,7 @@ def frame(records: list[results.RunRecord]) -> pd.DataFrame:
     for m in ("image_auroc", "pixel_auroc"):
         df[m] = 100 * pd.to_numeric(df[m], errors="coerce")
     # ``backbone=None`` in a spec means the architecture's App. E backbone: name it
-    df["backbone"] = [b if isinstance(b, str) and b else ARCHITECTURES.get(a, {}).get("backbone")
+    df["backbone"] = [b if isinstance(b, str) and b else (HEADS[a].defaults["backbone"] if a in HEADS else None)
                       for a, b in zip(df["arch"], df["backbone"])]
     return df
 
@@ -485,7 +511,7 @@ def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.Dat
                 eps = [r.get("epochs_run") for r in rs if r.get("epochs_run")]
                 span = f"{min(eps)}" if min(eps, default=0) == max(eps, default=0) else f"{min(eps)}–{max(eps)}"
                 row["epochs run (ours)"] = f"{span} of {rs[0]['epochs']}" if eps else "–"
-                backbones = sorted({r.get("backbone") or ARCHITECTURES[arch]["backbone"] for r in rs})
+                backbones = sorted({r.get("backbone") or HEADS[arch].defaults["backbone"] for r in rs})
                 row["backbone (ours)"] = "/".join(backbones)
                 rows.append(row)
     return pd.DataFrame(rows)
@@ -704,7 +730,7 @@ def epoch_benchmark_sentences(bench: dict, table: pd.DataFrame) -> list[str]:
     seeds = (f", seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}") if seeds else ""
     cols = {m: [c for c in table.columns if c.startswith(m)] for m in ("image", "pixel")}
     first = (f"benchmarks/image_epochs.json trained the same three FastFlow models on MVTec AD bottle at "
-             f"{bench['image_size']} px on a random frozen {ARCHITECTURES['fastflow']['backbone']} backbone "
+             f"{bench['image_size']} px on a random frozen {HEADS['fastflow'].defaults['backbone']} backbone "
              f"for {e} epochs without early stopping{seeds}. "
              f"Compared with the affine flow, the USF variants end {_gap(table, cols['image'][0])} at image level "
              f"and {_gap(table, cols['pixel'][0])} at pixel level")
@@ -757,6 +783,8 @@ def run_from_args(args) -> None:
         print(f"{int(table['missing'].sum())} of {int(table['runs'].sum())} runs missing under "
               f"{sweep.runs_dir(CHAPTER, cfg.profile)}; usf-images --plan estimates their GPU-hours")
         return
+    import torch
+
     if cfg.threads and not torch.cuda.is_available():
         torch.set_num_threads(cfg.threads)
     specs = profile_specs(cfg)

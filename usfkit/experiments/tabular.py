@@ -1,22 +1,18 @@
 """The tabular benchmark of §5.1 (Figure 3a/3b): ADBench's classical datasets ×
 methods × seeds, every run saved as it finishes.
 
-Methods (each trained on the training normals of :func:`usfkit.data.adbench.split` under the
-profile's ``protocol``,
-scored so that higher = more anomalous, measured by AUC-ROC on the test split):
+The methods are the registry's (:data:`usfkit.models.METHODS`, built, trained and scored by
+:mod:`usfkit.models.tabular`), each trained on the training normals of :func:`usfkit.data.adbench.split` under
+the profile's ``protocol``, with §5.1.1's shared rule (Adam, batch 64, up to 200 epochs, early stopping after 5
+epochs without a training-loss improvement > 1e-4), scored so that higher = more anomalous and measured by
+AUC-ROC on the test split.
 
-* ``USFlow`` / ``NonUSFlow`` — :func:`usfkit.models.flows.build_flow` with ``coupling="additive_lu"`` /
-  ``"affine_lu"`` (:data:`usfkit.models.flows.PAPER_FLOWS`), the shared configuration of §5.1.1
-  (4 blocks, conditioners of 4 hidden layers × 256, Adam 1e-4, batch 64, up to 200 epochs,
-  early stopping after 5 epochs without a training-loss improvement > 1e-4) and the log-det
-  prior; score ``-ln p(x)``.
-* ``VAE-USFlow`` / ``VAE-NonUSFlow`` — :mod:`usfkit.models.vae` (App. B.4).
-* ``OneFlow`` — :mod:`usfkit.models.oneflow` (Maziarka et al., 2022), same flow configuration.
-* ``DOHSC`` / ``DO2HSC`` — :mod:`usfkit.models.dohsc` (Zhang et al., 2024), encoder 500-30-30,
-  10 autoencoder epochs, ν = 0.05.
+A run's key is its spec (dataset, method, seed) plus exactly the settings it reads (:func:`run_settings`: the
+shared rule and its method's declared settings), so a setting added to the profile for one method leaves every
+other method's runs where they are.  A run whose loss turns NaN/inf, or whose scores are not finite on the
+test set, is recorded as failed (with the reason) and the sweep goes on.
 
-A run whose loss turns NaN/inf, or whose scores are not finite on the test set, is
-recorded as failed (with the reason) and the sweep goes on.
+This module imports no torch until a run trains: ``usf-tabular --status`` answers at once.
 """
 from __future__ import annotations
 
@@ -25,29 +21,42 @@ import json
 import math
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .. import metrics, profiles
 from ..data import adbench, file_signature
-from ..models.flows import PAPER_FLOWS, build_flow, seeded
+from ..models import METHODS, method as registered
 from ..results import STD_DDOF, RunRecord, RunResult, project_root, write_atomic
 from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
-from ..train import FitResult, train_flow
 
 CHAPTER = "05_tabular_benchmark"
-METHODS = profiles.TABULAR_METHODS
-#: The flow inside each flow-based method, in the book's coupling vocabulary (usfkit.models.flows.COUPLINGS).
-FLOW_COUPLING = {**PAPER_FLOWS, "VAE-USFlow": "additive_lu", "VAE-NonUSFlow": "affine_lu", "OneFlow": "additive_lu"}
-#: The VAE hybrids: a VAE with a flow prior, scored by the negative ELBO (vae_part_metrics rates its parts).
-VAE_METHODS = ("VAE-USFlow", "VAE-NonUSFlow")
-#: Methods whose flow is uniformly scaling (additive couplings: constant determinant).
-USF_METHODS = tuple(m for m, c in FLOW_COUPLING.items() if c.startswith("additive"))
+#: The VAE hybrids of the registry (a VAE with a flow prior, scored by the negative ELBO; vae_part_metrics rates
+#: its parts), USF first.
+VAE_METHODS = tuple(m for m, s in METHODS.items() if s.score_parts)
+#: The settings every tabular run reads whatever its method: ADBench's protocol and §5.1.1's training rule.
+SHARED_SETTINGS = ("protocol", "epochs", "patience", "min_delta", "batch_size", "accelerator")
 
 #: Aggregates the paper states in the text of §5.1.2 (AUC-ROC in %, over all 47 datasets).
 PAPER = {"USFlow": {"mean": 85.61, "std": 13.54}}
+
+
+def usf_methods() -> tuple[str, ...]:
+    """The registered methods whose flow is uniformly scaling (additive couplings: constant determinant)."""
+    return tuple(m for m, s in METHODS.items() if s.usf)
+
+
+def run_settings(cfg, method: str) -> dict:
+    """What a run of ``method`` reads from ``cfg``, and so what its key hashes besides its spec: the
+    :data:`SHARED_SETTINGS` and the settings its :class:`~usfkit.models.MethodSpec` declares.  A declared
+    setting ``cfg`` lacks is a TypeError naming it."""
+    names = SHARED_SETTINGS + registered(method).settings
+    missing = [k for k in names if not hasattr(cfg, k)]
+    if missing:
+        raise TypeError(f"method {method!r} reads setting(s) {missing}, which the settings given lack")
+    return {k: getattr(cfg, k) for k in names}
 
 
 def _split(dataset: str, seed: int, protocol: str) -> adbench.Split:
@@ -61,53 +70,31 @@ def _cached_split(signature: str, dataset: str, seed: int, protocol: str) -> adb
     return adbench.split(dataset, seed=seed, protocol=protocol)
 
 
-def _fit_kwargs(cfg, desc: str, progress: str) -> dict:
-    """§5.1.1's training rule, shared by every method."""
-    return dict(max_epochs=cfg.epochs, batch_size=cfg.batch_size, patience=cfg.patience,
-                min_delta=cfg.min_delta, desc=desc, accelerator=cfg.accelerator, progress=progress)
-
-
-def build_and_train(method: str, x_train: torch.Tensor, cfg, seed: int, desc: str = "", progress: str = "auto"):
-    """Build ``method`` for ``x_train``'s dimension, train it; return ``(model, FitResult, score_fn)``.
+def build_and_train(method: str, x_train, cfg, seed: int, desc: str = "", progress: str = "auto"):
+    """Build the registered ``method`` for ``x_train``'s dimension and train it with §5.1.1's rule, giving it
+    only the settings it declares (:func:`run_settings`); return ``(model, FitResult, score_fn)``.
     ``progress`` is :func:`usfkit.train.fit`'s (``"none"`` for quiet scripts)."""
-    dim, fit = x_train.shape[1], _fit_kwargs(cfg, desc or method, progress)
-    fit["seed"] = seed
-    if method in PAPER_FLOWS:
-        model = build_flow(dim, coupling=PAPER_FLOWS[method], blocks=cfg.blocks, hidden=cfg.hidden,
-                           layers=cfg.layers, clamp=cfg.clamp, prior_sigma=cfg.prior_sigma, seed=seed)
-        result = train_flow(model, x_train, lr=cfg.lr, **fit)
-        return model, result, lambda x: -model.log_prob(x)
-    if method in VAE_METHODS:
-        from ..models import vae
+    from ..models import resolve
 
-        model = vae.tabular_vae(dim, FLOW_COUPLING[method], seed=seed,
-                                blocks=cfg.blocks, flow_hidden=cfg.hidden, flow_layers=cfg.layers)
-        result = vae.train_vae(model, x_train, lr=cfg.lr, **fit)
-        return model, result, model.score
-    if method == "OneFlow":
-        from ..models import oneflow
-
-        model = oneflow.OneFlow(dim, blocks=cfg.blocks, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
-        result = oneflow.train_oneflow(model, x_train, lr=cfg.lr, **fit)
-        return model, result, model.score
-    if method in ("DOHSC", "DO2HSC"):
-        from ..models import dohsc
-
-        with seeded(seed):
-            model = getattr(dohsc, method)(dim, nu=cfg.nu)
-        result = dohsc.train_dohsc(model, x_train, lr=cfg.dohsc_lr, pretrain_epochs=cfg.dohsc_pretrain_epochs,
-                                   **fit)
-        return model, result, model.score
-    raise KeyError(f"unknown method {method!r}; methods are {', '.join(METHODS)}")
+    spec, mine = registered(method), SimpleNamespace(**run_settings(cfg, method))
+    fit = dict(max_epochs=mine.epochs, batch_size=mine.batch_size, patience=mine.patience, min_delta=mine.min_delta,
+               desc=desc or method, accelerator=mine.accelerator, progress=progress, seed=seed)
+    model = resolve(spec.build)(x_train.shape[1], spec.coupling, mine, seed)
+    result = resolve(spec.train)(model, x_train, mine, fit)
+    return model, result, resolve(spec.score)(model)
 
 
-@torch.no_grad()
-def scores(score_fn, x: torch.Tensor, batch: int = 8192) -> np.ndarray:
-    return torch.cat([score_fn(x[i:i + batch]).detach().float().cpu() for i in range(0, len(x), batch)]).numpy()
+def scores(score_fn, x, batch: int = 8192) -> np.ndarray:
+    """``score_fn`` over ``x`` in batches, without gradients, as one array."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([score_fn(x[i:i + batch]).detach().float().cpu() for i in range(0, len(x), batch)]).numpy()
 
 
 def run_one(spec: dict, cfg, progress: str = "auto") -> RunResult:
-    """Train and evaluate one (dataset, method, seed); the sweep saves what this returns."""
+    """Train and evaluate one (dataset, method, seed) under ``cfg`` (a profile's settings, or just the ones the
+    run reads); the sweep saves what this returns."""
     data = _split(spec["dataset"], spec["seed"], cfg.protocol)
     desc = f"{spec['method']} · {spec['dataset']} · seed {spec['seed']}"
     model, fit, score_fn = build_and_train(spec["method"], data.x_train, cfg, spec["seed"], desc, progress)
@@ -120,7 +107,7 @@ def run_one(spec: dict, cfg, progress: str = "auto") -> RunResult:
         if bad:
             return out.fail(f"{bad} of {len(s)} test scores are not finite (exploding determinant)")
         out.metrics["auroc"] = metrics.auroc(data.y_test, s)
-        if spec["method"] in VAE_METHODS:
+        if registered(spec["method"]).score_parts:
             out.metrics.update(vae_part_metrics(model, data))
     return out
 
@@ -180,11 +167,8 @@ def rerun_for_vae_parts(profile: str = "full", limit: int | None = None) -> list
     return done
 
 
-#: Settings that choose which runs exist or how they are shown, not what a run computes.
-SELECTORS = ("datasets", "methods", "seeds", "seed", "tie")
-
-
 def specs(cfg) -> list[dict]:
+    """One spec per (dataset, method, seed) of ``cfg``."""
     return [{"dataset": d, "method": m, "seed": cfg.seed + k}
             for d in datasets(cfg) for m in cfg.methods for k in range(cfg.seeds)]
 
@@ -211,14 +195,27 @@ def run(cfg, progress: str = "auto", workers: int = 1, backend: str | None = Non
     if bad:
         raise KeyError(f"unknown method(s) {sorted(bad)}; methods are {', '.join(METHODS)}")
     backend = check_backend(backend)
-    todo, settings = specs(cfg), profiles.run_settings(cfg, *SELECTORS)
+    todo, settings = specs(cfg), functools.partial(_settings_of, cfg)
     check_data(cfg, [s for s, path in zip(todo, record_paths(CHAPTER, cfg.profile, todo, settings)) if not path.exists()])
     elsewhere = workers > 1 or backend == "ray"
-    one = functools.partial(run_one, cfg=cfg, progress="none" if elsewhere else progress)
+    one = functools.partial(_run_merged, progress="none" if elsewhere else progress)
     records = run_sweep(CHAPTER, cfg.profile, todo, one, settings=settings,
                         desc="tabular runs", workers=workers, backend=backend, address=address,
                         resources=ray_resources() if backend == "ray" else None)
     return runs_frame(records)
+
+
+def _settings_of(cfg, spec: dict) -> dict:
+    return run_settings(cfg, spec["method"])
+
+
+SPEC_KEYS = ("dataset", "method", "seed")
+
+
+def _run_merged(merged: dict, progress: str = "auto") -> RunResult:
+    """:func:`run_one` on what the sweep hands a run: its spec and the settings it reads, in one dict."""
+    spec = {k: merged[k] for k in SPEC_KEYS}
+    return run_one(spec, SimpleNamespace(**{k: v for k, v in merged.items() if k not in SPEC_KEYS}), progress)
 
 
 def check_data(cfg, pending: list[dict]) -> None:
@@ -303,7 +300,7 @@ def full_sweeps() -> dict[str, tuple[list[dict], dict]]:
         cfg = profiles.of(CHAPTER, "full", protocol=protocol)
         if protocol != profiles.PROFILES[CHAPTER]["full"]["protocol"]:
             cfg.datasets = small_datasets()
-        out[protocol] = (specs(cfg), profiles.run_settings(cfg, *SELECTORS))
+        out[protocol] = (specs(cfg), functools.partial(_settings_of, cfg))
     return out
 
 
@@ -1047,6 +1044,8 @@ def run_from_args(args) -> None:
             print("\n".join([f"missing under protocol {protocol}:"] + ["  " + line for line in lines]) if lines
                   else f"nothing missing under protocol {protocol}")
         return
+    import torch
+
     workers = args.workers or (1 if torch.cuda.is_available() else os.cpu_count() or 1)
     # the command line's --profile, not $USFKIT_PROFILE (which stands in for a notebook's parameter)
     cfg = profiles.of(CHAPTER, args.profile, datasets=args.datasets, methods=args.methods, seed=args.seed,

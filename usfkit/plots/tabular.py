@@ -11,9 +11,8 @@ import seaborn as sns
 
 from ..results import STD_DDOF
 from ..experiments.paired import TIE_EPS, outcomes
-from ..experiments.tabular import USF_METHODS
+from ..models import METHODS, OTHER_COLOUR as OTHER_COLOR, USF_COLOUR as USF_COLOR
 
-USF_COLOR, OTHER_COLOR = "#1f77b4", "#999999"
 PAPER_COLOR = "#d62728"
 OUTCOME_COLORS = {"row method better": USF_COLOR, "tie": "0.45", "row method worse": "#d62728"}
 
@@ -25,7 +24,8 @@ def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict 
     mean ± std (n datasets); a box over fewer datasets than the others is hatched.  ``apart``: those boxes are not
     ranked with the others but drawn to the right of a dashed line, under "n = k datasets, not ranked" (a mean over
     a subset is not comparable with means over all datasets).  Uniformly scaling models
-    (``tabular.USF_METHODS``: a flow with additive couplings, so a constant determinant) are blue.  ``paper``:
+    (:attr:`usfkit.models.MethodSpec.usf`: a flow with additive couplings, so a constant determinant) are blue
+    (each registered method's :attr:`~usfkit.models.MethodSpec.color`).  ``paper``:
     ``{method: {"mean": .., "std": ..}}`` in % (``tabular.PAPER``), drawn as a red diamond with a ± std bar beside
     that method's box."""
     long = (wide * 100).melt(var_name="method", value_name="AUC-ROC (%)").dropna()
@@ -42,7 +42,7 @@ def benchmark_boxplot(wide: pd.DataFrame, title: str = "", ax=None, paper: dict 
     with warnings.catch_warnings():  # seaborn 0.13.2 passes boxplot's `vert`, deprecated in matplotlib 3.11
         warnings.simplefilter("ignore", DeprecationWarning)
         sns.boxplot(**common, hue="method", legend=False, width=0.55, fliersize=0, boxprops={"alpha": 0.6},
-                    palette={m: USF_COLOR if m in USF_METHODS else OTHER_COLOR for m in stats.index}, saturation=1,
+                    palette={m: METHODS[m].color if m in METHODS else OTHER_COLOR for m in stats.index}, saturation=1,
                     medianprops={"color": "black"}, showmeans=True,
                     meanprops={"marker": "s", "markerfacecolor": "white", "markeredgecolor": "black",
                                "markersize": 7, "zorder": 4})
