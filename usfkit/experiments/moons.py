@@ -106,7 +106,7 @@ def describe_gaussian(data: dict) -> str:
 def compare_runs(full: dict, this: dict, label: str = "this run") -> str:
     """``this`` run's USFlow and Deep SVDD AUROCs beside the ``full`` run's (both the ``data`` of a
     ``figure1_moons`` record) as Markdown: the differences in percentage points, measured in the combined
-    test-sample standard error (:func:`auroc_se`), and the settings in which the two runs differ.  The
+    test-sample standard error (:func:`~usfkit.metrics.auroc_se`), and the settings in which the two runs differ.  The
     spread over training seeds is not known (one seed per profile) and is said to be unknown."""
     parts = []
     for model in ("USFlow", "Deep SVDD"):

@@ -245,9 +245,9 @@ def collapse_overview(svdd_rows: list[dict], groups):
     """Chapter 3 at a glance, from a saved summary.  Left: how far each Deep SVDD variant shrank the spread
     of its normal test embeddings (end / start, log scale; a variant already constant at the start has no
     bar and is labelled "constant from the start", one that reached spread 0 during one-class training is
-    labelled "collapsed in one-class training").  Right: the flow runs per part and flow (:func:`usfkit.experiments.collapse.
-    failure_groups`), stacked ok / failed / diverged, the learning rate in the label and the runs outside
-    the paper's learning rates hatched."""
+    labelled "collapsed in one-class training").  Right: the flow runs per part and flow
+    (:func:`usfkit.experiments.collapse.failure_groups`), stacked ok / failed / diverged, the learning rate
+    in the label and the runs outside the paper's learning rates hatched."""
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), layout="constrained",
                                  gridspec_kw={"width_ratios": [1, 1.15]})
     names = [r["variant"] for r in svdd_rows]
