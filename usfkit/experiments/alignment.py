@@ -21,6 +21,7 @@ import math
 import ast
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -36,20 +37,65 @@ from ..rng import seeded
 from ..train import FitResult
 
 CHAPTER = "04_alignment"
-METHODS = ("Deep SVDD", "NonUSFlow", "USFlow")
 #: the summary table's correlation columns (the chapter, its plots and the report read them by name)
 RHO, TAU, RHO_EST = "Spearman rho (ln p, -||z||)", "Kendall tau (ln p, -||z||)", "Spearman rho (ln p, ln p_hat)"
+
+
+@dataclass(frozen=True)
+class TrialMethod:
+    """How App. C's search treats one method: the hyperparameters it searches beyond the learning rate and
+    batch size (``space``: setting -> the profile's list of values), how it is built from a drawn
+    configuration (``build(dim, conf, cfg)``) and trained (``train(model, x_train, x_val, cfg, **fit)``), and
+    its latent, latent norm and, for a flow, estimated log-likelihood (``latent(model, x)``)."""
+
+    space: dict[str, str]
+    build: Callable[[int, dict, object], torch.nn.Module]
+    train: Callable[..., FitResult]
+    latent: Callable[[torch.nn.Module, torch.Tensor], tuple]
+
+
+def _svdd_build(dim: int, conf: dict, cfg):
+    with seeded(cfg.seed):  # the same initialisation whatever ran before, like the flows'
+        return DeepSVDD(dim, svdd_widths(dim, conf["depth"]))
+
+
+def _svdd_latent(model, x):
+    z = model(x)
+    return z, (z - model.center).norm(dim=1), None
+
+
+def _flow(coupling: str) -> TrialMethod:
+    def build(dim: int, conf: dict, cfg):
+        return build_flow(dim, coupling=coupling, blocks=conf["blocks"], hidden=cfg.hidden, layers=conf["layers"],
+                          seed=cfg.seed)
+
+    def latent(model, x):
+        z, logdet = model(x)
+        return z, model.base.sq_dist(z).sqrt(), (model.base.log_prob(z) + logdet).numpy()
+
+    def train(model, x_train, x_val, cfg, **kw):
+        return train_flow(model, x_train, x_val, **kw)
+
+    return TrialMethod({"blocks": "blocks", "layers": "layers"}, build, train, latent)
+
+
+#: App. C's three methods, in the order that seeds each one's random configurations.
+METHODS: dict[str, TrialMethod] = {
+    "Deep SVDD": TrialMethod({"depth": "svdd_depths"}, _svdd_build,
+                             lambda model, train, val, cfg, **kw: train_svdd(
+                                 model, train, val, pretrain_epochs=cfg.svdd_pretrain_epochs, **kw), _svdd_latent),
+    "NonUSFlow": _flow(PAPER_FLOWS["NonUSFlow"]),
+    "USFlow": _flow(PAPER_FLOWS["USFlow"]),
+}
 
 
 def search_space(method: str, cfg, run: int) -> dict:
     """The ``run``-th configuration: run 0 takes the first value of every list, later runs
     draw at random (seeded by run number and method, so reruns draw the same)."""
-    rng = np.random.default_rng([cfg.seed, run, METHODS.index(method)])
+    rng = np.random.default_rng([cfg.seed, run, list(METHODS).index(method)])
     pick = (lambda xs: xs[0]) if run == 0 else (lambda xs: xs[int(rng.integers(len(xs)))])
     common = {"lr": pick(cfg.lrs), "batch_size": pick(cfg.batch_sizes)}
-    if method == "Deep SVDD":
-        return {"depth": pick(cfg.svdd_depths), **common}
-    return {"blocks": pick(cfg.blocks), "layers": pick(cfg.layers), **common}
+    return {**{k: pick(getattr(cfg, lists)) for k, lists in METHODS[method].space.items()}, **common}
 
 
 @dataclass
@@ -71,19 +117,13 @@ class Data:
 
 
 def build_model(method: str, dim: int, conf: dict, cfg):
-    if method == "Deep SVDD":
-        with seeded(cfg.seed):  # the same initialisation whatever ran before, like the flows'
-            return DeepSVDD(dim, svdd_widths(dim, conf["depth"]))
-    return build_flow(dim, coupling=PAPER_FLOWS[method], blocks=conf["blocks"], hidden=cfg.hidden,
-                      layers=conf["layers"], seed=cfg.seed)
+    return METHODS[method].build(dim, conf, cfg)
 
 
 def train_model(method: str, model, data: Data, conf: dict, cfg, desc: str) -> FitResult:
     kw = dict(max_epochs=cfg.epochs, batch_size=conf["batch_size"], patience=cfg.patience, lr=conf["lr"],
               seed=cfg.seed, desc=desc)
-    if method == "Deep SVDD":
-        return train_svdd(model, data.train, data.val, pretrain_epochs=cfg.svdd_pretrain_epochs, **kw)
-    return train_flow(model, data.train, data.val, **kw)
+    return METHODS[method].train(model, data.train, data.val, cfg, **kw)
 
 
 @torch.no_grad()
@@ -93,15 +133,7 @@ def evaluate(method: str, model, data: Data) -> dict:
     Correlations are taken between the true log-likelihood and the *negative* latent
     norm, so +1 means "the closer to the centre, the more likely": perfect alignment.
     """
-    x = data.test
-    if method == "Deep SVDD":
-        z = model(x)
-        norm = (z - model.center).norm(dim=1)
-        est = None
-    else:
-        z, logdet = model(x)
-        norm = model.base.sq_dist(z).sqrt()
-        est = (model.base.log_prob(z) + logdet).numpy()
+    z, norm, est = METHODS[method].latent(model, data.test)
     out = {"norm": norm.numpy(), "latent": z.numpy(), "est_log_prob": est,
            "rho": metrics.spearman(data.test_log_prob, -norm), "tau": metrics.kendall(data.test_log_prob, -norm)}
     if est is not None:
