@@ -154,7 +154,7 @@ def test_mean_std_bars_error_bars_and_paper_diamonds():
     diamonds = diamonds[~np.isnan(diamonds[:, 1])]
     assert diamonds.shape == (1, 2) and diamonds[0, 1] == 91.3
     assert bars[round(float(diamonds[0, 0]), 6)] == 80  # on the affine FastFlow bar
-    assert [t.get_text() for t in ax.get_legend().texts] == ["affine (base)", "additive (USF)", "paper"]
+    assert [t.get_text() for t in ax.get_legend().texts] == ["affine (base flow)", "additive (USF)", "paper"]
 
 
 def test_mean_std_bars_name_the_paper_source_and_show_markers_whole():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import results
+from .models import head_labels
 
 CHAPTER = "07_image_benchmarks"
 
@@ -127,7 +128,7 @@ def plan_table(dry: dict | None = None, gpu: str | None = None, epochs: int = EP
     return pd.DataFrame(rows).astype({"runs": int}).rename_axis("runs for")
 
 
-ARCH_LABELS = {"fastflow": "FastFlow", "cflow": "CFlow", "uflow": "U-Flow"}
+ARCH_LABELS = head_labels()
 EXPERIMENT_LABELS = {"main": "", "logdet_prior": " + log-det prior", "backbone_resnet18": " (ablation)"}
 
 

@@ -35,6 +35,7 @@ import pandas as pd
 from .. import data, metrics, profiles, results, sweep
 from ..data import DataError, MVTEC_CLASSES, VISA_CLASSES
 from ..image import paper_numbers
+from .. import models
 from ..models import HEADS
 
 if TYPE_CHECKING:
@@ -50,13 +51,13 @@ DATASET_LABELS = {"mvtec": "MVTec AD", "visa": "VisA"}
 
 
 #: The heads' labels (FastFlow, U-Flow, CFlow), from :data:`usfkit.models.HEADS`, in its order.
-ARCH_LABELS = {name: h.label for name, h in HEADS.items()}
+ARCH_LABELS = models.head_labels()
 
 
 def _reader(dataset: str):
     return getattr(data, DATASETS[dataset][0])
 MAP_SIZE = 96  # side of the saved example anomaly maps
-COUPLING_LABELS = {"affine": "affine (base flow)", "additive": "additive (USF)", "additive_lu": "additive + LU (USF)"}
+COUPLING_LABELS = {c: label for c, label in models.COUPLING_LABELS.items() if c != "affine_lu"}
 METRIC_LABELS = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC"}
 # where the paper prints each (dataset, metric) per class (App. F.1); Table 1 holds the class averages
 PAPER_TABLES = {("mvtec", "image_auroc"): 2, ("mvtec", "pixel_auroc"): 3, ("visa", "image_auroc"): 4,

@@ -24,10 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["MethodSpec", "HeadSpec", "METHODS", "HEADS", "register_method", "register_head", "method", "head",
-           "resolve", "method_names", "usf_methods", "USF_COLOUR", "OTHER_COLOUR"]
+           "resolve", "method_names", "usf_methods", "head_labels", "USF_COLOUR", "OTHER_COLOUR",
+           "COUPLING_LABELS"]
 
 #: Colours of the tabular figures: a uniformly scaling method is blue, every other grey.
 USF_COLOUR, OTHER_COLOUR = "#1f77b4", "#999999"
+#: The couplings (:data:`usfkit.models.flows.COUPLINGS`) as tables and figures name them.
+COUPLING_LABELS = {"affine": "affine (base flow)", "additive": "additive (USF)", "additive_lu": "additive + LU (USF)",
+                   "affine_lu": "affine + LU (NonUSF)"}
 
 
 def resolve(ref: str | Callable) -> Callable:
@@ -132,6 +136,11 @@ def head(name: str) -> HeadSpec:
 
 def method_names() -> tuple[str, ...]:
     return tuple(METHODS)
+
+
+def head_labels() -> dict[str, str]:
+    """The registered image heads' labels by name (``{"fastflow": "FastFlow", ...}``), in the registry's order."""
+    return {name: h.label for name, h in HEADS.items()}
 
 
 def usf_methods() -> tuple[str, ...]:

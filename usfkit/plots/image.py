@@ -14,11 +14,12 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from ..models import COUPLING_LABELS, head_labels
 from .style import to_numpy
 
 COUPLING_COLORS = {"affine": "tab:red", "additive": "tab:cyan", "additive_lu": "tab:blue"}
-COUPLING_NAMES = {"affine": "affine (base)", "additive": "additive (USF)", "additive_lu": "additive + LU (USF)"}
-ARCH_NAMES = {"fastflow": "FastFlow", "uflow": "U-Flow", "cflow": "CFlow"}
+COUPLING_NAMES = COUPLING_LABELS
+ARCH_NAMES = head_labels()
 
 
 def _image(path: str, size: int) -> np.ndarray:
