@@ -106,7 +106,13 @@ class Chapter:
 
 def wrap(text: str, initial_indent: str = "") -> str:
     """``text`` filled to the book's text column (74 characters), continuation lines indented, words and
-    hyphenated names never broken: how every chapter prints a sentence."""
+    hyphenated names never broken: how every chapter prints a sentence.
+
+    >>> print(wrap("The USFlow ranks the test points by the density it estimates, and so does the "
+    ...            "NonUSFlow on this dataset."))
+    The USFlow ranks the test points by the density it estimates, and so does
+      the NonUSFlow on this dataset.
+    """
     return textwrap.fill(text, width=74, initial_indent=initial_indent, subsequent_indent="  ",
                          break_long_words=False, break_on_hyphens=False)
 

@@ -18,7 +18,12 @@ def _array(values, name: str) -> np.ndarray:
 
 
 def auroc(labels, scores) -> float:
-    """Area under the ROC curve; ``scores``: higher = more anomalous, ``labels``: 1 = anomaly."""
+    """Area under the ROC curve; ``scores``: higher = more anomalous, ``labels``: 1 = anomaly.  It is the
+    share of (anomaly, normal) pairs the scores order correctly:
+
+    >>> auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])  # 3 of the 4 pairs: 0.35 is below the normal 0.4
+    0.75
+    """
     y = _array(labels, "labels")
     s = _array(scores, "scores")
     if len(np.unique(y)) != 2:
@@ -44,7 +49,11 @@ def auroc_se(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 def spearman(a, b) -> float:
-    """Spearman's rank correlation rho."""
+    """Spearman's rank correlation rho.
+
+    >>> round(spearman([1, 2, 3, 4], [10, 20, 40, 30]), 3)  # one swapped pair
+    0.8
+    """
     from scipy import stats
 
     return float(stats.spearmanr(_array(a, "a"), _array(b, "b")).statistic)

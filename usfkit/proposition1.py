@@ -22,7 +22,11 @@ __all__ = ["closed_form", "quadrature", "monte_carlo", "density_inversion"]
 
 
 def closed_form(dim: int, alpha: float) -> float:
-    """``L(N, F_alpha) = 1 / (alpha^2 (d - 2))`` (App. B.3); needs ``d > 2``."""
+    """``L(N, F_alpha) = 1 / (alpha^2 (d - 2))`` (App. B.3); needs ``d > 2``.
+
+    >>> closed_form(3, 1.0), closed_form(10, 0.5)
+    (1.0, 0.5)
+    """
     if dim <= 2:
         raise ValueError(f"the loss is finite only for d > 2, got d = {dim}")
     return 1.0 / (alpha**2 * (dim - 2))

@@ -14,7 +14,12 @@ __all__ = ["moons", "AsymmetricGaussianMixture", "anomaly_data", "subspace_data"
 
 def moons(n: int, noise: float = 0.08, n_outliers: int = 0, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Two interleaving half-moons (normal, label 0), standardised, plus ``n_outliers``
-    points drawn uniformly from a box around them (label 1)."""
+    points drawn uniformly from a box around them (label 1).
+
+    >>> x, y = moons(100, n_outliers=10)
+    >>> x.shape, x.dtype, int(y.sum())
+    (torch.Size([110, 2]), torch.float32, 10)
+    """
     x, _ = make_moons(n_samples=n, noise=noise, random_state=seed)
     x = (x - x.mean(0)) / x.std(0)
     rng = np.random.default_rng(seed + 1)
@@ -30,6 +35,13 @@ class AsymmetricGaussianMixture:
     ``mu_1 = 1_d, Sigma_1 = I`` and ``mu_2 = -1_d, Sigma_2 = diag(theta_d)`` where half
     of ``theta_d`` is 5.0 and half is 0.5 (the first ``ceil(d/2)`` entries are 5.0).
     The paper does not state the mixing weights; we use equal weights ``(0.5, 0.5)``.
+
+    >>> mixture = AsymmetricGaussianMixture(4)
+    >>> mixture.variances[1].tolist()  # the second component's diagonal, theta_4
+    [5.0, 5.0, 0.5, 0.5]
+    >>> x, component = mixture.sample(1000)
+    >>> x.shape, mixture.log_prob(x[:2]).shape
+    (torch.Size([1000, 4]), (2,))
     """
 
     def __init__(self, dim: int, weights: tuple[float, float] = (0.5, 0.5)):

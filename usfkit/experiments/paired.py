@@ -18,7 +18,11 @@ def outcomes(diffs, tie: float = 0.0) -> np.ndarray:
     ``tie``, ``"lower"`` when it is below ``-tie``, else ``"equal"`` (a tie: ``|difference| <= tie``, in the
     differences' own unit).  A difference within :data:`TIE_EPS` of the margin counts as on it (float
     rounding must not turn a tie into a win).  Figure 3b, :func:`usfkit.experiments.tabular.pairwise` and
-    the chapters' sentences all count with it."""
+    the chapters' sentences all count with it.
+
+    >>> outcomes([0.5, 0.0, -0.2, 0.05], tie=0.1).tolist()
+    ['higher', 'equal', 'lower', 'equal']
+    """
     d = np.asarray(diffs, dtype=float)
     margin = tie + TIE_EPS
     return np.select([d > margin, d < -margin], ["higher", "lower"], "equal")
@@ -29,7 +33,12 @@ def paired_test(diffs, tie: float = 0.0) -> dict[str, float]:
     difference, how many are ``higher`` / ``equal`` / ``lower`` by :func:`outcomes` (a tie: ``|d| <= tie``,
     in the unit of ``diffs``; the default counts only float rounding, :data:`TIE_EPS`, as equal), and the
     two-sided Wilcoxon signed-rank ``p`` over the pairs that differ beyond rounding (1.0 when none differs,
-    NaN when there is no pair).  The test does not depend on ``tie``."""
+    NaN when there is no pair).  The test does not depend on ``tie``.
+
+    >>> t = paired_test([0.5, 0.0, -0.2, 0.3, 0.1])  # four pairs differ: Wilcoxon's exact p over them
+    >>> t["n"], t["higher"], t["equal"], t["lower"], round(t["p"], 3)
+    (5, 3, 1, 1, 0.375)
+    """
     d = pd.Series(diffs, dtype=float).dropna().to_numpy(copy=True)
     d[np.abs(d) < TIE_EPS] = 0.0
     p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else (1.0 if len(d) else float("nan"))
@@ -41,7 +50,11 @@ def paired_test(diffs, tie: float = 0.0) -> dict[str, float]:
 
 
 def p_text(p: float) -> str:
-    """A p-value as the chapters print it: ``p = 0.248``, ``p = 0.0031``, ``p < 0.0001``."""
+    """A p-value as the chapters print it.
+
+    >>> p_text(0.248), p_text(0.0031), p_text(2e-7)
+    ('p = 0.248', 'p = 0.0031', 'p < 0.0001')
+    """
     if p != p:
         return "no test (no pair)"
     return "p < 0.0001" if p < 1e-4 else f"p = {p:.3f}" if p >= 0.01 else f"p = {p:.2g}"
