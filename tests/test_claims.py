@@ -123,6 +123,38 @@ def test_flow_kind_reads_every_vocabulary():
 
 
 # --------------------------------------------------------------------------
+# the package: one module per topic, the rules and the rendering apart
+# --------------------------------------------------------------------------
+TOPIC_MODULES = {"theory": "theory", "synthetic": "synthetic", "tabular": "tabular", "vae": "vae",
+                 "failures": "failures", "image": "image"}
+
+
+def test_each_topic_module_registers_its_claims_in_the_reports_order():
+    for c in claims.CLAIMS:
+        assert c.check.__module__ == f"usfkit.experiments.claims.{TOPIC_MODULES[c.topic]}", (c.key, c.check.__module__)
+    order = list(claims.TOPICS)
+    ranks = [order.index(c.topic) for c in claims.CLAIMS]
+    assert ranks == sorted(ranks)  # grouped by topic, as the page shows them
+    assert [c.key for c in claims.CLAIMS[:2]] == ["Eq. 4: constant determinant", "Eq. 5: NLL = SVDD term - ln psi_det"]
+
+
+def test_every_module_declares_its_public_names_and_the_rules_read_no_record():
+    import ast
+    import importlib
+    import inspect
+
+    for name in ("core", "rules", "labels", "render", "evaluation", *TOPIC_MODULES.values()):
+        module = importlib.import_module(f"usfkit.experiments.claims.{name}")
+        assert all(hasattr(module, n) for n in module.__all__), name
+        assert all(getattr(claims, n) is getattr(module, n) for n in module.__all__), name  # re-exported
+    tree = ast.parse(inspect.getsource(claims.rules))
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not imported & {"results", "sweep", "Source"}  # pure rules on numbers
+    tree = ast.parse(inspect.getsource(claims.render))
+    assert not any(isinstance(n, ast.ImportFrom) and n.module in TOPIC_MODULES for n in ast.walk(tree))
+
+
+# --------------------------------------------------------------------------
 # the registry on synthetic results
 # --------------------------------------------------------------------------
 def test_no_results_means_not_run_here_with_a_reason():
@@ -679,9 +711,10 @@ def test_every_row_links_to_a_heading_its_chapter_has():
 
 
 def test_section_link_prefers_the_papers_settings_section(monkeypatch):
-    monkeypatch.setattr(claims, "chapter_headings", lambda ch: ("Intro", "At the paper's settings", "Figure 3a"))
+    headings = ("Intro", "At the paper's settings", "Figure 3a")
+    monkeypatch.setattr(claims.render, "chapter_headings", lambda ch: headings)  # section_link reads render's
     assert claims.section_link("05_x", "Figure 3a") == "05_x.html#at-the-paper-s-settings"
-    monkeypatch.setattr(claims, "chapter_headings", lambda ch: ("Intro", "Figure 3a"))
+    monkeypatch.setattr(claims.render, "chapter_headings", lambda ch: ("Intro", "Figure 3a"))
     assert claims.section_link("05_x", "Figure 3a") == "05_x.html#figure-3a"
     assert claims.section_link("05_x", "No such heading") == "05_x.html"
 
@@ -828,10 +861,10 @@ def test_the_aggregate_headline_says_when_the_verdict_rests_on_the_widening():
     f = finding(85.96, 90.22, 84.97, 91.21)
     f.alt = finding(83.18, 87.44, 82.47, 88.14)
     row = pd.Series({"verdict": claims.REPRODUCED, "direction": None})
-    text = claims._aggregate_headline(row, f)
+    text = claims.render._aggregate_headline(row, f)
     assert "85.96–90.22 %" in text and "84.97–91.21" in text and "83.18–87.44 %" in text
     assert "within the range before widening only without the leak" in text
-    assert claims._aggregate_headline(None, f) == ""
+    assert claims.render._aggregate_headline(None, f) == ""
 
 
 def test_a_rank_rule_row_says_when_its_interval_includes_zero():

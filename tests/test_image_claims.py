@@ -465,5 +465,5 @@ def test_chapter_08_reads_full_records(specs, profile):
     assert "none of the" not in text.split("**Image benchmarks**")[1].split("\n")[0]
     claims.styled(table, "image", claims.CLAIM_COLUMNS)
     claims.summary_text(table)
-    plots.claims_figure(table)
+    plots.claims_figure(table, **claims.FIGURE)
     plt.close("all")
