@@ -24,6 +24,9 @@ from . import data_dir
 from ..profiles import ADBENCH_PROTOCOLS
 from .checks import DataError, validate_xy
 
+__all__ = ["FOLDER", "URL", "SHA256", "NAMES", "resolve_name", "folder", "available", "missing", "path", "read_npz",
+           "load", "PROTOCOLS", "MIN_ROWS", "adbench_rows", "MIN_TRAIN_NORMALS", "check_sizes", "Split", "split"]
+
 FOLDER = "adbench_classical"
 URL = "https://github.com/Minqi824/ADBench/raw/main/adbench/datasets/Classical/{name}.npz"
 
@@ -201,8 +204,8 @@ MIN_TRAIN_NORMALS = 20
 
 
 def check_sizes(file: Path | str, y: np.ndarray, seed: int) -> None:
-    """A :class:`DataError` unless, under both :data:`PROTOCOLS` (the rows :func:`adbench_rows` draws for
-    ``seed``), the training part holds at least :data:`MIN_TRAIN_NORMALS` distinct normal rows of the file and
+    """A :class:`~usfkit.data.checks.DataError` unless, under both :data:`PROTOCOLS` (the rows
+    :func:`adbench_rows` draws for ``seed``), the training part holds at least :data:`MIN_TRAIN_NORMALS` distinct normal rows of the file and
     the test part at least one distinct normal and one distinct anomalous row (an AUROC compares the two).
     Distinct rows: ADBench's resampling of small files copies rows, and copies are not more data.  Every
     ADBench classical file passes (the smallest, 15_Hepatitis, keeps about 47 training normals); a file with
@@ -255,7 +258,7 @@ def split(name: str | int, seed: int = 1, protocol: str = "adbench", root: Path 
     then MinMax scaling fitted on the whole training part (anomalies included, as ADBench does),
     and the anomalies removed from the training part (the paper's one-class setting, §5.1.1).
     Features constant on the training part are shifted, not scaled (scikit-learn's rule).  A file too small
-    for the protocol (:func:`check_sizes`) raises :class:`DataError` before anything trains."""
+    for the protocol (:func:`check_sizes`) raises :class:`~usfkit.data.checks.DataError` before anything trains."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; protocols are {', '.join(PROTOCOLS)}")
     name = resolve_name(name)

@@ -13,6 +13,8 @@ import sys
 
 import numpy as np
 
+__all__ = ["SHOWN", "DataError", "check_finite_input", "validate_xy"]
+
 SHOWN = 10  # rows listed in a message
 
 

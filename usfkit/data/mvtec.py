@@ -23,6 +23,10 @@ from torch.utils.data import Dataset
 
 from . import MVTEC_CLASSES, data_dir
 
+__all__ = ["MVTEC_URL", "MVTEC_FOLDERS", "IMAGENET_MEAN", "IMAGENET_STD", "load_image", "load_mask",
+           "AnomalyImages", "class_folders", "find_root", "mvtec_root", "mvtec_samples", "MVTecAD",
+           "available_classes", "mvtec_available"]
+
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 # folder names under data_dir() that are searched, in this order (the last one is a resized copy)
 MVTEC_FOLDERS = ("mvtec_ad", "MVTec-AD", "mvtec", "MVTec", "mvtec_anomaly_detection", "mvtec_ad_256")

@@ -20,6 +20,8 @@ from pathlib import Path
 from . import VISA_CLASSES
 from .mvtec import AnomalyImages, available_classes, find_root
 
+__all__ = ["VISA_URL", "VISA_FOLDERS", "SPLIT_CSV", "visa_root", "visa_samples", "VisA", "visa_available"]
+
 VISA_URL = "https://github.com/amazon-science/spot-diff"
 VISA_FOLDERS = ("visa", "VisA", "VisA_20220922")
 SPLIT_CSV = Path("split_csv") / "1cls.csv"
