@@ -205,8 +205,9 @@ MIN_TRAIN_NORMALS = 20
 
 def check_sizes(file: Path | str, y: np.ndarray, seed: int) -> None:
     """A :class:`~usfkit.data.checks.DataError` unless, under both :data:`PROTOCOLS` (the rows
-    :func:`adbench_rows` draws for ``seed``), the training part holds at least :data:`MIN_TRAIN_NORMALS` distinct normal rows of the file and
-    the test part at least one distinct normal and one distinct anomalous row (an AUROC compares the two).
+    :func:`adbench_rows` draws for ``seed``), the training part holds at least :data:`MIN_TRAIN_NORMALS`
+    distinct normal rows of the file and the test part at least one distinct normal and one distinct
+    anomalous row (an AUROC compares the two).
     Distinct rows: ADBench's resampling of small files copies rows, and copies are not more data.  Every
     ADBench classical file passes (the smallest, 15_Hepatitis, keeps about 47 training normals); a file with
     2 normal and 2 anomalous rows, which would otherwise train on one normal row, is refused."""
