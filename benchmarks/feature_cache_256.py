@@ -27,7 +27,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from usfkit import results
     from usfkit.data import MVTecAD
-    from usfkit.models.flows import seeded
+    from usfkit.rng import seeded
     from usfkit.image import build_model
     from usfkit.image.features import measure_speedup
 

@@ -170,7 +170,7 @@ def runners(epochs: int, batches: int) -> dict:
     from torch.utils.data import TensorDataset
 
     from usfkit import profiles, train
-    from usfkit.models import dohsc, oneflow, vae
+    from usfkit.models import dohsc, flows_lightning, oneclass, oneflow, vae
     from usfkit.experiments import tabular
     from usfkit.models.heads.cflow import CflowHead, CflowModule
     from usfkit.models.heads.fastflow import FastflowHead, FastflowModule
@@ -184,7 +184,7 @@ def runners(epochs: int, batches: int) -> dict:
             kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), cb]
             return real(module, *args, **kwargs)
 
-        mods = [train, vae, oneflow, dohsc]
+        mods = [train, flows_lightning, oneclass, vae, oneflow, dohsc]
         saved = [m.fit for m in mods]
         for m in mods:
             m.fit = fit
@@ -198,7 +198,7 @@ def runners(epochs: int, batches: int) -> dict:
                            dohsc_pretrain_epochs=1)
     x = torch.randn(batches * cfg.batch_size, 36, generator=torch.Generator().manual_seed(0))
     out = {}
-    for method in profiles.TABULAR_METHODS:
+    for method in tabular.METHODS:
         def run(cb, method=method):
             with extra_callback(cb):
                 tabular.build_and_train(method, x, cfg, seed=1, progress="none")

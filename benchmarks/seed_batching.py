@@ -7,7 +7,7 @@ Issue 10 measured, off-repo, 1.8x per run for three seeds trained as one model w
 matrix products.  This script tries the general way to get there without a second model class:
 ``torch.func.stack_module_state`` stacks the weights of ``--seeds`` USFlows (chapter 05's full
 configuration: 4 blocks, 4 x 256 conditioners, batch 64, one thread), ``torch.func.vmap`` runs
-their loss (``usfkit.train.FlowModule.loss``) as one call, and one fused Adam steps the stacked
+their loss (``usfkit.models.flows_lightning.FlowModule.loss``) as one call, and one fused Adam steps the stacked
 weights, which is the same update as one Adam per seed (Adam is elementwise).  Each seed sees
 its own batches.  Against training the seeds one after the other, it reports the time per run
 and step and the largest relative difference of the losses (the same maths).  Writes ``--out``
@@ -26,7 +26,8 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from usfkit import results
 from usfkit.models.flows import build_flow
-from usfkit.train import FlowModule, adam
+from usfkit.models.flows_lightning import FlowModule
+from usfkit.train import adam
 
 
 class _Loss(torch.nn.Module):

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from speedup import prepare, run_version  # noqa: E402  (speedup.py's before-commit child)
 
 from usfkit import profiles, results, train  # noqa: E402
-from usfkit.models import oneflow, vae  # noqa: E402
+from usfkit.models import flows_lightning, oneclass, oneflow, vae  # noqa: E402
 from usfkit.data import adbench  # noqa: E402
 from usfkit.experiments import tabular  # noqa: E402
 
@@ -63,7 +63,7 @@ class GemmTimer(TorchDispatchMode):
         return out
 
 
-def trained_module(method: str, x: torch.Tensor, cfg) -> tuple[train._Base, float]:
+def trained_module(method: str, x: torch.Tensor, cfg) -> tuple[train.TrainModule, float]:
     """Train ``method`` as chapter 05 does for ``cfg.epochs`` epochs; return its Lightning module (the
     last one fitted) and the median epoch time after the first."""
     kept, ends = {}, []
@@ -78,14 +78,14 @@ def trained_module(method: str, x: torch.Tensor, cfg) -> tuple[train._Base, floa
         real_end(self, trainer, module)
 
     with contextlib.ExitStack() as stack:
-        for mod in (train, vae, oneflow):  # each imported ``fit`` by name
+        for mod in (train, flows_lightning, oneclass, vae, oneflow):  # each imported ``fit`` by name
             stack.enter_context(mock.patch.object(mod, "fit", fit_and_keep))
         stack.enter_context(mock.patch.object(train.History, "on_train_epoch_end", epoch_end))
         tabular.build_and_train(method, x, cfg, seed=1, progress="none")
     return kept["module"], statistics.median(b - a for a, b in zip(ends, ends[1:]))
 
 
-def bare_step(module: train._Base, x: torch.Tensor, batch_size: int, steps: int) -> dict:
+def bare_step(module: train.TrainModule, x: torch.Tensor, batch_size: int, steps: int) -> dict:
     """Seconds per step of a plain loop over ``module``'s loss, and its GEMM and optimizer parts."""
     module.train()
     opt = module.configure_optimizers()

@@ -133,8 +133,8 @@ def test_step_breakdown_times_every_matrix_product_and_the_bare_step():
     """The GEMM timer sees the forward product and both backward products of a linear layer, and the
     bare loop's parts are no larger than its whole step."""
     import torch
-    from usfkit import train
     from usfkit.models import flows
+    from usfkit.models.flows_lightning import FlowModule
     step_breakdown = _load("step_breakdown")
     torch.set_num_threads(1)
     lin, x = torch.nn.Linear(4, 3), torch.randn(5, 4, requires_grad=True)
@@ -142,6 +142,6 @@ def test_step_breakdown_times_every_matrix_product_and_the_bare_step():
         lin(x).sum().backward()
     assert timer.calls == 3 and timer.seconds > 0
     flow = flows.USFlow(3, blocks=1, hidden=8, layers=1)
-    parts = step_breakdown.bare_step(train.FlowModule(flow, n_train=32), torch.randn(32, 3), batch_size=8, steps=4)
+    parts = step_breakdown.bare_step(FlowModule(flow, n_train=32), torch.randn(32, 3), batch_size=8, steps=4)
     assert parts["gemm_calls"] > 0
     assert 0 < parts["gemm_s"] < parts["bare_step_s"] and 0 < parts["optimizer_s"] < parts["bare_step_s"]

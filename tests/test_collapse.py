@@ -8,8 +8,9 @@ import torch
 from usfkit.data import anomaly_data
 from usfkit.experiments import collapse
 from usfkit.models.flows import NonUSFlow, USFlow, build_flow
-from usfkit.models.oneclass import DeepSVDD
-from usfkit.train import FitResult, FlowModule, fit, train_flow, train_svdd
+from usfkit.models.flows_lightning import FlowModule, train_flow
+from usfkit.models.oneclass import DeepSVDD, train_svdd
+from usfkit.train import FitResult, fit
 
 
 def test_svdd_stats_of_a_collapsed_network():

@@ -24,7 +24,8 @@ from torch.utils.data import TensorDataset
 
 from usfkit import train
 from usfkit.models import dohsc, flows, oneflow, vae
-from usfkit.models.oneclass import DeepSVDD, svdd_widths
+from usfkit.models.flows_lightning import FlowModule, train_flow
+from usfkit.models.oneclass import DeepSVDD, svdd_widths, train_svdd
 from usfkit.models.heads.cflow import CflowHead, CflowModule
 from usfkit.models.heads.fastflow import FastflowHead, FastflowModule
 from usfkit.models.heads.uflow import UflowHead, UflowModule
@@ -57,7 +58,7 @@ def small_flow(coupling: str) -> flows.Flow:
 def tabular_runs() -> dict:
     """``name -> run(callback)``: each tabular model trained by its own ``train_*`` entry point."""
     def run_flow(coupling):
-        return lambda cb: train.train_flow(small_flow(coupling), X, callbacks=[cb], **FIT)
+        return lambda cb: train_flow(small_flow(coupling), X, callbacks=[cb], **FIT)
 
     def run_vae(coupling):
         model = vae.tabular_vae(6, coupling, latent_dim=2, seed=0, hidden=(8,), flow_hidden=8, flow_layers=1, blocks=2)
@@ -67,7 +68,7 @@ def tabular_runs() -> dict:
         oneflow.train_oneflow(oneflow.OneFlow(6, blocks=2, hidden=8, layers=1, seed=0), X, callbacks=[cb], **FIT)
 
     def run_svdd(cb):  # Deep SVDD with its autoencoder pretraining (chapters 01, 03)
-        train.train_svdd(DeepSVDD(6, svdd_widths(6, 3)), X, pretrain_epochs=2, callbacks=[cb], **FIT)
+        train_svdd(DeepSVDD(6, svdd_widths(6, 3)), X, pretrain_epochs=2, callbacks=[cb], **FIT)
 
     return {"USFlow": run_flow("additive_lu"), "NonUSFlow": run_flow("affine_lu"),
             "VAE-USFlow": run_vae("additive_lu"), "VAE-NonUSFlow": run_vae("affine_lu"), "OneFlow": run_oneflow,
@@ -122,7 +123,7 @@ def test_the_counter_sees_a_per_step_read(host_sync):
             float(outputs["loss"])
 
     def run(cb):
-        train.train_flow(small_flow("additive_lu"), X, callbacks=[Reads(), cb], **FIT)
+        train_flow(small_flow("additive_lu"), X, callbacks=[Reads(), cb], **FIT)
     counted = host_sync.count_syncs(run)
     assert counted["by_op"] == {"_local_scalar_dense in aten::item": counted["steps"]}
     assert all("test_host_sync.py" not in k for k in counted["places"])  # named by the innermost usfkit/lightning frame
@@ -152,7 +153,7 @@ def meta_losses():
     """``name -> (Lightning module, a batch)`` for every model, on the meta device."""
     out = {}
     for coupling in ("additive_lu", "affine_lu"):
-        out[f"flow {coupling}"] = (train.FlowModule(small_flow(coupling), n_train=80), [X[:16]])
+        out[f"flow {coupling}"] = (FlowModule(small_flow(coupling), n_train=80), [X[:16]])
         out[f"vae {coupling}"] = (vae.VAEModule(vae.tabular_vae(6, coupling, latent_dim=2, hidden=(8,), flow_hidden=8,
                                                                 flow_layers=1, blocks=2)), [X[:16]])
     out["oneflow"] = (oneflow.OneFlowModule(oneflow.OneFlow(6, blocks=2, hidden=8, layers=1)), [X[:16]])
@@ -192,7 +193,7 @@ def test_cflow_builds_its_positional_encoding_once_per_size():
 # --------------------------------------------------------------------------
 # Divergence, detected once an epoch
 # --------------------------------------------------------------------------
-class NaNAfter(train.FlowModule):
+class NaNAfter(FlowModule):
     """A flow whose loss is NaN from global step ``bad`` on; at step ``crash`` (if set) it raises, as a
     decomposition of a NaN matrix would."""
 
@@ -255,8 +256,8 @@ def test_fit_losses_equal_a_plain_reference_loop_bitwise():
 
     flow = small_flow("affine_lu")
     ref_flow = small_flow("affine_lu")
-    train.train_flow(flow, X, lr=1e-3, callbacks=[Keep()], max_epochs=2, batch_size=16, patience=5, progress="none",
-                     seed=7)
+    train_flow(flow, X, lr=1e-3, callbacks=[Keep()], max_epochs=2, batch_size=16, patience=5, progress="none",
+               seed=7)
     opt = train.adam(ref_flow.parameters(), 1e-3)
     ref = []
     for xb in seen:  # the batches Lightning drew

@@ -13,7 +13,7 @@ from usfkit import sweep
 from usfkit.data import MVTecAD
 from usfkit.experiments import images as bench
 from usfkit.image import features, paper_numbers
-from usfkit.train import _Base
+from usfkit.train import TrainModule
 
 torch.set_num_threads(1)
 BOTTLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvtec_ad_256"
@@ -62,7 +62,7 @@ class GaussHead(nn.Module):
         return amap.flatten(1).amax(1)
 
 
-class HeadModule(_Base):
+class HeadModule(TrainModule):
     def __init__(self, head):
         super().__init__(lr=3e-2)
         self.head = head

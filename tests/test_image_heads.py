@@ -22,7 +22,7 @@ from usfkit.models.heads.cflow import CflowHead
 from usfkit.models.heads.couplings import count_parameters
 from usfkit.models.heads.fastflow import FastflowHead
 from usfkit.models.heads.uflow import UflowHead
-from usfkit.train import _Base
+from usfkit.train import TrainModule
 
 torch.set_num_threads(1)
 
@@ -164,7 +164,7 @@ def test_lightning_modules_train_on_cached_features():
         head = make_head(arch, "additive_lu")
         config = dict(ARCHITECTURES[arch], fiber_batch_size=16)
         module = ImageModel(arch, "additive_lu", None, head, config).lightning_module()
-        assert isinstance(module, _Base)
+        assert isinstance(module, TrainModule)
         assert module.lr == ARCHITECTURES[arch]["lr"] and module.weight_decay == ARCHITECTURES[arch]["weight_decay"]
         before = [p.detach().clone() for p in head.parameters()]
         data = TensorDataset(*features(SHAPES[arch], batch=4, dtype=torch.float32))
@@ -357,3 +357,90 @@ def test_a_failed_weight_download_prints_no_download_line_only_the_warning(capsy
 
     net, loaded = backbones._load("toy-net-online", "auto", build_ok, nn.Identity)
     assert loaded and capsys.readouterr().out == "Downloading: fine\n"  # said after a download that worked
+
+
+# ----------------------------------------------------------------------------- the MAP loss, bit for bit
+def _old_loss(arch: str, head, feats):
+    """Each head's loss as it was written before :func:`usfkit.models.flows.map_loss` and
+    :class:`usfkit.models.heads.base.FlowHead` (its own log-prior sum, its own subtraction)."""
+    from usfkit.models.heads.cflow.loss import cflow_loss
+    from usfkit.models.heads.fastflow.loss import fastflow_loss
+    from usfkit.models.heads.uflow.loss import uflow_loss
+    if arch == "fastflow":
+        loss = fastflow_loss(*head(feats))
+        return loss - sum(flow.log_prior() for flow in head.flows).to(loss) / head.n_train
+    if arch == "cflow":
+        loss = sum(cflow_loss(head.fiber_log_prob(k, *head.fibers(f))).mean() for k, f in enumerate(feats))
+        return loss - sum(d.log_prior() for d in head.decoders).to(loss) / head.n_train
+    loss = uflow_loss(*head(feats))
+    return loss - sum(s.log_prior() for s in head.stages).to(loss) / head.n_train
+
+
+def _old_cflow_step(self, batch, batch_idx):
+    """CFlow's manual fiber-batch step as it was written before ``map_loss``."""
+    from usfkit.models.heads.cflow.loss import cflow_loss
+    opt = self.optimizers()
+    total, count = 0.0, 0
+    for layer, feature in enumerate(batch):
+        x, cond = self.head.fibers(feature)
+        perm = torch.randperm(len(x), device=x.device)
+        n = max(len(x) // self.fiber_batch_size, 1)
+        for i in range(n):
+            idx = perm[i * self.fiber_batch_size: (i + 1) * self.fiber_batch_size if i < n - 1 else len(x)]
+            loss = cflow_loss(self.head.fiber_log_prob(layer, x[idx], cond[idx])).mean()
+            opt.zero_grad()
+            self.manual_backward(loss - self.head.log_prior().to(loss) / self.head.n_train)
+            opt.step()
+            total, count = total + loss.detach() * len(idx), count + len(idx)
+    mean = total / count
+    self.log_epoch_mean("train_loss", mean, len(batch[0]))
+    self.log_epoch_means(batch_idx)
+    return mean
+
+
+@pytest.mark.parametrize("arch", ["fastflow", "cflow", "uflow"])
+@pytest.mark.parametrize("coupling", COUPLINGS)
+def test_map_loss_and_training_are_bitwise_the_old_formula(arch, coupling):
+    """The one MAP-loss helper changed no bit: each head's loss (with the App. B.2 prior, ``n_train`` = 7) equals
+    the formula the head had written out, and a short ``fit`` through its Lightning module (CFlow: its manual
+    fiber-batch steps) gives the same losses and weights as the same module running the old formula."""
+    from lightning.pytorch.callbacks import Callback
+    from usfkit.models.heads.base import FlowHead
+    from usfkit.models.heads.cflow import CflowModule
+    from usfkit.models.heads.fastflow import FastflowModule
+    from usfkit.models.heads.uflow import UflowModule
+    from usfkit.train import fit
+
+    head = perturb(make_head(arch, coupling, prior_sigma=0.5, n_train=7))
+    assert isinstance(head, FlowHead)
+    feats = features(SHAPES[arch], batch=3, dtype=torch.float32)
+    assert head.log_prior().abs() > 1e-3  # the prior term is really there
+    assert torch.equal(head.loss(feats), _old_loss(arch, head, feats))
+
+    module_cls = {"fastflow": FastflowModule, "cflow": CflowModule, "uflow": UflowModule}[arch]
+
+    class Old(module_cls):
+        if arch == "cflow":
+            training_step = _old_cflow_step
+        else:
+            def loss(self, features):
+                return _old_loss(arch, self.head, list(features))
+
+    class Keep(Callback):
+        def __init__(self):
+            self.losses = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            self.losses.append((outputs["loss"] if isinstance(outputs, dict) else outputs).detach().clone())
+
+    data = TensorDataset(*features(SHAPES[arch], batch=4, seed=5, dtype=torch.float32))
+    runs = []
+    for cls in (module_cls, Old):
+        trained, keep = perturb(make_head(arch, coupling, prior_sigma=0.5, n_train=7)), Keep()
+        kw = {"fiber_batch_size": 8} if arch == "cflow" else {}
+        fit(cls(trained, lr=1e-3, **kw), data, max_epochs=2, batch_size=2, seed=3, progress="none", callbacks=[keep],
+            accelerator="cpu")
+        runs.append((torch.stack(keep.losses), torch.cat([p.detach().flatten() for p in trained.parameters()])))
+    (losses, weights), (old_losses, old_weights) = runs
+    assert len(losses) == 4 and torch.isfinite(losses).all()
+    assert torch.equal(losses, old_losses) and torch.equal(weights, old_weights)

@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from usfkit import progress, sweep, train
 from usfkit.models.flows import USFlow
+from usfkit.models.flows_lightning import train_flow
 from usfkit.results import RunResult
 
 
@@ -47,8 +48,8 @@ def notebook(monkeypatch):
 def tiny_fit(spec):
     """One real (tiny) training through usfkit.train.fit with its default progress."""
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(spec["seed"]))
-    res = train.train_flow(USFlow(2, blocks=1, hidden=8, seed=spec["seed"]), x, max_epochs=2, batch_size=32,
-                           seed=spec["seed"], accelerator="cpu", desc=f"run {spec['seed']}")
+    res = train_flow(USFlow(2, blocks=1, hidden=8, seed=spec["seed"]), x, max_epochs=2, batch_size=32,
+                     seed=spec["seed"], accelerator="cpu", desc=f"run {spec['seed']}")
     return RunResult(ok=res.ok, failure=res.failure)
 
 

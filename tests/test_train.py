@@ -6,8 +6,9 @@ import torch
 
 from usfkit.data import AsymmetricGaussianMixture
 from usfkit.models.flows import NonUSFlow, USFlow
-from usfkit.models.oneclass import DeepSVDD, svdd_widths
-from usfkit.train import FlowModule, fit, train_flow, train_svdd
+from usfkit.models.flows_lightning import FlowModule, train_flow
+from usfkit.models.oneclass import DeepSVDD, SVDDModule, svdd_widths, train_svdd
+from usfkit.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +222,7 @@ def test_use_compile_decides_by_run_length_module_and_environment(monkeypatch):
     monkeypatch.delenv("USFKIT_COMPILE", raising=False)
     monkeypatch.setattr(train, "can_compile", lambda: True)
     flow_module = FlowModule(USFlow(4, blocks=1, hidden=4, layers=1))
-    svdd_module = train.SVDDModule(DeepSVDD(4, [4, 2]))
+    svdd_module = SVDDModule(DeepSVDD(4, [4, 2]))
     assert train.use_compile(flow_module, train.COMPILE_MIN_STEPS, "auto")
     assert not train.use_compile(flow_module, train.COMPILE_MIN_STEPS - 1, "auto")
     assert not train.use_compile(svdd_module, 10**9, "auto")
@@ -270,3 +271,24 @@ def test_a_compiled_flow_loss_is_reused_for_another_training_set_size():
             module.loss(torch.randn(8, 3, generator=torch.Generator().manual_seed(n_train))).backward()
         hits.append(counters["aot_autograd"]["autograd_cache_hit"] - before)
     assert hits[1] == 1, f"the second model compiled afresh (cache hits per model: {hits})"
+
+
+@pytest.mark.parametrize("coupling", ["additive", "affine", "additive_lu", "affine_lu"])
+@pytest.mark.parametrize("prior_sigma", [None, 0.5])
+def test_flow_module_map_loss_is_bitwise_the_old_formula(coupling, prior_sigma):
+    """``FlowModule.loss`` through :func:`usfkit.models.flows.map_loss` equals, bit for bit, the formula it had
+    written out: ``mean NLL - flow.log_prior() / n_train`` with ``n_train`` a float32 buffer."""
+    from usfkit.models.flows import build_flow
+    flow = build_flow(5, coupling, blocks=2, hidden=8, layers=1, prior_sigma=prior_sigma, seed=4)
+    with torch.no_grad():  # LU diagonals off zero: a non-zero prior term
+        for lu in flow.lu_layers():
+            lu.log_abs_u.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(2))
+    assert bool(flow.log_prior().abs() > 1e-3) is (prior_sigma is not None and coupling.endswith("_lu"))
+    gen = torch.Generator().manual_seed(1)
+    for n_train in (7, 777, 12345):
+        module = FlowModule(flow, n_train=n_train)
+        for _ in range(3):
+            x = torch.randn(32, 5, generator=gen)
+            z, logdet = flow(x)
+            old = -(flow.base.log_prob(z) + logdet).mean() - flow.log_prior() / torch.tensor(float(n_train))
+            assert torch.equal(module.loss(x), old)

@@ -1,5 +1,6 @@
-"""Training with Lightning: modules for flows, Deep SVDD and its autoencoder
-pretraining, and :func:`fit`, which wraps the trainer the way every chapter needs.
+"""Training with Lightning, for every model of the book: :class:`TrainModule`, the base of each model's
+Lightning module (which sits beside its model in :mod:`usfkit.models`), and :func:`fit`, which wraps the
+trainer the way every chapter needs.  This module knows no model.
 
 * early stopping on a monitored loss (``patience`` epochs without an improvement
   larger than ``min_delta``; the paper's tabular rule is 5 and 1e-4 on the
@@ -35,9 +36,10 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm import tqdm
 
 from .data.checks import check_finite_input
-from .models.flows import Flow
-from .models.oneclass import DeepSVDD
 from .progress import in_notebook, run_display
+
+__all__ = ["TrainModule", "fit", "FitResult", "Diverged", "adam", "loader", "Rows", "DivergenceGuard", "History",
+           "EpochBar", "COMPILE_MIN_STEPS", "can_compile", "use_compile", "compiled_loss"]
 
 #: Lightning's messages that say nothing about a run of this book (small in-memory data sets, CPU runs),
 #: and a deprecation that torch's own compiler (inductor) raises while it compiles a loss.
@@ -89,9 +91,22 @@ def adam(params, lr: float, weight_decay: float = 0.0) -> torch.optim.Adam:
 
 
 # --------------------------------------------------------------------------
-# Lightning modules
+# The base of every model's Lightning module
 # --------------------------------------------------------------------------
-class _Base(L.LightningModule):
+class TrainModule(L.LightningModule):
+    """The Lightning module a model of the book is trained through; a new model's module subclasses it.
+
+    A subclass defines ``loss(x) -> Tensor`` (the mean loss of a batch of inputs ``x``) and keeps its model as
+    an attribute; this base supplies Adam (:func:`adam`, ``lr`` and ``weight_decay``), a training step that
+    logs ``train_loss`` (and :meth:`step_terms`) as epoch means without reading a value back to the host, a
+    validation step logging ``val_loss``, and the hooks :func:`fit` uses: :attr:`compilable` and
+    :meth:`compile_target` (what ``fit(compile=...)`` compiles), :meth:`diagnosis` (a hint added to the
+    message of a diverged run).  Override ``configure_optimizers`` to train only some parameters, and the
+    steps when a batch is not a tensor of inputs (an image head's batch is a tuple of feature maps).
+
+    Examples of subclasses: :class:`usfkit.models.flows_lightning.FlowModule`,
+    :class:`usfkit.models.oneclass.SVDDModule`, :class:`usfkit.models.vae.VAEModule`."""
+
     #: whether ``fit(compile="auto")`` may compile this module's loss (see :func:`compiled_loss`)
     compilable = False
 
@@ -140,65 +155,6 @@ class _Base(L.LightningModule):
 
     def diagnosis(self) -> str:
         return ""
-
-
-class FlowModule(_Base):
-    """Maximum likelihood (MAP with the log-det prior when the flow has one):
-    ``loss = mean NLL - ln prior(w) / n_train``."""
-
-    compilable = True
-
-    def __init__(self, flow: Flow, lr: float = 1e-3, weight_decay: float = 0.0, n_train: int = 1):
-        super().__init__(lr, weight_decay)
-        self.flow = flow
-        # n_train as a tensor, not an int: a compiled loss then does not depend on the training-set size, and
-        # torch's on-disk cache serves every data set of the same width (an int would be baked into the compiled
-        # code, one compile per data set).  Exact: float32 holds any n < 2^24.
-        self.register_buffer("n_train", torch.tensor(float(n_train)), persistent=False)
-        self._last: tuple[Tensor, Tensor] | None = None  # the last batch's (z, ln|det J|), detached
-
-    def loss(self, x: Tensor) -> Tensor:
-        z, logdet = self.flow(x)
-        self._last = (z.detach(), logdet.detach())
-        nll = -(self.flow.base.log_prob(z) + logdet).mean()
-        return nll - self.flow.log_prior() / self.n_train
-
-    def diagnosis(self) -> str:
-        if self._last is None:
-            return ""
-        ld = self._last[1]
-        finite = ld[torch.isfinite(ld)]
-        biggest = f"{finite.abs().max().item():.3g}" if len(finite) else "nan"
-        return (f" Largest |ln det J| in the last batch: {biggest}. The flow's determinant exploded: "
-                "lower the learning rate, add the log-det prior (prior_sigma=...), tighten the affine "
-                "clamp, or use a uniformly scaling flow.")
-
-
-class SVDDModule(_Base):
-    """Deep SVDD: mean squared distance to ``c``; ``weight_decay`` is Eq. 2's lambda."""
-
-    def __init__(self, model: DeepSVDD, lr: float = 1e-3, weight_decay: float = 1e-6):
-        super().__init__(lr, weight_decay)
-        self.model = model
-
-    def configure_optimizers(self):
-        return adam(self.model.encoder.parameters(), self.lr, self.weight_decay)
-
-    def loss(self, x: Tensor) -> Tensor:
-        return self.model.loss(x)
-
-
-class AutoencoderModule(_Base):
-    """Autoencoder pretraining of a one-class encoder (Deep SVDD, DOHSC, DO2HSC): the squared
-    reconstruction error summed over features, averaged over the batch.  ``model`` needs a
-    ``reconstruct(x)`` method."""
-
-    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-6):
-        super().__init__(lr, weight_decay)
-        self.model = model
-
-    def loss(self, x: Tensor) -> Tensor:
-        return (self.model.reconstruct(x) - x).pow(2).sum(1).mean()
 
 
 # --------------------------------------------------------------------------
@@ -320,7 +276,7 @@ def can_compile() -> bool:
         return False
 
 
-def use_compile(module: "_Base", steps: int, compile: bool | str = "auto") -> bool:
+def use_compile(module: TrainModule, steps: int, compile: bool | str = "auto") -> bool:
     """Decide whether :func:`fit` compiles ``module``'s loss.  ``compile``: ``True``, ``False`` or
     ``"auto"`` (the module is :attr:`compilable`, the run has at least :data:`COMPILE_MIN_STEPS`
     steps and compiling works here).  ``$USFKIT_COMPILE=0`` turns ``"auto"`` off, ``=1`` makes it compile
@@ -332,8 +288,8 @@ def use_compile(module: "_Base", steps: int, compile: bool | str = "auto") -> bo
 
 
 @contextlib.contextmanager
-def compiled_loss(module: "_Base", enabled: bool):
-    """Inside the block ``module.loss`` (or the part :meth:`_Base.compile_target` names) is
+def compiled_loss(module: TrainModule, enabled: bool):
+    """Inside the block ``module.loss`` (or the part :meth:`TrainModule.compile_target` names) is
     ``torch.compile``'d: the flow's many small operations become a few fused kernels, forward and
     backward.  The same maths up to float rounding: random draws
     inside the loss (the VAE's) come from torch's eager generator (``fallback_random``), so a seeded
@@ -365,6 +321,9 @@ def compiled_loss(module: "_Base", enabled: bool):
 # --------------------------------------------------------------------------
 @dataclass
 class FitResult:
+    """What :func:`fit` returns: whether the run finished (``ok``; else ``failure`` says why), the epochs it
+    trained, its wall time, the best monitored loss and the per-epoch ``history`` of logged losses."""
+
     ok: bool
     epochs: int
     wall_time_s: float
@@ -400,11 +359,11 @@ def loader(x: Tensor | Dataset, batch_size: int, shuffle: bool, seed: int = 0) -
     return DataLoader(Rows(x), batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=_as_batch)
 
 
-def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None = None, *, max_epochs: int = 100,
-        batch_size: int = 128, patience: int = 5, min_delta: float = 1e-4, monitor: str | None = None,
-        seed: int = 0, progress: str = "auto", desc: str = "training", accelerator: str = "auto",
-        devices="auto", restore_best: bool = True, callbacks: list | None = None, compile: bool | str = "auto",
-        **trainer_kwargs) -> FitResult:
+def fit(module: TrainModule, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None = None, *,
+        max_epochs: int = 100, batch_size: int = 128, patience: int = 5, min_delta: float = 1e-4,
+        monitor: str | None = None, seed: int = 0, progress: str = "auto", desc: str = "training",
+        accelerator: str = "auto", devices="auto", restore_best: bool = True, callbacks: list | None = None,
+        compile: bool | str = "auto", **trainer_kwargs) -> FitResult:
     """Train ``module`` on ``x_train`` with early stopping; never raises on divergence.
 
     ``x_train``/``x_val``: a tensor of inputs or a ``torch.utils.data.Dataset`` whose items
@@ -463,23 +422,3 @@ def fit(module: _Base, x_train: Tensor | Dataset, x_val: Tensor | Dataset | None
     module.to(device).eval()
     return FitResult(ok=failure is None, epochs=len(history.rows), wall_time_s=time.time() - start,
                      best_loss=history.best, history=history.rows, failure=failure, compiled=compiled)
-
-
-def train_flow(flow: Flow, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,
-               weight_decay: float = 0.0, **kwargs) -> FitResult:
-    """Maximum-likelihood training of a (Non)USFlow; see :func:`fit` for the options."""
-    return fit(FlowModule(flow, lr, weight_decay, n_train=len(x_train)), x_train, x_val, **kwargs)
-
-
-def train_svdd(model: DeepSVDD, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,
-               weight_decay: float = 1e-6, pretrain_epochs: int = 0, **kwargs) -> FitResult:
-    """Deep SVDD as Ruff et al.: optional autoencoder pretraining, then ``c`` from the
-    initial encoder mean, then the one-class loss."""
-    pretrain_s = 0.0
-    if pretrain_epochs > 0:
-        pre = {**kwargs, "max_epochs": pretrain_epochs, "desc": kwargs.get("desc", "svdd") + " (pretrain)"}
-        pretrain_s = fit(AutoencoderModule(model, lr, weight_decay), x_train, x_val, **pre).wall_time_s
-    model.init_center(x_train)
-    result = fit(SVDDModule(model, lr, weight_decay), x_train, x_val, **kwargs)
-    result.wall_time_s += pretrain_s  # the wall time covers both stages
-    return result

@@ -31,13 +31,15 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from ..models.flows import PAPER_FLOWS, Flow, build_flow, seeded
+from ..models.flows import PAPER_FLOWS, Flow, build_flow
+from ..models.flows_lightning import train_flow
 from ..metrics import auroc
-from ..models.oneclass import DeepSVDD, svdd_widths
+from ..models.oneclass import AutoencoderModule, DeepSVDD, svdd_widths, train_svdd
 from .. import profiles
 from ..results import RunRecord, RunResult
+from ..rng import seeded
 from ..sweep import record_paths, run_sweep
-from ..train import AutoencoderModule, FitResult, fit, train_flow, train_svdd
+from ..train import FitResult, fit
 
 CHAPTER = "03_collapse"
 

@@ -12,11 +12,11 @@ is the same number ``ln psi_det(w)`` for every input, so the whole input depende
 the NLL sits in the distance term: that is Eq. 5.  For a non-USF it does not.
 
 * :func:`decompose` returns the terms per sample, with the weight-only term taken
-  from :meth:`Flow.log_abs_det_constant` (USF) and a residual that says how far the
+  from :meth:`~usfkit.models.flows.Flow.log_abs_det_constant` (USF) and a residual that says how far the
   NLL is from ``svdd_term + logdet_term + constant``;
 * :func:`jacobian_log_abs_det` computes ``ln|det J(x)|`` by brute force (the full
   autograd Jacobian), independently of the layers' own log-det bookkeeping;
-* :func:`train_flow_decomposed` trains a flow exactly like :func:`usfkit.train.train_flow`
+* :func:`train_flow_decomposed` trains a flow exactly like :func:`usfkit.models.flows_lightning.train_flow`
   and records both terms of Eq. 5 per epoch in the history.
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ import torch
 from torch import Tensor
 
 from ..models.flows import Flow
-from ..train import FitResult, FlowModule, fit
+from ..models.flows_lightning import FlowModule
+from ..train import FitResult, fit
 
 __all__ = ["jacobian_log_abs_det", "gaussian_constant", "decompose", "max_relative_residual",
            "DecomposedFlowModule", "train_flow_decomposed", "stationarity", "describe_stationarity",
@@ -111,7 +112,7 @@ def max_relative_residual(parts: dict[str, Tensor]) -> float:
 
 
 class DecomposedFlowModule(FlowModule):
-    """:class:`usfkit.train.FlowModule` that also logs, per epoch, the mean of the two
+    """:class:`usfkit.models.flows_lightning.FlowModule` that also logs, per epoch, the mean of the two
     terms of Eq. 5: ``svdd_term`` (``||phi(x) - c||^2 / (2 s^2)``) and ``logdet_term``
     (``-ln|det J|``, averaged over the batch; for a USF the same for every sample).
     The loss and the optimisation are unchanged, so
@@ -125,7 +126,7 @@ class DecomposedFlowModule(FlowModule):
 
 def train_flow_decomposed(flow: Flow, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,
                           weight_decay: float = 0.0, **kwargs) -> FitResult:
-    """:func:`usfkit.train.train_flow` with the Eq. 5 terms in ``FitResult.history``:
+    """:func:`usfkit.models.flows_lightning.train_flow` with the Eq. 5 terms in ``FitResult.history``:
     every row has ``train_loss``, ``svdd_term`` and ``logdet_term`` (epoch means)."""
     module = DecomposedFlowModule(flow, lr, weight_decay, n_train=len(x_train))
     return fit(module, x_train, x_val, **kwargs)

@@ -15,9 +15,10 @@ with random backbone weights (which change no shape, FLOP or byte):
   fiber batches) on a batch of 32 and one evaluation batch (``anomaly_map`` + ``image_score``);
 * :func:`run_dry_run` does that for every configuration and writes the results, one configuration
   at a time (a finished one is not redone), to ``results/full/07_image_benchmarks/dry_run.json``;
-* :func:`plan_table` / :func:`plan_text` turn the FLOPs into GPU-hours for §5.2 and per table, and
-  :func:`gpu_fraction` / :func:`tabular_gpu_fraction` the measured memory into the share of one GPU a
-  run needs (for Ray's fractional ``num_gpus``).
+* :func:`~usfkit.gpuplan.plan_table` / :func:`~usfkit.gpuplan.plan_text` turn the FLOPs into GPU-hours
+  for §5.2 and per table, and :func:`~usfkit.gpuplan.gpu_fraction` /
+  :func:`~usfkit.gpuplan.tabular_gpu_fraction` the measured memory into the share of one GPU a run needs
+  (for Ray's fractional ``num_gpus``).
 
 What is measured, and how:
 
@@ -29,8 +30,8 @@ What is measured, and how:
   followed op by op by a ``TorchDispatchMode`` (:class:`LiveBytes`) that starts from what already
   exists (backbone or head parameters, gradients, Adam state, the batch of features) and adds every
   tensor an operation creates until it is freed (autograd's saved tensors included).  On a GPU the
-  caching allocator, cuDNN/cuBLAS workspaces and the CUDA context come on top; :func:`gpu_fraction`
-  adds a stated allowance for them.  The backbone is run on ``backbone_batch`` images (MS-CaiT at
+  caching allocator, cuDNN/cuBLAS workspaces and the CUDA context come on top;
+  :func:`~usfkit.gpuplan.gpu_fraction` adds a stated allowance for them.  The backbone is run on ``backbone_batch`` images (MS-CaiT at
   448 px costs ~10^12 FLOPs an image); its activations are scaled linearly to a batch of 32.
 * **Time** of each phase on this CPU (one torch thread), a separate uninstrumented pass (the backbone:
   its instrumented pass, a few large operations whose counting costs little): wall seconds and
@@ -58,7 +59,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .. import profiles, results
 from ..gpuplan import IMAGE_COUNTS, default_path
 from ..data import MVTEC_CLASSES, VISA_CLASSES
-from ..models.flows import seeded
+from ..rng import seeded
 from . import ARCHITECTURES, build_model, count_parameters
 
 __all__ = ["CHAPTER", "DATASET_CLASSES", "TABULAR_DATASET", "configurations", "LiveBytes", "FLOP_RULES",

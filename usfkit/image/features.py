@@ -35,7 +35,7 @@ from platformdirs import user_cache_dir
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..models.flows import seeded
+from ..rng import seeded
 from ..data import file_signature
 from ..train import adam
 
@@ -136,7 +136,7 @@ class FeatureSet(Dataset):
 
 @torch.no_grad()
 def extract(backbone: nn.Module, images: Dataset, batch_size: int = 32, device: str | torch.device = "cpu"):
-    """Run the frozen backbone once over ``images`` (items as :class:`usfkit.data.AnomalyImages`).
+    """Run the frozen backbone once over ``images`` (items as :class:`usfkit.data.mvtec.AnomalyImages`).
     Returns ``(per-scale features [N, C_s, H_s, W_s] on the CPU, labels, masks, paths, defects)``."""
     backbone = backbone.to(device).eval()
     feats: list[list[Tensor]] = []

@@ -43,7 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..train import AutoencoderModule, FitResult, _Base, adam, fit
+from ..train import FitResult, TrainModule, adam, fit
+from .oneclass import AutoencoderModule
+
+__all__ = ["DOHSC", "DO2HSC", "DOHSCModule", "train_dohsc", "OrthogonalProjection"]
 
 
 class OrthogonalProjection(nn.Module):
@@ -229,7 +232,7 @@ class DO2HSC(_HypersphereNet):
 # --------------------------------------------------------------------------
 # Lightning modules and training
 # --------------------------------------------------------------------------
-class DOHSCModule(_Base):
+class DOHSCModule(TrainModule):
     """One-class stage of DOHSC / DO2HSC: minimises ``model.loss`` (or the DOHSC ball loss when
     ``objective="ball"``, DO2HSC's warm-up) over the encoder weights."""
 

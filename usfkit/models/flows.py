@@ -28,27 +28,20 @@ never its name.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ..rng import seeded
 
-@contextlib.contextmanager
-def seeded(seed: int | None) -> Iterator[None]:
-    """Inside the block torch's CPU generator starts from ``seed``; on leaving, it is back in the
-    state it had before, so building a seeded model changes no one else's random numbers (the
-    same seed gives the same weights as ``torch.manual_seed(seed)`` before building).
-    ``seed=None``: no seeding, the draws advance the global generator as usual."""
-    if seed is None:
-        yield
-        return
-    with torch.random.fork_rng(devices=[]):
-        torch.random.default_generator.manual_seed(seed)  # CPU only: leaves GPU generators alone
-        yield
+__all__ = ["Transform", "LUAffine", "GlobalAffine", "ChannelPermutation", "AdditiveCoupling", "AffineCoupling",
+           "ConjugateBlock", "Chain", "GaussianBase", "Flow", "MLPConditioner", "ConvConditioner",
+           "SplitConditioner", "make_conditioner", "channel_mask", "half_mask", "lu_prior_sigma0",
+           "sample_lu_log_dets", "lu_log_det_variance", "log_normal_prior", "map_loss", "COUPLINGS", "PAPER_FLOWS",
+           "check_coupling", "build_flow", "USFlow", "NonUSFlow"]
 
 
 def _spatial_size(x: Tensor) -> int:
@@ -121,6 +114,18 @@ def log_normal_prior(log_scales: Tensor, sigma0: float | None) -> Tensor:
     # synchronisations (.item()) that stall a GPU; the arithmetic, and so every bit of the result, is the same
     scale = torch.as_tensor(sigma0, dtype=torch.get_default_dtype())  # a CPU scalar, as Normal(0, sigma0) holds it
     return (-(log_scales**2) / (2 * scale**2) - scale.log() - math.log(math.sqrt(2 * math.pi))).sum()
+
+
+def map_loss(nll: Tensor, model: nn.Module, n_train: Tensor | float) -> Tensor:
+    """The maximum-a-posteriori loss of every flow in the book: ``nll - ln prior(w) / n_train``.
+
+    ``nll``: the mean negative log-likelihood of a batch (or a head's own likelihood loss); ``model``: anything
+    with a ``log_prior()`` (a :class:`Transform`, an image head); dividing the prior by the training-set size
+    ``n_train`` weighs it once per data set, as App. B.2's posterior does, not once per batch.  Without a prior
+    ``log_prior()`` is zero and this is maximum likelihood.  The prior is cast to the loss's dtype, never moved
+    to its device (a copy from the host would stall a GPU every step): a prior on the host is a zero scalar,
+    which an operation on the device takes as a number."""
+    return nll - model.log_prior().to(dtype=nll.dtype) / n_train
 
 
 class Transform(nn.Module):

@@ -6,6 +6,10 @@ optimiser).  The centre is the mean of the initial encoder outputs, after
 optional autoencoder pretraining.  The anti-collapse recipe — no bias terms,
 unbounded activations — is the default; ``bias=True`` / ``activation="sigmoid"``
 give the variants that collapse (chapter 3).
+
+Beside the model, its Lightning modules: :class:`SVDDModule` (the one-class loss) and
+:class:`AutoencoderModule` (the pretraining that DOHSC and DO2HSC share), and :func:`train_svdd`,
+which runs both stages.
 """
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ from typing import Sequence
 
 import torch
 from torch import Tensor, nn
+
+from ..train import FitResult, TrainModule, adam, fit
+
+__all__ = ["DeepSVDD", "SVDDModule", "AutoencoderModule", "train_svdd", "svdd_widths", "ACTIVATIONS", "BOUNDED"]
 
 ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.1), "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 BOUNDED = {"tanh", "sigmoid"}
@@ -75,3 +83,47 @@ class DeepSVDD(nn.Module):
     def loss(self, x: Tensor) -> Tensor:
         """Eq. 2 without the weight-decay term (weight decay lives in the optimiser)."""
         return self.score(x).mean()
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+class SVDDModule(TrainModule):
+    """Deep SVDD: mean squared distance to ``c``; ``weight_decay`` is Eq. 2's lambda."""
+
+    def __init__(self, model: DeepSVDD, lr: float = 1e-3, weight_decay: float = 1e-6):
+        super().__init__(lr, weight_decay)
+        self.model = model
+
+    def configure_optimizers(self):
+        return adam(self.model.encoder.parameters(), self.lr, self.weight_decay)
+
+    def loss(self, x: Tensor) -> Tensor:
+        return self.model.loss(x)
+
+
+class AutoencoderModule(TrainModule):
+    """Autoencoder pretraining of a one-class encoder (Deep SVDD, DOHSC, DO2HSC): the squared
+    reconstruction error summed over features, averaged over the batch.  ``model`` needs a
+    ``reconstruct(x)`` method."""
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 1e-6):
+        super().__init__(lr, weight_decay)
+        self.model = model
+
+    def loss(self, x: Tensor) -> Tensor:
+        return (self.model.reconstruct(x) - x).pow(2).sum(1).mean()
+
+
+def train_svdd(model: DeepSVDD, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,
+               weight_decay: float = 1e-6, pretrain_epochs: int = 0, **kwargs) -> FitResult:
+    """Deep SVDD as Ruff et al.: optional autoencoder pretraining, then ``c`` from the
+    initial encoder mean, then the one-class loss; see :func:`usfkit.train.fit` for the options."""
+    pretrain_s = 0.0
+    if pretrain_epochs > 0:
+        pre = {**kwargs, "max_epochs": pretrain_epochs, "desc": kwargs.get("desc", "svdd") + " (pretrain)"}
+        pretrain_s = fit(AutoencoderModule(model, lr, weight_decay), x_train, x_val, **pre).wall_time_s
+    model.init_center(x_train)
+    result = fit(SVDDModule(model, lr, weight_decay), x_train, x_val, **kwargs)
+    result.wall_time_s += pretrain_s  # the wall time covers both stages
+    return result

@@ -32,8 +32,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..train import FitResult, TrainModule, fit
 from .flows import Flow, build_flow
-from ..train import FitResult, _Base, fit
+
+__all__ = ["OneFlow", "OneFlowModule", "train_oneflow", "bernstein_quantile", "bernstein_weights",
+           "log_unit_ball_volume"]
 
 
 def bernstein_quantile(values: Tensor, q: float) -> Tensor:
@@ -115,7 +118,7 @@ class OneFlow(nn.Module):
         return self.score(x) <= self.radius
 
 
-class OneFlowModule(_Base):
+class OneFlowModule(TrainModule):
     """Lightning glue: minimise the log-volume of the ``(1 - nu)`` region (Adam, §5.1.1).
 
     A long run compiles the flow (:func:`usfkit.train.compiled_loss`), not the whole loss: the

@@ -53,8 +53,13 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .flows import Flow, build_flow, seeded
-from ..train import FitResult, _Base, fit
+from ..rng import seeded
+from ..train import FitResult, TrainModule, fit
+from .flows import Flow, build_flow
+
+__all__ = ["VAEFlow", "VAEModule", "train_vae", "tabular_vae", "image_vae", "make_prior", "default_latent_dim",
+           "gaussian_log_prob", "GaussianHead", "MLPEncoder", "MLPDecoder", "ImageEncoder", "ConvDecoder",
+           "wide_resnet50_2_trunk", "SCORE_PARTS"]
 
 LOG_2PI = math.log(2 * math.pi)
 SCORE_PARTS = ("combined", "latent", "reconstruction", "posterior", "balanced")
@@ -378,7 +383,7 @@ def image_vae(image_size: int, coupling: str, latent_dim: int = 128, seed: int =
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
-class VAEModule(_Base):
+class VAEModule(TrainModule):
     """Lightning glue: minimises the negative ELBO; logs its terms per epoch and keeps the
     last batch's terms so that a diverged run can say which term blew up."""
 

@@ -33,6 +33,8 @@ from .. import flows
 from ..flows import (AdditiveCoupling, AffineCoupling, Chain, ChannelPermutation, ConjugateBlock, GlobalAffine,
                      LUAffine, SplitConditioner, half_mask, lu_prior_sigma0)
 
+__all__ = ["COUPLINGS", "Subnet", "check_coupling", "flow_step", "count_parameters"]
+
 #: The couplings the image heads support: every value of :data:`usfkit.models.flows.COUPLINGS` but ``"affine_lu"``.
 COUPLINGS = ("affine", "additive", "additive_lu")
 

@@ -1,4 +1,4 @@
-"""The Lightning module the three heads share (a :class:`usfkit.train._Base`).
+"""The Lightning module the three heads share (a :class:`usfkit.train.TrainModule`).
 
 A batch is the tuple of per-scale feature tensors of a few images (cached backbone
 features); the loss is ``head.loss(features)``.
@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import torch
 
-from ...train import _Base, adam
+from ...train import TrainModule, adam
+
+__all__ = ["HeadModule"]
 
 
-class HeadModule(_Base):
+class HeadModule(TrainModule):
+    """Trains a :class:`~usfkit.models.heads.base.FlowHead` on cached features with Adam on its trainable
+    parameters; a diverged run's message names the head's coupling."""
+
     def __init__(self, head: torch.nn.Module, lr: float, weight_decay: float = 0.0):
         super().__init__(lr, weight_decay)
         self.head = head

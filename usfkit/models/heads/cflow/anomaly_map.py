@@ -5,6 +5,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+__all__ = ["cflow_anomaly_map"]
+
 
 def cflow_anomaly_map(log_p_maps: list[Tensor], image_size: tuple[int, int]) -> Tensor:
     """``log_p_maps``: per layer ``ln p / C`` as ``[B, h, w]``.  Each layer's likelihood is

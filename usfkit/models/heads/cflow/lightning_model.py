@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import torch
 
+from ...flows import map_loss
 from ..lightning_base import HeadModule
 from .loss import cflow_loss
+
+__all__ = ["CflowModule"]
 
 
 class CflowModule(HeadModule):
@@ -29,7 +32,7 @@ class CflowModule(HeadModule):
                 idx = perm[i * self.fiber_batch_size: (i + 1) * self.fiber_batch_size if i < n - 1 else len(x)]
                 loss = cflow_loss(self.head.fiber_log_prob(layer, x[idx], cond[idx])).mean()
                 opt.zero_grad()
-                self.manual_backward(loss - self.head.log_prior().to(loss) / self.head.n_train)
+                self.manual_backward(map_loss(loss, self.head, self.head.n_train))
                 opt.step()
                 total, count = total + loss.detach() * len(idx), count + len(idx)
         mean = total / count

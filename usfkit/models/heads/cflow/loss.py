@@ -6,6 +6,8 @@ import math
 from torch import Tensor
 from torch.nn import functional as F
 
+__all__ = ["log_prob_per_dim", "cflow_loss"]
+
 
 def log_prob_per_dim(z: Tensor, logdet: Tensor) -> Tensor:
     """``ln p(x) / C`` of feature vectors ``x`` (rows of ``z``, shape ``[N, C]``) under

@@ -15,9 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from ...flows import Chain
-from ..couplings import check_coupling, flow_step
+from ..base import FlowHead, size_pair
+from ..couplings import flow_step
 from .anomaly_map import cflow_anomaly_map
 from .loss import cflow_loss, log_prob_per_dim
+
+__all__ = ["CflowHead", "fc_subnet", "positional_encoding_2d"]
 
 
 def fc_subnet(in_features: int, out_features: int) -> nn.Module:
@@ -41,25 +44,22 @@ def positional_encoding_2d(dim: int, height: int, width: int) -> Tensor:
     return pe
 
 
-class CflowHead(nn.Module):
+class CflowHead(FlowHead):
     """``feature_shapes``: ``[(C, H, W), ...]`` of the backbone layers."""
 
     def __init__(self, feature_shapes: list[tuple[int, int, int]], coupling: str = "affine", blocks: int = 8,
                  clamp: float = 1.9, condition_dim: int = 128, lu_fixed_diag: bool = True,
                  prior_sigma: float | None = None, n_train: int = 1):
-        super().__init__()
-        self.coupling = check_coupling(coupling)
-        self.feature_shapes = [tuple(s) for s in feature_shapes]
-        self.condition_dim, self.prior_sigma, self.n_train = condition_dim, prior_sigma, n_train
+        super().__init__(feature_shapes, coupling, prior_sigma, n_train)
+        self.condition_dim = condition_dim
         self._encodings: dict[tuple, Tensor] = {}
         self.decoders = nn.ModuleList(
             Chain([flow_step(coupling, c, fc_subnet, clamp, context_channels=condition_dim,
                              lu_fixed_diag=lu_fixed_diag, prior_sigma=prior_sigma) for _ in range(blocks)])
             for c, _, _ in self.feature_shapes)
 
-    @property
-    def constant_det(self) -> bool:
-        return all(d.constant_det for d in self.decoders)
+    def chains(self) -> nn.ModuleList:
+        return self.decoders
 
     def fibers(self, feature: Tensor) -> tuple[Tensor, Tensor]:
         """``[B, C, h, w]`` -> feature vectors ``[B*h*w, C]`` and their conditions ``[B*h*w, P]``."""
@@ -96,14 +96,10 @@ class CflowHead(nn.Module):
         """``ln p(x) / C`` of fibers ``x`` of one layer."""
         return log_prob_per_dim(*self.decoders[layer](x, cond))
 
-    def log_prior(self) -> Tensor:
-        """The App. B.2 log-prior of all decoders (zero unless ``prior_sigma`` is set)."""
-        return sum(d.log_prior() for d in self.decoders)
-
-    def loss(self, features: list[Tensor]) -> Tensor:
-        """Sum over layers of the mean fiber loss ``-log sigmoid(ln p / C)``, minus the log-prior / ``n_train``."""
-        loss = sum(cflow_loss(self.fiber_log_prob(k, *self.fibers(f))).mean() for k, f in enumerate(features))
-        return loss - self.log_prior().to(loss) / self.n_train
+    def likelihood_loss(self, features: list[Tensor]) -> Tensor:
+        """Sum over layers of the mean fiber loss ``-log sigmoid(ln p / C)`` (:meth:`loss` subtracts the
+        log-prior / ``n_train``; training steps per fiber batch, :class:`~usfkit.models.heads.cflow.CflowModule`)."""
+        return sum(cflow_loss(self.fiber_log_prob(k, *self.fibers(f))).mean() for k, f in enumerate(features))
 
     def log_prob_maps(self, features: list[Tensor], chunk: int = 16) -> list[Tensor]:
         """Per layer ``ln p / C`` as ``[B, h, w]`` (computed ``chunk`` images at a time)."""
@@ -116,9 +112,5 @@ class CflowHead(nn.Module):
         return maps
 
     def anomaly_map(self, features: list[Tensor], image_size) -> Tensor:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
         with torch.no_grad():
-            return cflow_anomaly_map(self.log_prob_maps(features), size)
-
-    def image_score(self, anomaly_map: Tensor) -> Tensor:
-        return anomaly_map.amax(dim=(-2, -1))
+            return cflow_anomaly_map(self.log_prob_maps(features), size_pair(image_size))

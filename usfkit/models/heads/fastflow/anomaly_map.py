@@ -1,9 +1,12 @@
-"""FastFlow's anomaly map and image score (anomalib ``AnomalyMapGenerator``)."""
+"""FastFlow's anomaly map (anomalib ``AnomalyMapGenerator``); the image score is the map's maximum
+(:meth:`usfkit.models.heads.base.FlowHead.image_score`)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+__all__ = ["fastflow_anomaly_map"]
 
 
 def fastflow_anomaly_map(latents: list[Tensor], image_size: tuple[int, int]) -> Tensor:
@@ -15,8 +18,3 @@ def fastflow_anomaly_map(latents: list[Tensor], image_size: tuple[int, int]) -> 
         prob = torch.exp(-0.5 * z.pow(2).mean(1, keepdim=True))
         maps.append(F.interpolate(-prob, size=tuple(image_size), mode="bilinear", align_corners=False))
     return torch.stack(maps, -1).mean(-1).squeeze(1)
-
-
-def max_score(anomaly_map: Tensor) -> Tensor:
-    """Image score: the maximum of the anomaly map, ``[B]``."""
-    return anomaly_map.amax(dim=(-2, -1))

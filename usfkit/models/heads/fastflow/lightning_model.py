@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from ..lightning_base import HeadModule
 
+__all__ = ["FastflowModule"]
+
 
 class FastflowModule(HeadModule):
     """Trains a :class:`~usfkit.models.heads.fastflow.torch_model.FastflowHead` on cached features."""

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+__all__ = ["fastflow_loss"]
+
 
 def fastflow_loss(latents: list[Tensor], logdets: list[Tensor]) -> Tensor:
     """Sum over scales of the batch mean of ``0.5 * ||z||^2 - ln|det J|``: the negative

@@ -12,9 +12,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ...flows import Chain
-from ..couplings import check_coupling, flow_step
-from .anomaly_map import fastflow_anomaly_map, max_score
+from ..base import FlowHead, size_pair
+from ..couplings import flow_step
+from .anomaly_map import fastflow_anomaly_map
 from .loss import fastflow_loss
+
+__all__ = ["FastflowHead", "conv_subnet"]
 
 
 def conv_subnet(kernel_size: int, hidden_ratio: float):
@@ -27,17 +30,14 @@ def conv_subnet(kernel_size: int, hidden_ratio: float):
     return make
 
 
-class FastflowHead(nn.Module):
+class FastflowHead(FlowHead):
     """``feature_shapes``: ``[(C, H, W), ...]`` of the backbone scales."""
 
     def __init__(self, feature_shapes: list[tuple[int, int, int]], coupling: str = "affine",
                  blocks: int = 8, hidden_ratio: float = 1.0, clamp: float = 2.0,
                  conv3x3_only: bool = False, lu_fixed_diag: bool = True,
                  prior_sigma: float | None = None, n_train: int = 1):
-        super().__init__()
-        self.coupling = check_coupling(coupling)
-        self.feature_shapes = [tuple(s) for s in feature_shapes]
-        self.prior_sigma, self.n_train = prior_sigma, n_train
+        super().__init__(feature_shapes, coupling, prior_sigma, n_train)
         self.norms = nn.ModuleList(nn.LayerNorm(list(shape)) for shape in self.feature_shapes)
         self.flows = nn.ModuleList(
             Chain([flow_step(coupling, c, conv_subnet(1 if i % 2 and not conv3x3_only else 3, hidden_ratio), clamp,
@@ -45,9 +45,8 @@ class FastflowHead(nn.Module):
                    for i in range(blocks)])
             for c, h, w in self.feature_shapes)
 
-    @property
-    def constant_det(self) -> bool:
-        return all(flow.constant_det for flow in self.flows)
+    def chains(self) -> nn.ModuleList:
+        return self.flows
 
     def flow_inputs(self, features: list[Tensor]) -> list[Tensor]:
         """What the flows transform: the layer-normalised features."""
@@ -61,20 +60,8 @@ class FastflowHead(nn.Module):
     def inverse(self, latents: list[Tensor]) -> list[Tensor]:
         return [flow.inverse(z) for flow, z in zip(self.flows, latents)]
 
-    def log_prior(self) -> Tensor:
-        """The App. B.2 log-prior of all flows (zero unless ``prior_sigma`` is set)."""
-        return sum(flow.log_prior() for flow in self.flows)
-
-    def loss(self, features: list[Tensor]) -> Tensor:
-        loss = fastflow_loss(*self(features))
-        return loss - self.log_prior().to(loss) / self.n_train
+    def likelihood_loss(self, features: list[Tensor]) -> Tensor:
+        return fastflow_loss(*self(features))
 
     def anomaly_map(self, features: list[Tensor], image_size) -> Tensor:
-        return fastflow_anomaly_map(self(features)[0], _pair(image_size))
-
-    def image_score(self, anomaly_map: Tensor) -> Tensor:
-        return max_score(anomaly_map)
-
-
-def _pair(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
+        return fastflow_anomaly_map(self(features)[0], size_pair(image_size))

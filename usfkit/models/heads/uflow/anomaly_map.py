@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+__all__ = ["uflow_anomaly_map"]
+
 
 def uflow_anomaly_map(latents: list[Tensor], image_size: tuple[int, int]) -> Tensor:
     """``1 - mean_scales up(exp(-0.5 * mean_c z^2))``: ``[B, H, W]``, higher = more anomalous."""

@@ -8,6 +8,8 @@ import torch
 
 from ..lightning_base import HeadModule
 
+__all__ = ["UflowModule"]
+
 
 class UflowModule(HeadModule):
     def __init__(self, head, lr: float = 1e-3, weight_decay: float = 1e-5, end_factor: float = 0.4,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+__all__ = ["uflow_loss"]
+
 
 def uflow_loss(latents: list[Tensor], logdet: Tensor) -> Tensor:
     """Batch mean of ``sum_scales 0.5 * ||z_s||^2 - ln|det J|``: the NLL of the whole

@@ -6,8 +6,10 @@ of full width, then the channels are split: ``c // 8 * 4`` go up (an invertible 
 pixel shuffle, ``4c' x h x w -> c' x 2h x 2w``) and are concatenated to the next finer
 scale's features, the rest leave as that scale's latent.  The finest stage's whole
 output is the finest latent.  All latents are ``N(0, I)`` jointly; the log-determinant
-is the sum over stages.  (FrEIA's IRevNetUpsampling orders the channels differently; any
-fixed order is an equally valid volume-preserving upsampling.)
+is the sum over stages.  The pixel shuffle is FrEIA's ``IRevNetUpsampling`` as anomalib uses it
+(its default backend puts input channel ``4c + 2i + j`` at offset ``(i, j)`` of output channel ``c``,
+as ``pixel_shuffle`` does): with affine couplings the head is anomalib's U-Flow graph, latent for
+latent (tests/test_image_freia_parity.py).
 """
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ...flows import Chain
-from ..couplings import check_coupling, flow_step
+from ..base import FlowHead, size_pair
+from ..couplings import flow_step
 from .anomaly_map import uflow_anomaly_map
 from .loss import uflow_loss
+
+__all__ = ["UflowHead", "conv_subnet"]
 
 
 def conv_subnet(kernel_size: int, hidden_ratio: float):
@@ -30,7 +35,7 @@ def conv_subnet(kernel_size: int, hidden_ratio: float):
     return make
 
 
-class UflowHead(nn.Module):
+class UflowHead(FlowHead):
     """``feature_shapes``: ``[(C, H, W), ...]`` finest first, each scale half the size of
     the previous.  ``layer_norm``: a learned LayerNorm on each scale's features (anomalib
     does this for CNN backbones; MS-CaiT features are already normalised by CaiT)."""
@@ -38,10 +43,7 @@ class UflowHead(nn.Module):
     def __init__(self, feature_shapes: list[tuple[int, int, int]], coupling: str = "affine", blocks: int = 4,
                  clamp: float = 2.0, hidden_ratio: float = 1.0, layer_norm: bool = False,
                  lu_fixed_diag: bool = True, prior_sigma: float | None = None, n_train: int = 1):
-        super().__init__()
-        self.coupling = check_coupling(coupling)
-        self.feature_shapes = [tuple(s) for s in feature_shapes]
-        self.prior_sigma, self.n_train = prior_sigma, n_train
+        super().__init__(feature_shapes, coupling, prior_sigma, n_train)
         for (_, h, w), (_, h2, w2) in zip(self.feature_shapes, self.feature_shapes[1:]):
             if (h, w) != (2 * h2, 2 * w2):
                 raise ValueError(f"U-Flow needs each scale half the previous one, got {self.feature_shapes}")
@@ -63,9 +65,8 @@ class UflowHead(nn.Module):
                 c = self.feature_shapes[i - 1][0] + up // 4
         self.stages = nn.ModuleList(stages)
 
-    @property
-    def constant_det(self) -> bool:
-        return all(s.constant_det for s in self.stages)
+    def chains(self) -> nn.ModuleList:
+        return self.stages
 
     def flow_inputs(self, features: list[Tensor]) -> list[Tensor]:
         return [n(f) for n, f in zip(self.norms, features)] if self.norms is not None else list(features)
@@ -94,17 +95,8 @@ class UflowHead(nn.Module):
         inputs[n - 1] = x
         return inputs
 
-    def log_prior(self) -> Tensor:
-        """The App. B.2 log-prior of all stages (zero unless ``prior_sigma`` is set)."""
-        return sum(s.log_prior() for s in self.stages)
-
-    def loss(self, features: list[Tensor]) -> Tensor:
-        loss = uflow_loss(*self(features))
-        return loss - self.log_prior().to(loss) / self.n_train
+    def likelihood_loss(self, features: list[Tensor]) -> Tensor:
+        return uflow_loss(*self(features))
 
     def anomaly_map(self, features: list[Tensor], image_size) -> Tensor:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        return uflow_anomaly_map(self(features)[0], size)
-
-    def image_score(self, anomaly_map: Tensor) -> Tensor:
-        return anomaly_map.amax(dim=(-2, -1))
+        return uflow_anomaly_map(self(features)[0], size_pair(image_size))
