@@ -109,17 +109,15 @@ def test_parts_count_within_rules():
         claims.Finding(claims.REPRODUCED, direction=claims.CONTRADICTED)
 
 
-def test_flow_kind_reads_every_vocabulary():
-    usf = ["USFlow", "VAE-USFlow", "USF", "usf", "additive", "additive_lu"]
-    non = ["NonUSFlow", "VAE-NonUSFlow", "NonUSF", "nonusf", "affine", "affine_lu"]
-    assert [claims.flow_kind(x) for x in usf] == ["usf"] * len(usf)
-    assert [claims.flow_kind(x) for x in non] == ["nonusf"] * len(non)
-    assert claims.flow_kind("OneFlow") is None and claims.flow_kind("Deep SVDD") is None
-    assert claims.pick(["Deep SVDD", "NonUSFlow", "USFlow"], "usf") == "USFlow"
-    assert claims.pick(["USFlow", "VAE-USFlow"], "usf", vae=True) == "VAE-USFlow"
-    assert claims.row_kind({"coupling": "affine", "constant_det": True}) == "usf"  # the property decides
-    assert claims.row_kind({"flow": "NonUSF", "status": "ok"}) == "nonusf"
-    assert claims.row_kind({"method": "DOHSC"}) is None and claims.row_kind({}) is None
+def test_a_run_is_a_usf_run_by_its_coupling_one_rule_for_every_chapter():
+    """No translator of label spellings: a run is a USF's when it recorded a constant determinant, else when its
+    coupling (the spec's, or its registered method's) is additive."""
+    assert claims.usf_run({"coupling": "affine", "constant_det": True})  # what the run recorded decides
+    assert not claims.usf_run({"coupling": "affine_lu", "seed": 0}) and claims.usf_run({"coupling": "additive"})
+    assert claims.usf_run({"dataset": "x", "method": "OneFlow", "seed": 1})  # OneFlow's flow is a USFlow
+    assert claims.usf_run({"method": "VAE-USFlow"}) and not claims.usf_run({"method": "VAE-NonUSFlow"})
+    assert not claims.usf_run({"method": "DOHSC"}) and not claims.usf_run({"method": "Deep SVDD"})
+    assert not claims.usf_run({})
 
 
 # --------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def test_every_module_declares_its_public_names_and_the_rules_read_no_record():
     import importlib
     import inspect
 
-    for name in ("core", "rules", "labels", "render", "evaluation", *TOPIC_MODULES.values()):
+    for name in ("core", "rules", "render", "evaluation", *TOPIC_MODULES.values()):
         module = importlib.import_module(f"usfkit.experiments.claims.{name}")
         assert all(hasattr(module, n) for n in module.__all__), name
         assert all(getattr(claims, n) is getattr(module, n) for n in module.__all__), name  # re-exported

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["MethodSpec", "HeadSpec", "METHODS", "HEADS", "register_method", "register_head", "method", "head",
-           "resolve", "method_names", "usf_methods", "head_labels", "USF_COLOUR", "OTHER_COLOUR",
+           "resolve", "method_names", "usf_methods", "head_labels", "is_usf", "coupling_of", "USF_COLOUR", "OTHER_COLOUR",
            "COUPLING_LABELS"]
 
 #: Colours of the tabular figures: a uniformly scaling method is blue, every other grey.
@@ -69,7 +69,7 @@ class MethodSpec:
     @property
     def usf(self) -> bool:
         """Uniformly scaling: a flow with additive couplings, so one determinant for every input."""
-        return self.coupling is not None and self.coupling.startswith("additive")
+        return is_usf(self.coupling)
 
     @property
     def shown(self) -> str:
@@ -136,6 +136,21 @@ def head(name: str) -> HeadSpec:
 
 def method_names() -> tuple[str, ...]:
     return tuple(METHODS)
+
+
+def is_usf(coupling: str | None) -> bool:
+    """Whether a flow with ``coupling`` (:data:`usfkit.models.flows.COUPLINGS`' words) is uniformly scaling:
+    additive couplings, so one determinant for every input (``None``, no flow: False)."""
+    return coupling is not None and coupling.startswith("additive")
+
+
+def coupling_of(spec: dict) -> str | None:
+    """The coupling of a run's flow from its spec: the spec's ``coupling``, else its registered ``method``'s
+    (``None``: a method without a flow, or one not registered, such as App. C's Deep SVDD)."""
+    if "coupling" in spec:
+        return spec["coupling"]
+    registered = METHODS.get(spec.get("method"))
+    return registered.coupling if registered else None
 
 
 def head_labels() -> dict[str, str]:

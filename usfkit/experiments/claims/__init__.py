@@ -13,8 +13,7 @@ claims with :func:`~.core.claim`, and they are read in the report's order (:data
 * :mod:`.image` — §5.2, Tables 1-5, Figures 4, 9, 10 (chapter 07).
 
 Around them: :mod:`.core` (verdicts, :class:`~.core.Finding`, :class:`~.core.Source`, the registry),
-:mod:`.rules` (the tolerance rules, pure functions of numbers), :mod:`.labels` (the translator of the chapters'
-older label vocabularies), :mod:`.render` (the page's text and tables, the figure's colours) and
+:mod:`.rules` (the tolerance rules, pure functions of numbers), :mod:`.render` (the page's text and tables, the figure's colours) and
 :mod:`.evaluation` (:func:`~.evaluation.report`: every claim evaluated into one table).
 
 Verdicts (:data:`VERDICTS`): ``"reproduced"``, ``"partly"``, ``"not reproduced"`` — always with a direction
@@ -27,12 +26,11 @@ or more; the image claims only on a complete sweep (:func:`missing_image_runs`).
 (:func:`totals_text`, :func:`headline_text`, :func:`summary_text`) is written from the report's table; its
 figure is :func:`usfkit.plots.report.claims_figure`, drawn with :data:`FIGURE`.
 """
-from . import core, rules, labels, render  # noqa: F401  (the registry, the rules, the words: no claim)
+from . import core, rules, render  # noqa: F401  (the registry, the rules, the words: no claim)
 from . import theory, synthetic, tabular, vae, failures, image  # noqa: F401  (the topics register their claims)
 from . import evaluation  # noqa: F401
 from .core import *  # noqa: F401,F403
 from .rules import *  # noqa: F401,F403
-from .labels import *  # noqa: F401,F403
 from .render import *  # noqa: F401,F403
 from .theory import *  # noqa: F401,F403
 from .synthetic import *  # noqa: F401,F403
@@ -45,5 +43,5 @@ from .evaluation import *  # noqa: F401,F403
 # the report's order: by topic as the page shows them, each topic's claims as its module registers them
 core.CLAIMS.sort(key=lambda c: list(render.TOPICS).index(c.topic))
 
-__all__ = [*core.__all__, *rules.__all__, *labels.__all__, *render.__all__, *theory.__all__, *synthetic.__all__,
+__all__ = [*core.__all__, *rules.__all__, *render.__all__, *theory.__all__, *synthetic.__all__,
            *tabular.__all__, *vae.__all__, *failures.__all__, *image.__all__, *evaluation.__all__]

@@ -6,14 +6,21 @@ from __future__ import annotations
 import pandas as pd
 
 from .core import Finding, NotRun, Source, claim
-from .labels import is_usf_row
+from ...models import coupling_of, is_usf
 from .rules import count_rule
 from .theory import collapse_rows, stress_test
 
-__all__ = ["QUICK_RUNS", "usf_failures"]
+__all__ = ["QUICK_RUNS", "usf_failures", "usf_run"]
 
 
 QUICK_RUNS = "quick runs"  # usf_failures' settings of a group read from the quick profile: not the paper's
+
+
+def usf_run(row: dict) -> bool:
+    """Whether a saved run (a summary's row or a run's spec) is a uniformly scaling flow's: the ``constant_det``
+    it recorded, else whether its coupling (:func:`usfkit.models.coupling_of`: the spec's, or its registered
+    method's, so OneFlow's USFlow counts) is additive."""
+    return bool(row["constant_det"]) if "constant_det" in row else is_usf(coupling_of(row))
 
 
 def usf_failures(src: Source) -> pd.DataFrame:
@@ -33,11 +40,11 @@ def usf_failures(src: Source) -> pd.DataFrame:
             loaded, _, lr = collapse_rows(src, part)
         except NotRun:
             continue
-        add("03_collapse", f"{name}, lr {lr:g}", loaded.profile, [r["status"] for r in loaded.data if is_usf_row(r)],
+        add("03_collapse", f"{name}, lr {lr:g}", loaded.profile, [r["status"] for r in loaded.data if usf_run(r)],
             stress_test(lr))
     try:
         s = src.summary("04_alignment")
-        add("04_alignment", "", s.profile, ["ok" if t["ok"] else "failed" for t in s.data["trials"] if is_usf_row(t)])
+        add("04_alignment", "", s.profile, ["ok" if t["ok"] else "failed" for t in s.data["trials"] if usf_run(t)])
     except NotRun:
         pass
     for chapter in ("05_tabular_benchmark", "06_vae_usflow", "07_image_benchmarks"):
@@ -45,7 +52,7 @@ def usf_failures(src: Source) -> pd.DataFrame:
             loaded = src.runs(chapter)
         except NotRun:
             continue
-        add(chapter, "", loaded.profile, ["ok" if r.ok else "failed" for r in loaded.data if is_usf_row(r.spec)])
+        add(chapter, "", loaded.profile, ["ok" if r.ok else "failed" for r in loaded.data if usf_run(r.spec)])
     return pd.DataFrame(rows, columns=["chapter", "part", "runs", "failed", "diverged", "profile", "settings"])
 
 

@@ -7,7 +7,6 @@ import pandas as pd
 
 from ..alignment import RHO, RHO_EST, TAU
 from .core import NOT_REPRODUCED, NOT_SUPPORTED, REPRODUCED, Finding, Judgement, Loaded, NotRun, Source, claim, finding
-from .labels import flow_kind, pick
 from .rules import count_rule, parts_rule
 
 __all__: list[str] = []  # the claims register themselves in CLAIMS; nothing else is public
@@ -45,7 +44,7 @@ def _norm_ranking(src: Source) -> Finding:
     s = src.summary("02_loss_derivation", "eq5_check")
     comp = s.data["comparison"]
     rho = {label: row["Spearman(NLL, latent norm)"] for label, row in comp.items()}
-    parts = {"chapter 02: USFlow rho = 1": rho[pick(rho, "usf")] >= 1 - 1e-6}
+    parts = {"chapter 02: USFlow rho = 1": rho["USFlow"] >= 1 - 1e-6}
     ours = ", ".join(f"ch02 {k}: rho {v:.4f}" for k, v in rho.items())
     basis = "chapter 02"
     try:
@@ -79,7 +78,7 @@ def _alignment(src: Source) -> tuple[Loaded, pd.DataFrame, str]:
 def _fig2(src: Source) -> Finding:
     s, table, cond = _alignment(src)
     rho = table[table["d"] == 2].set_index("method")[RHO]
-    usf = pick(rho.index, "usf")
+    usf = "USFlow"
     ok = all(rho[usf] > v for m, v in rho.items() if m != usf)
     return finding(Judgement(REPRODUCED, "USF highest") if ok else Judgement(NOT_REPRODUCED, "USF not highest",
                                                                              NOT_SUPPORTED),
@@ -96,7 +95,7 @@ def _fig5(src: Source) -> Finding:
     parts = {}
     for stat in (RHO, TAU):
         wide = table.pivot(index="d", columns="method", values=stat)
-        usf = pick(wide.columns, "usf")
+        usf = "USFlow"
         for d, row in wide.iterrows():
             parts[f"d={d} {stat.split()[0]}"] = bool(row[usf] >= row.drop(usf).max())
     detail = table.set_index(["d", "method"])[[RHO, TAU, RHO_EST]].unstack("method").round(3)
@@ -111,7 +110,7 @@ def _fig5(src: Source) -> Finding:
        "Spearman(true ln p, estimated ln p) >= 0.9 for both flows at every d (share of the pairs)", "04_alignment")
 def _fig6(src: Source) -> Finding:
     s, table, cond = _alignment(src)
-    flows_only = table[table["method"].map(flow_kind).notna()]
+    flows_only = table[table["method"].isin(("USFlow", "NonUSFlow"))]
     parts = {f"{r['method']} d={r['d']}": bool(r[RHO_EST] >= 0.9) for _, r in flows_only.iterrows()}
     return finding(parts_rule(parts), f"min {flows_only[RHO_EST].min():.3f}", s, conditions=cond)
 
@@ -124,7 +123,7 @@ def _fig6(src: Source) -> Finding:
 def _fig78(src: Source) -> Finding:
     s = src.summary("02_loss_derivation", "eq5_check")
     comp = s.data["comparison"]
-    usf_std = comp[pick(comp, "usf")]["std of ln|det J(x)|"]
+    usf_std = comp["USFlow"]["std of ln|det J(x)|"]
     gap = s.data["nonusf_component_logdet_gap"]
     parts = {"USF determinant constant": usf_std < 1e-5, "NonUSF scales the components differently": gap > 0}
     return finding(parts_rule(parts), f"USF std {usf_std:.1e}; NonUSF component gap {gap:.3f} nats "
@@ -140,7 +139,7 @@ def _fig78(src: Source) -> Finding:
 def _appd_mixture(src: Source) -> Finding:
     s, _, cond = _alignment(src)
     trials = pd.DataFrame(s.data["trials"])
-    non = trials[trials["method"].map(flow_kind) == "nonusf"]
+    non = trials[trials["method"] == "NonUSFlow"]
     failed = int((~non["ok"].astype(bool)).sum())
     ours = f"{failed} of {len(non)} NonUSFlow runs failed"
     if not any(c.get("blocks") == 10 for c in non["config"]):

@@ -19,7 +19,6 @@ from ...data import adbench
 from .. import tabular
 from .core import (NOT_REPRODUCED, NOT_RUN, NOT_SUPPORTED, PARTLY, PP, RANGE, REPRODUCED, USF_FAVOUR, Effect,
                    Finding, Judgement, Loaded, NotRun, Source, claim, finding)
-from .labels import pick
 from .rules import (ALPHA, MIN_DATASETS, MISSING_RANGE, PAPER_TABULAR_DATASETS, SEED_SDS, aggregate_range,
                     bootstrap_ci, held_effect, interval_direction, parts_rule, range_rule, sign_effect, sign_rule)
 
@@ -152,7 +151,7 @@ def rank_judge(stat: str, smaller: bool) -> Callable:
     effect is USFlow's lead over the best other method (pp, > 0: USFlow first), bootstrapped over datasets."""
     def judge(runs: pd.DataFrame):
         w = tabular.wide(runs) * 100
-        usf = pick(w.columns, "usf")
+        usf = "USFlow"
         cols = [usf] + [c for c in w.columns if c != usf]
         values = pd.Series(SPREAD[stat](w[cols].to_numpy()), index=cols)
 
@@ -194,7 +193,7 @@ for _stat, _smaller, _says, _paper in (
            section="Figure 3a: AUC-ROC per method over datasets", label="USFlow median below OneFlow's")
 def _tab_median(runs: pd.DataFrame):
     w = tabular.wide(runs) * 100
-    a = w[["OneFlow", pick(w.columns, "usf")]].to_numpy()
+    a = w[["OneFlow", "USFlow"]].to_numpy()
 
     def gap(rows: np.ndarray) -> float:
         return float(np.nanmedian(rows[:, 0]) - np.nanmedian(rows[:, 1]))
@@ -325,7 +324,7 @@ def _tab_vae(runs: pd.DataFrame):
 
 def wins_judge(runs: pd.DataFrame):
     """USFlow wins at least as many datasets as it loses against each other method of ``runs``."""
-    wtl = tabular.pairwise(runs, pick(runs["method"].unique(), "usf"), tie=TIE)
+    wtl = tabular.pairwise(runs, "USFlow", tie=TIE)
     parts = {f"vs {r['versus']}": bool(r["wins"] >= r["losses"]) for _, r in wtl.iterrows()}
     return parts_rule(parts), "wins/ties/losses of USFlow (a tie: within " + f"{100 * TIE:g} pp): " + "; ".join(
         f"vs {r['versus']} {r['wins']}/{r['ties']}/{r['losses']} of {r['datasets']}" for _, r in wtl.iterrows()), \
@@ -349,7 +348,7 @@ for _methods, _vs in ((NON_VAE, _VS_OTHERS), (("USFlow",) + tabular.VAE_METHODS,
            methods=("USFlow", "OneFlow"), section="Figure 3b: pairwise comparisons", label="wins the harder datasets")
 def _tab_hard(runs: pd.DataFrame):
     w = tabular.wide(runs)
-    usf = pick(w.columns, "usf")
+    usf = "USFlow"
     both = w[[usf, "OneFlow"]].dropna()
     hard = both.mean(axis=1) < both.mean(axis=1).median()
     d = both[usf] - both["OneFlow"]

@@ -14,7 +14,6 @@ from ...models import flows
 from .. import tabular
 from .core import (CONTRADICTED, NOT_REPRODUCED, NOT_SUPPORTED, REPRODUCED, Finding, Judgement, Loaded, NotRun,
                    Source, claim, finding)
-from .labels import row_kind
 from .rules import parts_rule
 
 __all__ = ["CONSTANT_SPREAD", "COLLAPSED", "USF_SPREAD", "SIGMA0_TOL", "eq6_check", "collapse_parts", "collapse_rows",
@@ -220,7 +219,7 @@ def _explode(src: Source) -> Finding:
 def explode_counts(rows: list[dict]) -> tuple[dict[str, int], str]:
     """Chapter 03 flow runs (``rows``: status per run): per kind the runs that failed or diverged, and in words
     (USF first)."""
-    runs = pd.DataFrame(rows).assign(kind=[row_kind(r) for r in rows])
+    runs = pd.DataFrame(rows).assign(kind=["usf" if r["constant_det"] else "nonusf" for r in rows])
     names = {"usf": "USF", "nonusf": "NonUSF"}
     out, bad = [], {}
     for kind in names:
@@ -248,7 +247,7 @@ def prior_scale_parts(sweep_rows: list[dict], used: float | None = None) -> tupl
     prior" without one): the USF's mean ln|det J| (nats) per prior scale, whether the smallest scale halves it,
     how little the scale ``used`` by the tabular flows (chapter 05's) changes it, and what the smallest scale costs
     in test NLL (nats)."""
-    sw = pd.DataFrame(sweep_rows).assign(kind=[row_kind(r) for r in sweep_rows])
+    sw = pd.DataFrame(sweep_rows).assign(kind=["usf" if r["constant_det"] else "nonusf" for r in sweep_rows])
     usf = sw[sw["kind"] == "usf"].groupby("sigma")[["ln_det_mean", "test_nll"]].mean()
     sigmas = sorted((x for x in usf.index if x != "no prior"), key=float)
     smallest, free = usf.loc[sigmas[0]], usf.loc["no prior"]

@@ -9,7 +9,7 @@ import pandas as pd
 from ... import results, sweep
 from .. import tabular
 from .core import NOT_REPRODUCED, NOT_SUPPORTED, REPRODUCED, Finding, Judgement, Loaded, Source, claim, finding
-from .labels import flow_kind
+from ...models import is_usf
 from .rules import ALPHA, MIN_PAIRS, sign_finding
 
 __all__ = ["vae_substitute"]
@@ -18,7 +18,7 @@ __all__ = ["vae_substitute"]
 def _vae_runs(src: Source) -> tuple[Loaded, pd.DataFrame, str]:
     loaded = src.runs("06_vae_usflow")
     runs = sweep.frame(loaded.data)
-    runs["kind"] = runs["coupling"].map(flow_kind)
+    runs["kind"] = ["usf" if is_usf(c) else "nonusf" for c in runs["coupling"]]
     emb = runs[runs["experiment"] == "embeddings"]
     cond = (f"experiment 1: ADBench's ResNet-18 embeddings of MVTec AD (paper: Wide-ResNet-50-2 on images); "
             f"{emb['class'].nunique()} of 15 classes; {emb['seed'].nunique()} seed(s) (paper: 3)")
