@@ -1,7 +1,8 @@
-"""Data: synthetic sets with exact densities (:mod:`.synthetic`: moons, the mixture of App. C,
+"""Data: synthetic sets with exact densities (:mod:`~usfkit.data.synthetic`: moons, the mixture of App. C,
 with anomalies or on a subspace) and real datasets in their published layouts
-(:mod:`.adbench`, :mod:`.mvtec`, :mod:`.visa`).  :mod:`.checks` turns bad input into a
-:class:`~usfkit.data.checks.DataError` that names the file and the rows at fault.
+(:mod:`~usfkit.data.adbench`, :mod:`~usfkit.data.mvtec`, :mod:`~usfkit.data.visa`).
+:mod:`~usfkit.data.checks` turns bad input into a :class:`~usfkit.data.checks.DataError` that names the
+file and the rows at fault.
 
 ``data_dir()`` is where real datasets live: ``$USFKIT_DATA``, else the user cache dir.
 """
