@@ -107,7 +107,7 @@ class TrainModule(L.LightningModule):
     Examples of subclasses: :class:`usfkit.models.flows_lightning.FlowModule`,
     :class:`usfkit.models.oneclass.SVDDModule`, :class:`usfkit.models.vae.VAEModule`."""
 
-    #: whether ``fit(compile="auto")`` may compile this module's loss (see :func:`compiled_loss`)
+    #: whether ``fit(compile="auto")`` may compile this module's loss (see :func:`~usfkit.train.compiled_loss`)
     compilable = False
 
     def __init__(self, lr: float, weight_decay: float = 0.0):
@@ -278,7 +278,7 @@ def can_compile() -> bool:
 
 def use_compile(module: TrainModule, steps: int, compile: bool | str = "auto") -> bool:
     """Decide whether :func:`fit` compiles ``module``'s loss.  ``compile``: ``True``, ``False`` or
-    ``"auto"`` (the module is :attr:`compilable`, the run has at least :data:`COMPILE_MIN_STEPS`
+    ``"auto"`` (the module is :attr:`~TrainModule.compilable`, the run has at least :data:`COMPILE_MIN_STEPS`
     steps and compiling works here).  ``$USFKIT_COMPILE=0`` turns ``"auto"`` off, ``=1`` makes it compile
     every compilable module's loss whatever the run's length."""
     if compile == "auto":

@@ -185,7 +185,7 @@ class DOHSC(_HypersphereNet):
 
     @torch.no_grad()
     def fit_radii(self, x: Tensor, batch_size: int | None = None) -> None:
-        """``R`` = ``(1 - nu)``-quantile of the training distances ``||z - c||`` (see :meth:`distances`)."""
+        """``R`` = ``(1 - nu)``-quantile of the training distances ``||z - c||`` (see ``distances``)."""
         d = self.distances(x, batch_size).double()
         self.radius.fill_(torch.quantile(d, 1.0 - self.nu).item())
 
@@ -218,7 +218,7 @@ class DO2HSC(_HypersphereNet):
     @torch.no_grad()
     def fit_radii(self, x: Tensor, batch_size: int | None = None) -> None:
         """``r_max`` / ``r_min`` = ``(1 - nu)`` / ``nu`` quantiles of the training distances ``||z - c||``
-        (see :meth:`distances`)."""
+        (see ``distances``)."""
         d = self.distances(x, batch_size).double()
         self.r_max.fill_(torch.quantile(d, 1.0 - self.nu).item())
         self.r_min.fill_(torch.quantile(d, self.nu).item())
@@ -236,7 +236,7 @@ class DOHSCModule(TrainModule):
     """One-class stage of DOHSC / DO2HSC: minimises ``model.loss`` (or the DOHSC ball loss when
     ``objective="ball"``, DO2HSC's warm-up) over the encoder weights."""
 
-    def __init__(self, model: _HypersphereNet, lr: float = 1e-4, weight_decay: float = 1e-6,
+    def __init__(self, model: DOHSC | DO2HSC, lr: float = 1e-4, weight_decay: float = 1e-6,
                  objective: str = "model"):
         super().__init__(lr, weight_decay)
         if objective not in ("model", "ball"):
@@ -263,7 +263,7 @@ def train_dohsc(model: DOHSC | DO2HSC, x_train: Tensor, *, lr: float = 1e-4, wei
     2. DO2HSC only: ``warmup_epochs`` of the DOHSC objective, then ``r_min`` / ``r_max``;
     3. the one-class objective (``fit_kwargs``: ``max_epochs``, ``batch_size``, ``patience``, ...);
     4. the projection is frozen on ``x_train`` and the radii set from the final training distances
-       under that frozen projection (these are what :meth:`score` uses).
+       under that frozen projection (these are what the model's ``score`` uses).
 
     The returned result's ``wall_time_s`` covers all stages.
     """

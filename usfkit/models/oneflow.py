@@ -3,7 +3,7 @@ minimal volume region", IEEE TPAMI 2022, arXiv 2010.03002): a baseline of paper 
 
 OneFlow trains a flow ``z = phi(x)`` with a *constant* Jacobian determinant so that the
 ball ``{||z|| <= R}`` holding a fraction ``1 - nu`` of the training data has minimal
-volume *in input space*.  The preimage of that ball has volume
+volume *in input space*.  The preimage of that ball has volume::
 
     vol = V_d * R**d / |det J_phi|,      V_d = pi**(d/2) / Gamma(d/2 + 1),
 

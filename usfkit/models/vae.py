@@ -12,7 +12,7 @@ with a trainable flow ``phi`` (USFlow, ``coupling="additive_lu"``, or NonUSFlow,
 for the baseline; see :data:`usfkit.models.flows.COUPLINGS`) and a small
 ``sigma_min``.  The encoder is the Gaussian posterior ``q(z|x) = N(mu(x), diag sigma^2(x))``.
 Everything is trained end to end on the ELBO of Eq. 7 with the reparameterisation
-trick ``z = mu + sigma * eps``:
+trick ``z = mu + sigma * eps``::
 
     ELBO(x) = E_q[ ln N(x; dec(z), sigma_min^2 I)            (reconstruction log-likelihood)
                    - ln N(z; mu(x), diag sigma^2(x))         (log q: minus the encoder entropy)
@@ -423,7 +423,7 @@ class VAEModule(TrainModule):
 def train_vae(model: VAEFlow, x_train: Tensor, x_val: Tensor | None = None, *, lr: float = 1e-3,
               weight_decay: float = 0.0, standardize: bool = True, **fit_kwargs) -> FitResult:
     """Train ``model`` end to end on the negative ELBO (App. B.4) with :func:`usfkit.train.fit`
-    (early stopping, one progress display, NaN/inf -> failed :class:`FitResult`).
+    (early stopping, one progress display, NaN/inf -> failed :class:`~usfkit.train.FitResult`).
     ``standardize`` first sets the model's input statistics from ``x_train``; a successful run
     then sets the scale of the "balanced" score on ``x_train`` (:meth:`VAEFlow.set_part_scale`)."""
     if standardize:

@@ -97,8 +97,9 @@ class CflowHead(FlowHead):
         return log_prob_per_dim(*self.decoders[layer](x, cond))
 
     def likelihood_loss(self, features: list[Tensor]) -> Tensor:
-        """Sum over layers of the mean fiber loss ``-log sigmoid(ln p / C)`` (:meth:`loss` subtracts the
-        log-prior / ``n_train``; training steps per fiber batch, :class:`~usfkit.models.heads.cflow.CflowModule`)."""
+        """Sum over layers of the mean fiber loss ``-log sigmoid(ln p / C)``; :meth:`FlowHead.loss
+        <usfkit.models.heads.base.FlowHead.loss>` subtracts the log-prior / ``n_train`` (training steps per fiber
+        batch: :class:`~usfkit.models.heads.cflow.lightning_model.CflowModule`)."""
         return sum(cflow_loss(self.fiber_log_prob(k, *self.fibers(f))).mean() for k, f in enumerate(features))
 
     def log_prob_maps(self, features: list[Tensor], chunk: int = 16) -> list[Tensor]:
