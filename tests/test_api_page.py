@@ -39,7 +39,7 @@ def page_rows() -> dict[str, set[str]]:
     """api.md's table: module -> the chapters its row links to."""
     rows = {}
     for line in (ROOT / "api.md").read_text().splitlines():
-        match = re.match(r"\|\s*`(usfkit[\w.]*)`\s*\|", line)
+        match = re.match(r"\|\s*(?:\{py:mod\})?`(usfkit[\w.]*)`\s*\|", line)  # the name links to its page
         if match:
             rows[match[1]] = set(re.findall(r"<chapters/(\w+)>", line))
     return rows

@@ -255,7 +255,7 @@ def build_book(out: Path, root: Path | None = None) -> int:
     for name in BOOK_FILES:
         shutil.copy2(root / name, out / name)
     shutil.copytree(root / "_static", out / "_static", dirs_exist_ok=True)  # the book's CSS (Jupyter Book adds it)
-    shutil.copytree(root / "_templates", out / "_templates", dirs_exist_ok=True)  # the API pages' template
+    shutil.copytree(root / "_sphinx", out / "_sphinx", dirs_exist_ok=True)  # the API pages' template and extension
     # api.md's reference pages are written anew by every build: pages left by the last one would count as
     # files outside the toc (only_build_toc_files), which Jupyter Book excludes before they are rewritten
     shutil.rmtree(out / "api", ignore_errors=True)

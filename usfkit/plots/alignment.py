@@ -116,7 +116,7 @@ def estimated_vs_true(out: dict, methods=("NonUSFlow", "USFlow")):
 
 @torch.no_grad()
 def volume_map(out: dict, method: str, dim: int = 2):
-    """Figures 7/8: |det J| of the flow at every test sample, in input space (with the true
+    """Figures 7/8: ``|det J|`` of the flow at every test sample, in input space (with the true
     density's contours) and in latent space (with the base's 1-3σ contours)."""
     data, ev = out["data"][dim], out["best"][(dim, method)]
     flow = ev["model"]
