@@ -496,7 +496,7 @@ def image_rows(weights: str, offset: float) -> list[dict]:
         img = paper_numbers.PER_CLASS[("mvtec", "image_auroc")]["bottle"][(coupling, "fastflow")][0]
         pix = paper_numbers.PER_CLASS[("mvtec", "pixel_auroc")]["bottle"][(coupling, "fastflow")][0]
         for seed in range(3):
-            spec = {"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow",
+            spec = {"experiment": "main", "dataset": "mvtec", "class": "bottle", "head": "fastflow",
                     "coupling": coupling, "seed": seed, "image_size": 256, "epochs": 100, "backbone": None}
             jitter = 0.1 * (seed - 1)
             rows.append({"spec": spec, "info": {"weights": weights},

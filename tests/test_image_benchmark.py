@@ -90,7 +90,7 @@ def fake_build_model(arch, coupling="affine", backbone=None, pretrained="auto", 
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("USFKIT_FEATURE_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(bench, "build_model", fake_build_model)
+    monkeypatch.setattr("usfkit.image.model.build_model", fake_build_model)  # what bench._build imports
     bench._BACKBONES.clear()
     BUILT.clear()
     return tmp_path
@@ -221,7 +221,7 @@ def test_failed_run_is_recorded(isolated, monkeypatch):
         head = NaNHead()
         return SimpleNamespace(backbone=m.backbone, head=head, lightning_module=lambda **_: HeadModule(head))
 
-    monkeypatch.setattr(bench, "build_model", nan_build)
+    monkeypatch.setattr("usfkit.image.model.build_model", nan_build)
     monkeypatch.setattr(bench, "features_for", lambda spec, bb, split, *a, **k: features.FeatureSet(
         [torch.randn(8, 4, 2, 2), torch.randn(8, 6, 1, 1)], torch.tensor([0] * 4 + [1] * 4),
         torch.zeros(8, 1, 8, 8), ["x"] * 8, ["good"] * 8, {"weights": "random-x", "backbone": "tiny"}))
@@ -249,7 +249,7 @@ def test_paper_table_averages_are_class_averages():
 def test_per_class_tables_put_the_papers_values_beside_ours():
     from usfkit.image import paper_numbers
 
-    rows = [{"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow", "coupling": c,
+    rows = [{"experiment": "main", "dataset": "mvtec", "class": "bottle", "head": "fastflow", "coupling": c,
              "seed": s, "ok": True, "image_auroc": 90.0 + s, "pixel_auroc": 95.0 + s}
             for c in ("affine", "additive_lu") for s in (0, 1, 2)]
     tables = bench.per_class_tables(pd.DataFrame(rows))
@@ -268,7 +268,7 @@ def test_per_class_tables_put_the_papers_values_beside_ours():
 def fake_runs(classes, couplings, seeds=(0, 1, 2), seed=0, arch="fastflow"):
     """Our runs on ``classes``: random AUROCs (seeded) with a known per-class mean."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame([{"experiment": "main", "dataset": "mvtec", "cls": k, "arch": arch, "coupling": c,
+    return pd.DataFrame([{"experiment": "main", "dataset": "mvtec", "class": k, "head": arch, "coupling": c,
                           "seed": s, "ok": True, "image_auroc": rng.uniform(60, 99), "pixel_auroc": rng.uniform(60, 99)}
                          for k in classes for c in couplings for s in seeds])
 
@@ -288,7 +288,7 @@ def test_per_class_average_row_uses_the_classes_that_ran():
             got = [float(x) for x in t.loc[t.index[-1], col].split(" ± ")]
             assert got == pytest.approx(want, abs=0.051)  # printed to 0.1
             assert t.loc[t.index[-1], col] != bench.fmt(*paper["Average"][(coupling, "fastflow")])
-            ours = df[(df.coupling == coupling)].groupby("cls")[metric]
+            ours = df[(df.coupling == coupling)].groupby("class")[metric]
             assert t.loc[t.index[-1], (*col[:2], "ours")] == bench.fmt(ours.mean().mean(), ours.std().mean())
         assert t.loc[t.index[-1], (bench.COUPLING_LABELS["additive"], "FastFlow", "paper")] == "–"
     one = bench.per_class_tables(fake_runs(["bottle"], ["affine"]))[("mvtec", "image_auroc")]
@@ -343,7 +343,7 @@ def test_outcome_compares_each_architecture_with_its_own_affine_baseline():
     spread = {("fastflow", "affine"): 5.0, ("fastflow", "additive_lu"): 1.0,   # steadier
               ("uflow", "affine"): 0.5, ("uflow", "additive_lu"): 2.0}         # less steady
     df = pd.concat([fast, uflow])
-    value = [80 + spread[(a, c)] * (s - 1) for a, c, s in zip(df.arch, df.coupling, df.seed)]
+    value = [80 + spread[(a, c)] * (s - 1) for a, c, s in zip(df["head"], df.coupling, df.seed)]
     text = bench.outcome_sentences(bench.variant_summary(df.assign(image_auroc=value, pixel_auroc=value)))
     assert "0 of 2 USF variants (architecture × coupling) beat the affine mean" in text[0]
     assert "and 1 of 2 have a smaller std over seeds" in text[0]
@@ -353,7 +353,7 @@ def test_outcome_compares_each_architecture_with_its_own_affine_baseline():
 def record(coupling, history, allowed, seed=0):
     from usfkit.results import RunRecord
     return RunRecord(ok=True, epochs_allowed=allowed, epochs_run=len(history), info={"loss_history": history},
-                     spec={"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow",
+                     spec={"experiment": "main", "dataset": "mvtec", "class": "bottle", "head": "fastflow",
                            "coupling": coupling, "seed": seed})
 
 
@@ -398,7 +398,7 @@ def test_epoch_benchmark_table_beside_this_run():
 def test_full_profile_without_a_gpu_stops_before_training(tmp_path, monkeypatch):
     monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    specs = [{"dataset": "mvtec", "cls": "bottle", "arch": "fastflow", "coupling": c, "seed": 0}
+    specs = [{"dataset": "mvtec", "class": "bottle", "head": "fastflow", "coupling": c, "seed": 0}
              for c in ("affine", "additive_lu")]
     with pytest.raises(bench.NeedsGPU, match="2 of the 2 runs .* no GPU"):
         bench.run_benchmark(specs, "full")
@@ -423,7 +423,7 @@ def test_committed_records_of_classes_not_on_disk_count_as_the_profile(tmp_path,
                            seeds=[0])
     grid = bench.profile_specs(cfg, every_class=True)
     main = [s for s in grid if s["experiment"] == "main"]
-    assert [s["cls"] for s in main][:2] == ["bottle", "cable"] and [s["save_maps"] for s in main][:2] == [True, False]
+    assert [s["class"] for s in main][:2] == ["bottle", "cable"] and [s["save_maps"] for s in main][:2] == [True, False]
     assert [s for s in bench.profile_specs(cfg) if s["experiment"] == "main"] == []  # nothing on disk, nothing recorded
     cable = main[1]
     path = sweep.record_paths(bench.CHAPTER, "full", [cable])[0]

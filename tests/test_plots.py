@@ -136,7 +136,7 @@ def test_vae_class_auroc_marks_the_number_of_valid_runs():
 
 
 def test_mean_std_bars_error_bars_and_paper_diamonds():
-    table = pd.DataFrame([{"dataset": "mvtec", "arch": a, "coupling": c, "mean": 80 + 3 * i + j, "std": 1 + j,
+    table = pd.DataFrame([{"dataset": "mvtec", "head": a, "coupling": c, "mean": 80 + 3 * i + j, "std": 1 + j,
                            "classes": 15} for i, a in enumerate(["fastflow", "uflow"])
                           for j, c in enumerate(["affine", "additive"])])
     paper = {("affine", "fastflow"): (91.3, 1.5)}
@@ -161,7 +161,7 @@ def test_mean_std_bars_name_the_paper_source_and_show_markers_whole():
     """The legend says where the diamonds come from, and the y-range holds every diamond and error bar
     with room to spare (a paper value of 100 and a bar of 99 ± 2 are not cut at the top)."""
     rng = np.random.default_rng(2)
-    table = pd.DataFrame([{"dataset": "mvtec", "arch": "fastflow", "coupling": c, "mean": m, "std": s, "classes": 1}
+    table = pd.DataFrame([{"dataset": "mvtec", "head": "fastflow", "coupling": c, "mean": m, "std": s, "classes": 1}
                           for c, m, s in (("affine", 99.0, 2.0), ("additive", rng.uniform(40, 60), 9.0),
                                           ("additive_lu", 88.0, 0.5))])
     paper = {("affine", "fastflow"): (100.0, 0.0), ("additive_lu", "fastflow"): (98.9, 0.2)}
@@ -177,7 +177,7 @@ def test_mean_std_bars_name_the_paper_source_and_show_markers_whole():
 def test_loss_curves_integer_epochs_and_a_title_that_says_what_is_shown():
     from types import SimpleNamespace
     rng = np.random.default_rng(4)
-    records = [SimpleNamespace(spec={"arch": "fastflow", "coupling": c}, info={"loss_history":
+    records = [SimpleNamespace(spec={"head": "fastflow", "coupling": c}, info={"loss_history":
                list(np.cumsum(-rng.uniform(1, 5, size=12)))}) for c in ("affine", "additive", "additive_lu")]
     fig = plots.loss_curves(records, context="MVTec AD bottle, quick profile")
     ax = fig.axes[0]
@@ -190,7 +190,7 @@ def test_loss_curves_integer_epochs_and_a_title_that_says_what_is_shown():
 def test_ablation_marks_the_class_wise_mean():
     rng = np.random.default_rng(5)
     classes = ["bottle", "cable", "grid"]
-    ab = pd.DataFrame([{"dataset": "mvtec", "cls": k, "arch": a, "coupling": c, "d_mean": rng.normal(),
+    ab = pd.DataFrame([{"dataset": "mvtec", "class": k, "head": a, "coupling": c, "d_mean": rng.normal(),
                         "d_std": rng.normal()} for a in ("fastflow", "uflow") for k in classes
                        for c in ("additive", "additive_lu")])
     fig = plots.image_ablation(ab)
@@ -201,12 +201,12 @@ def test_ablation_marks_the_class_wise_mean():
             assert [t.get_text() for t in axes[-1, j].get_xticklabels()] == classes + ["mean"]
             marks = [c for c in ax.collections if c.get_offsets().size and np.all(c.get_offsets()[:, 0] > 2.5)]
             got = np.sort(np.concatenate([c.get_offsets()[:, 1] for c in marks]))  # the "mean" column
-            want = np.sort(ab[ab["arch"] == arch].groupby("coupling")[col].mean().to_numpy())
+            want = np.sort(ab[ab["head"] == arch].groupby("coupling")[col].mean().to_numpy())
             assert np.allclose(got, want)
             assert all(np.allclose(to_rgb(c.get_edgecolor()[0]), (0, 0, 0)) for c in marks)  # black marks
             points = [c for c in ax.collections if c.get_offsets().size and c not in marks]
             assert np.allclose(np.sort(np.concatenate([c.get_offsets()[:, 1] for c in points])),
-                               np.sort(ab.loc[ab["arch"] == arch, col]))  # one point per class and coupling
+                               np.sort(ab.loc[ab["head"] == arch, col]))  # one point per class and coupling
             assert ax.get_ylabel() == ("Δ mean (pp)" if col == "d_mean" else "Δ std (pp)")  # percentage points
 
 

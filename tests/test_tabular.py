@@ -510,7 +510,7 @@ def test_paper_settings_text_counts_ties_as_figure_3b_and_names_the_vae_subset()
 
 
 def test_outcomes_is_one_rule_with_the_tie_in_the_values_unit():
-    from usfkit.experiments.paired import outcomes, paired_test
+    from usfkit.paired import outcomes, paired_test
 
     d = np.array([0.6, 0.5, 0.5 + 1e-12, -0.5, -0.50001, 0.0])
     assert outcomes(d, 0.5).tolist() == ["higher", "equal", "equal", "equal", "lower", "equal"]
@@ -607,7 +607,7 @@ def test_coverage_and_training_text(shared_data):
 
 
 def test_paired_test_counts_and_tests_the_differences():
-    from usfkit.experiments.paired import p_text, paired_test
+    from usfkit.paired import p_text, paired_test
 
     out = paired_test([1.0, 2.0, 3.0, -0.5, 1e-12, np.nan])
     assert (out["n"], out["higher"], out["equal"], out["lower"]) == (5, 3, 1, 1)

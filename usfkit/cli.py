@@ -16,6 +16,9 @@ from collections.abc import Callable
 from .models import HEADS, METHODS
 from .profiles import ADBENCH_PROTOCOLS
 
+__all__ = ["IMAGE_DATASETS", "IMAGE_COUPLINGS", "positive", "add_backend_arguments", "tabular_parser",
+           "images_parser", "tabular", "images"]
+
 IMAGE_DATASETS = ("mvtec", "visa")
 IMAGE_COUPLINGS = ("affine", "additive", "additive_lu")
 

@@ -15,6 +15,12 @@ import pandas as pd
 from . import results
 from .models import head_labels
 
+__all__ = ["CHAPTER", "IMAGE_COUNTS", "GPUS", "ACHIEVED_FRACTION", "CUDA_OVERHEAD_GB", "EPOCHS", "default_path",
+           "load", "TABLES", "flop_budget", "gpu_hours", "plan_table", "ARCH_LABELS", "EXPERIMENT_LABELS",
+           "dry_run_table", "run_peak_gb", "gpu_fraction", "tabular_gpu_fraction", "load_cache_benchmark",
+           "cache_saving_text", "plan_text", "DOCS_PAGE", "GPU_MEMORIES", "runs_per_gpu", "docs_markdown",
+           "write_docs"]
+
 CHAPTER = "07_image_benchmarks"
 
 # Published image counts per class, (train, test).  MVTec AD: Bergmann et al., "MVTec AD -- a comprehensive

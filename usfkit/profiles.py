@@ -12,6 +12,8 @@ import os
 from types import SimpleNamespace
 from typing import Any
 
+__all__ = ["ADBENCH_PROTOCOLS", "PROFILES", "resolve", "of", "pick"]
+
 #: ADBench's two data protocols, named here beside the settings that use them so that a command line lists them
 #: without importing torch (usfkit.data.adbench.PROTOCOLS is this).
 ADBENCH_PROTOCOLS = ("adbench", "adbench-noresample")

@@ -46,6 +46,9 @@ import pandas as pd
 from . import results
 from .progress import runs_bar
 
+__all__ = ["spec_key", "runs_dir", "Settings", "settings_for", "record_paths", "load_runs", "frame", "run_sweep",
+           "BACKENDS", "check_backend", "describe_missing", "summarize"]
+
 
 def spec_key(spec: dict, settings: dict | None = None) -> str:
     """A readable, unique file name: the spec's values joined, plus a hash of spec and settings."""

@@ -36,6 +36,10 @@ from ..results import RunResult
 from ..rng import seeded
 from ..train import FitResult
 
+__all__ = ["CHAPTER", "RHO", "TAU", "RHO_EST", "TrialMethod", "METHODS", "search_space", "Data", "build_model",
+           "train_model", "evaluate", "TRIAL_SETTINGS", "trial_sweep", "search_label", "run", "config_label",
+           "styled", "summary_table", "describe_full", "PAPER_FAILED_NONUSF", "describe_failures", "search_table"]
+
 CHAPTER = "04_alignment"
 #: the summary table's correlation columns (the chapter, its plots and the report read them by name)
 RHO, TAU, RHO_EST = "Spearman rho (ln p, -||z||)", "Kendall tau (ln p, -||z||)", "Spearman rho (ln p, ln p_hat)"

@@ -41,6 +41,15 @@ from ..rng import seeded
 from ..sweep import record_paths, run_sweep
 from ..train import FitResult, fit
 
+__all__ = ["CHAPTER", "EpochProbe", "SVDD_VARIANTS", "svdd_stats", "run_svdd", "pretraining_collapse",
+           "lu_condition_number", "flow_stats", "run_flow", "run_status", "svdd_sweep", "explode_sweep",
+           "prior_scale_sweep", "sweeps", "svdd_variants", "explode_runs", "prior_sweep", "full_sweep_runs", "RUFF",
+           "BIASED", "BOUNDED", "RUFF_DECAY", "BOUNDED_DECAY", "first_epoch", "tail_change", "describe_svdd",
+           "describe_usf_fit", "readable", "svdd_view", "EXPLODE_COLUMNS", "FLOW_NAMES", "flow_name",
+           "explode_table", "describe_explode", "explode_view", "sweep_view", "PAPER_MAX_LR", "PARTS",
+           "failure_groups", "sweep_summary", "prop1_view", "prior_view", "describe_bounded_decay", "describe_full",
+           "expectations"]
+
 CHAPTER = "03_collapse"
 
 

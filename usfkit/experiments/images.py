@@ -41,6 +41,16 @@ from ..models import HEADS
 if TYPE_CHECKING:
     from ..image.features import FeatureSet
 
+__all__ = ["CHAPTER", "DATASETS", "DATASET_CLASSES", "DATASET_LABELS", "ARCH_LABELS", "MAP_SIZE", "COUPLING_LABELS",
+           "METRIC_LABELS", "PAPER_TABLES", "CONVERGED_SHARE", "make_specs", "profile_specs", "available",
+           "head_description", "features_for", "evaluate", "maps_path", "run_one", "NeedsGPU", "check_can_train",
+           "run_benchmark", "check_data", "ray_resources", "load_maps", "frame", "RUN_COLUMNS", "runs_table",
+           "run_context", "per_class", "class_averaged", "fmt", "wide", "ablation", "average_label",
+           "paper_reference", "per_class_tables", "compare_table1", "ablation_5_2_3", "SUMMARY_COLUMNS",
+           "variant_summary", "outcome_sentences", "convergence", "convergence_answer", "load_epoch_benchmark",
+           "epoch_benchmark_table", "epoch_benchmark_sentences", "paper_ablation_sentence", "status",
+           "run_from_args"]
+
 # torch, the backbones and the training loop are imported inside the functions that train or evaluate, so that
 # ``usf-images --status`` and the chapter's tables need no torch.
 CHAPTER = "07_image_benchmarks"
@@ -83,7 +93,7 @@ def make_specs(datasets: dict[str, list[str]], archs: list[str], couplings: list
             for arch in archs:
                 for coupling in couplings:
                     for seed in seeds:
-                        spec = dict(experiment=experiment, dataset=dataset, cls=cls, arch=arch, coupling=coupling,
+                        spec = dict(experiment=experiment, dataset=dataset, **{"class": cls}, head=arch, coupling=coupling,
                                     seed=seed, image_size=image_size or HEADS[arch].defaults["image_size"],
                                     epochs=epochs, patience=patience,
                                     batch_size=batch_size, backbone=backbone, pretrained=pretrained,
@@ -107,7 +117,7 @@ def profile_specs(cfg, root=None, every_class: bool = False) -> list[dict]:
     common = dict(image_size=cfg.image_size, epochs=cfg.epochs, patience=cfg.patience, batch_size=cfg.batch_size,
                   pretrained=cfg.pretrained, backbone_seed=cfg.backbone_seed)
     wanted = {d: [c for c in DATASET_CLASSES[d] if cfg.classes is None or c in cfg.classes] for d in cfg.datasets}
-    recorded = set() if every_class else {(r.spec.get("dataset"), r.spec.get("cls"))
+    recorded = set() if every_class else {(r.spec.get("dataset"), r.spec.get("class"))
                                           for r in sweep.load_runs(CHAPTER, cfg.profile)}
     datasets = {d: [c for c in cs if every_class or c in available(d, root) or (d, c) in recorded]
                 for d, cs in wanted.items()}
@@ -149,14 +159,14 @@ def _build(spec: dict, root=None):
     kwargs = dict(backbone=spec["backbone"], pretrained=spec["pretrained"], image_size=spec["image_size"],
                   **spec.get("overrides", {}))
     if spec.get("prior_sigma") is not None:  # App. B.2's log-det prior, weighted by 1 / n_train
-        n_train = len(_reader(spec["dataset"])(spec["cls"], "train", spec["image_size"], root))
+        n_train = len(_reader(spec["dataset"])(spec["class"], "train", spec["image_size"], root))
         kwargs.update(prior_sigma=spec["prior_sigma"], n_train=n_train)
-    key = (spec["arch"], spec["backbone"], str(spec["pretrained"]), spec["backbone_seed"], spec["image_size"])
+    key = (spec["head"], spec["backbone"], str(spec["pretrained"]), spec["backbone_seed"], spec["image_size"])
     if key not in _BACKBONES:
         with seeded(spec["backbone_seed"]):
-            _BACKBONES[key] = build_model(spec["arch"], coupling=spec["coupling"], **kwargs).backbone
+            _BACKBONES[key] = build_model(spec["head"], coupling=spec["coupling"], **kwargs).backbone
     with seeded(spec["seed"]):
-        model = build_model(spec["arch"], coupling=spec["coupling"], **kwargs)
+        model = build_model(spec["head"], coupling=spec["coupling"], **kwargs)
     return model, _BACKBONES[key]
 
 
@@ -172,8 +182,8 @@ def features_for(spec: dict, backbone, split: str, root=None, device="cpu", cach
     from ..image.features import cached_features
 
     """Cached features of one class and split (computed on the first call, loaded afterwards)."""
-    images = _reader(spec["dataset"])(spec["cls"], split, spec["image_size"], root)
-    return cached_features(backbone, images, dataset=spec["dataset"], cls=spec["cls"], split=split,
+    images = _reader(spec["dataset"])(spec["class"], split, spec["image_size"], root)
+    return cached_features(backbone, images, dataset=spec["dataset"], cls=spec["class"], split=split,
                            image_size=spec["image_size"], folder=cache_folder, device=device)
 
 
@@ -233,7 +243,7 @@ def run_one(spec: dict, *, root=None, accelerator: str = "auto", devices=1, stra
     train = features_for(spec, backbone, "train", root, device, cache_folder)
     test = features_for(spec, backbone, "test", root, device, cache_folder)
     module = model.lightning_module()
-    desc = f"{spec['arch']}/{spec['coupling']} {spec['cls']} s{spec['seed']}"
+    desc = f"{spec['head']}/{spec['coupling']} {spec['class']} s{spec['seed']}"
     result = fit(module, train, None, max_epochs=spec["epochs"], batch_size=spec["batch_size"],
                  patience=spec["patience"], min_delta=0.0, monitor="train_loss", seed=spec["seed"], progress=progress,
                  desc=desc, accelerator=accelerator, devices=devices, strategy=strategy)
@@ -308,7 +318,7 @@ def run_benchmark(specs: list[dict], profile: str, chapter: str = CHAPTER, desc:
 def check_data(pending: list[dict], root=None) -> None:
     """List the training and test images of every class with a run still to train, here, before any run starts
     (on Ray: before any task is submitted): a missing or broken class folder stops the sweep naming it."""
-    for dataset, cls, size in dict.fromkeys((s["dataset"], s["cls"], s["image_size"]) for s in pending):
+    for dataset, cls, size in dict.fromkeys((s["dataset"], s["class"], s["image_size"]) for s in pending):
         for split in ("train", "test"):
             _reader(dataset)(cls, split, size, root)
 
@@ -320,7 +330,7 @@ def ray_resources():
 
     def share(spec: dict, gpu_gb: float) -> float:
         from .. import gpuplan
-        return gpuplan.gpu_fraction(spec["arch"], gpu_gb)
+        return gpuplan.gpu_fraction(spec["head"], gpu_gb)
     return cluster.per_run(share)
 
 
@@ -336,18 +346,18 @@ def load_maps(spec: dict, profile: str, chapter: str = CHAPTER) -> dict | None:
 # --------------------------------------------------------------------------
 def frame(records: list[results.RunRecord]) -> pd.DataFrame:
     """One row per run: the spec, ok, and the two AUROCs in % (the records hold fractions)."""
-    cols = ["experiment", "dataset", "cls", "arch", "backbone", "coupling", "seed", "ok", "image_auroc",
+    cols = ["experiment", "dataset", "class", "head", "backbone", "coupling", "seed", "ok", "image_auroc",
             "pixel_auroc", "epochs_run", "epochs_allowed", "train_time_s", "image_size", "weights", "failure"]
     df = sweep.frame(records).reindex(columns=cols)
     for m in ("image_auroc", "pixel_auroc"):
         df[m] = 100 * pd.to_numeric(df[m], errors="coerce")
     # ``backbone=None`` in a spec means the architecture's App. E backbone: name it
     df["backbone"] = [b if isinstance(b, str) and b else (HEADS[a].defaults["backbone"] if a in HEADS else None)
-                      for a, b in zip(df["arch"], df["backbone"])]
+                      for a, b in zip(df["head"], df["backbone"])]
     return df
 
 
-RUN_COLUMNS = {"arch": "architecture", "backbone": "backbone", "coupling": "coupling", "seed": "seed",
+RUN_COLUMNS = {"head": "architecture", "backbone": "backbone", "coupling": "coupling", "seed": "seed",
                "ok": "finished", "image_auroc": "image AUROC (%)", "pixel_auroc": "pixel AUROC (%)",
                "epochs_run": "epochs run", "epochs_allowed": "epochs allowed", "train_time_s": "training time (s)",
                "weights": "backbone weights"}
@@ -356,7 +366,7 @@ RUN_COLUMNS = {"arch": "architecture", "backbone": "backbone", "coupling": "coup
 def runs_table(df: pd.DataFrame) -> pd.DataFrame:
     """The runs of :func:`frame` for display: readable names and headers, AUROCs and times to 0.01."""
     out = df[list(RUN_COLUMNS)].copy()
-    out["arch"] = out["arch"].map(ARCH_LABELS)
+    out["head"] = out["head"].map(ARCH_LABELS)
     out["coupling"] = out["coupling"].map(COUPLING_LABELS)
     return out.rename(columns=RUN_COLUMNS).round(2)
 
@@ -366,7 +376,7 @@ def run_context(df: pd.DataFrame, profile: str) -> str:
     main = df[df["experiment"] == "main"]
     parts = []
     for dataset in main["dataset"].unique():
-        classes = sorted(main.loc[main["dataset"] == dataset, "cls"].unique())
+        classes = sorted(main.loc[main["dataset"] == dataset, "class"].unique())
         parts.append(f"{DATASET_LABELS[dataset]} {classes[0]}" if len(classes) == 1
                      else f"{DATASET_LABELS[dataset]} ({_class_list(dataset, classes)})")
     return f"{' and '.join(parts)}, {profile} profile"
@@ -376,7 +386,7 @@ def per_class(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Mean, std (over seeds, successful runs only) and number of valid runs per
     (dataset, class, architecture, coupling): the content of Tables 2–5."""
     ok = df[df["ok"].astype(bool)]
-    g = ok.groupby(["dataset", "cls", "arch", "coupling"])[metric]
+    g = ok.groupby(["dataset", "class", "head", "coupling"])[metric]
     return pd.DataFrame({"mean": g.mean(), "std": g.std(ddof=results.STD_DDOF), "n": g.size()}).reset_index()
 
 
@@ -385,7 +395,7 @@ def class_averaged(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     ± the mean over classes of the per-class stds (the paper's "class-averaged" values: Table 2's
     Average row averages the class stds)."""
     pc = per_class(df, metric)
-    g = pc.groupby(["dataset", "arch", "coupling"])
+    g = pc.groupby(["dataset", "head", "coupling"])
     return pd.DataFrame({"mean": g["mean"].mean(), "std": g["std"].mean(), "classes": g.size()}).reset_index()
 
 
@@ -396,7 +406,7 @@ def fmt(mean: float, std: float) -> str:
 def wide(table: pd.DataFrame, index: list[str]) -> pd.DataFrame:
     """``mean ± std`` strings with one column per (coupling, architecture), paper column order."""
     t = table.assign(value=[fmt(m, s) for m, s in zip(table["mean"], table["std"])])
-    out = t.pivot_table(index=index, columns=["coupling", "arch"], values="value", aggfunc="first")
+    out = t.pivot_table(index=index, columns=["coupling", "head"], values="value", aggfunc="first")
     order = [(c, a) for c in COUPLING_LABELS for a in ARCH_LABELS if (c, a) in out.columns]
     out = out[order]
     out.columns = pd.MultiIndex.from_tuples([(COUPLING_LABELS[c], ARCH_LABELS[a]) for c, a in order])
@@ -406,15 +416,15 @@ def wide(table: pd.DataFrame, index: list[str]) -> pd.DataFrame:
 def ablation(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Figures 4/10: per class and architecture, Δ mean and Δ std of each USF coupling against
     the affine baseline (positive Δ mean = better, negative Δ std = more stable)."""
-    pc = per_class(df, metric).set_index(["dataset", "cls", "arch", "coupling"])
+    pc = per_class(df, metric).set_index(["dataset", "class", "head", "coupling"])
     rows = []
     for (dataset, cls, arch, coupling), row in pc.iterrows():
         if coupling == "affine" or (dataset, cls, arch, "affine") not in pc.index:
             continue
         base = pc.loc[(dataset, cls, arch, "affine")]
-        rows.append({"dataset": dataset, "cls": cls, "arch": arch, "coupling": coupling,
+        rows.append({"dataset": dataset, "class": cls, "head": arch, "coupling": coupling,
                      "d_mean": row["mean"] - base["mean"], "d_std": row["std"] - base["std"]})
-    return pd.DataFrame(rows, columns=["dataset", "cls", "arch", "coupling", "d_mean", "d_std"])
+    return pd.DataFrame(rows, columns=["dataset", "class", "head", "coupling", "d_mean", "d_std"])
 
 
 def _class_list(dataset: str, classes) -> str:
@@ -459,7 +469,7 @@ def per_class_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
         for metric in ("image_auroc", "pixel_auroc"):
             sub = main[main["dataset"] == dataset]
             pc = per_class(sub, metric)
-            table = wide(pc, ["cls"])
+            table = wide(pc, ["class"])
             avg_row = average_label(dataset, table.index)
             avg = wide(class_averaged(sub, metric), ["dataset"])
             avg.index = [avg_row]
@@ -469,7 +479,7 @@ def per_class_tables(df: pd.DataFrame) -> dict[tuple[str, str], pd.DataFrame]:
             for col in ours.columns:
                 columns[(*col, "ours")] = ours[col]
                 coupling, arch = key = labels[col]
-                ran = pc.loc[(pc["coupling"] == coupling) & (pc["arch"] == arch), "cls"]
+                ran = pc.loc[(pc["coupling"] == coupling) & (pc["head"] == arch), "class"]
                 averaged = paper_numbers.class_averaged(dataset, metric, sorted(ran)) if len(ran) else {}
                 columns[(*col, "paper")] = [fmt(*paper[cls][key]) if key in paper.get(cls, {}) else "–"
                                             for cls in table.index] \
@@ -490,11 +500,11 @@ def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.Dat
         sub = main[main["dataset"] == dataset]
         n_all = len(DATASET_CLASSES[dataset])
         for metric in ("image_auroc", "pixel_auroc"):
-            ours = class_averaged(sub, metric).set_index(["arch", "coupling"])
-            classes = sorted(sub["cls"].unique())
+            ours = class_averaged(sub, metric).set_index(["head", "coupling"])
+            classes = sorted(sub["class"].unique())
             paper, source = paper_reference(dataset, metric, classes)  # Table 1, or Tables 2-5 rows
-            for arch in [a for a in ARCH_LABELS if a in set(sub["arch"])]:
-                rs = [r for r in rec if r["dataset"] == dataset and r["arch"] == arch]
+            for arch in [a for a in ARCH_LABELS if a in set(sub["head"])]:
+                rs = [r for r in rec if r["dataset"] == dataset and r["head"] == arch]
                 row = {"dataset": DATASET_LABELS[dataset], "metric": METRIC_LABELS[metric],
                        "architecture": ARCH_LABELS[arch]}
                 for c in COUPLING_LABELS:
@@ -506,7 +516,7 @@ def compare_table1(df: pd.DataFrame, records: list[results.RunRecord]) -> pd.Dat
                 row["paper values from"] = source.removeprefix("paper, ")
                 weights = sorted({"ImageNet" if r.get("pretrained") else "random" for r in rs})
                 row["weights (ours)"] = "/".join(weights) + " (paper: ImageNet)"
-                row["classes (ours)"] = f"{sub['cls'].nunique()} of {n_all}"
+                row["classes (ours)"] = f"{sub['class'].nunique()} of {n_all}"
                 sizes = sorted({r['image_size'] for r in rs})
                 row["input px (ours)"] = "/".join(map(str, sizes))
                 eps = [r.get("epochs_run") for r in rs if r.get("epochs_run")]
@@ -525,7 +535,7 @@ def ablation_5_2_3(df: pd.DataFrame) -> pd.DataFrame:
     mv = df[df["dataset"] == "mvtec"]
     for metric in ("image_auroc", "pixel_auroc"):
         def cell(exp, coupling):
-            sub = mv[(mv["experiment"] == exp) & (mv["arch"] == "uflow") & (mv["coupling"] == coupling)]
+            sub = mv[(mv["experiment"] == exp) & (mv["head"] == "uflow") & (mv["coupling"] == coupling)]
             if sub.empty:
                 return "–"
             t = class_averaged(sub, metric).iloc[0]
@@ -556,8 +566,8 @@ def variant_summary(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for dataset in main["dataset"].unique():
         for metric in ("image_auroc", "pixel_auroc"):
-            t = class_averaged(main[main["dataset"] == dataset], metric).set_index(["arch", "coupling"])
-            for arch in [a for a in ARCH_LABELS if a in t.index.get_level_values("arch")]:
+            t = class_averaged(main[main["dataset"] == dataset], metric).set_index(["head", "coupling"])
+            for arch in [a for a in ARCH_LABELS if a in t.index.get_level_values("head")]:
                 base = t.loc[(arch, "affine")] if (arch, "affine") in t.index else None
                 for c in [c for c in COUPLING_LABELS if (arch, c) in t.index]:
                     v = t.loc[(arch, c)]
@@ -634,8 +644,8 @@ def convergence(records: list[results.RunRecord], last: int = 3) -> pd.DataFrame
         if r.spec.get("experiment", "main") != "main" or not r.ok:
             continue
         hist = r.info.get("loss_history") or []
-        rows.append({"dataset": DATASET_LABELS[r.spec["dataset"]], "class": r.spec["cls"],
-                     "architecture": ARCH_LABELS[r.spec["arch"]], "coupling": COUPLING_LABELS[r.spec["coupling"]],
+        rows.append({"dataset": DATASET_LABELS[r.spec["dataset"]], "class": r.spec["class"],
+                     "architecture": ARCH_LABELS[r.spec["head"]], "coupling": COUPLING_LABELS[r.spec["coupling"]],
                      "seed": r.spec["seed"], "epochs run": r.epochs_run, "epochs allowed": r.epochs_allowed,
                      "stopped early": bool(r.epochs_run is not None and r.epochs_allowed is not None
                                            and r.epochs_run < r.epochs_allowed),
@@ -688,8 +698,8 @@ def epoch_benchmark_table(bench: dict, df: pd.DataFrame | None = None) -> pd.Dat
     runs = {r["coupling"]: r for r in bench["runs"] if r.get("ok")}
     ours = pd.DataFrame()
     if df is not None:
-        ours = df[(df["experiment"] == "main") & (df["dataset"] == "mvtec") & (df["cls"] == "bottle")
-                  & (df["arch"] == "fastflow") & (df["image_size"] == bench["image_size"])
+        ours = df[(df["experiment"] == "main") & (df["dataset"] == "mvtec") & (df["class"] == "bottle")
+                  & (df["head"] == "fastflow") & (df["image_size"] == bench["image_size"])
                   & df["weights"].astype(str).str.startswith("random") & df["ok"].astype(bool)]
     rows = []
     for c in [c for c in COUPLING_LABELS if c in runs]:
@@ -764,7 +774,7 @@ def status(cfg) -> pd.DataFrame:
     for spec, path in zip(grid, paths):
         ok = results.RunRecord.from_file(path).ok if path.exists() else None
         rows.append({"experiment": spec["experiment"], "dataset": DATASET_LABELS[spec["dataset"]],
-                     "architecture": ARCH_LABELS[spec["arch"]], "present": ok is not None, "failed": ok is False})
+                     "architecture": ARCH_LABELS[spec["head"]], "present": ok is not None, "failed": ok is False})
     df = pd.DataFrame(rows)
     out = df.groupby(["experiment", "dataset", "architecture"], sort=False).agg(
         runs=("present", "size"), recorded=("present", "sum"), failed=("failed", "sum")).reset_index()

@@ -32,6 +32,19 @@ from ..models import METHODS, method as registered
 from ..results import STD_DDOF, RunRecord, RunResult, project_root, write_atomic
 from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 
+__all__ = ["CHAPTER", "VAE_METHODS", "SHARED_SETTINGS", "PAPER", "usf_methods", "run_settings", "build_and_train",
+           "scores", "run_one", "VAE_PARTS", "vae_part_metrics", "lacking_vae_parts", "rerun_for_vae_parts",
+           "specs", "datasets", "run", "SPEC_KEYS", "check_data", "ray_resources", "runs_frame", "VAE_SCORES",
+           "PRIMARY_VAE_SCORE", "with_vae_score", "saved_runs", "small_datasets", "leak_free", "full_sweeps",
+           "status", "per_dataset", "wide", "comparable", "complete_datasets", "seeds_text", "seed_std",
+           "seed_spread", "training_lengths", "ALL_EPOCHS_FILE", "all_epochs_pairs", "all_epochs_summary",
+           "all_epochs_sentence", "aggregate", "pairwise", "paper_comparison", "vae_score_parts",
+           "vae_parts_sentence", "split_table", "per_dataset_table", "leak_table", "PROTOCOL_LABELS",
+           "protocol_comparison", "ADBENCH_VIEW", "LEAK_FREE_VIEW", "committed_full", "paper_settings_views",
+           "unscored_datasets", "vae_scored", "view_facts", "tabular_seeds", "paper_settings_text", "vae_scores",
+           "VAE_PAIR_KEY", "rerun_causes", "rescoring_text", "summary_table", "pairwise_table", "seed_std_table",
+           "seed_spread_table", "coverage_text", "training_text", "main", "run_from_args"]
+
 CHAPTER = "05_tabular_benchmark"
 #: The VAE hybrids of the registry (a VAE with a flow prior, scored by the negative ELBO; vae_part_metrics rates
 #: its parts), USF first.
@@ -504,10 +517,10 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
 
 def pairwise(runs: pd.DataFrame, method: str, others=None, tie: float = 0.005) -> pd.DataFrame:
     """Win/tie/loss counts of ``method`` against each other method over the datasets where
-    both have a valid result, by the book's one rule (:func:`usfkit.experiments.paired.outcomes`): a tie is a
+    both have a valid result, by the book's one rule (:func:`usfkit.paired.outcomes`): a tie is a
     difference of the per-dataset mean AUC-ROCs of at most ``tie`` (as a fraction: 0.005 = 0.5 pp); with the
     mean and the median of those differences (pp)."""
-    from .paired import outcomes
+    from ..paired import outcomes
 
     w = wide(runs)
     rows = []
@@ -723,9 +736,9 @@ def _ranks(agg: pd.DataFrame, iqr: pd.Series, methods: list[str]) -> dict[str, i
 def _compare(scored: pd.DataFrame, w: pd.DataFrame, first: str, second: str, tie: float) -> dict:
     """``first`` against ``second`` on the datasets where both have a value in ``w`` (per-dataset means, %): the
     number of datasets ``n``, each method's mean over exactly those datasets (``first_mean``, ``second_mean``), the
-    ``mean`` and ``median`` difference (pp) with the Wilcoxon ``p`` (:func:`usfkit.experiments.paired.paired_test`),
+    ``mean`` and ``median`` difference (pp) with the Wilcoxon ``p`` (:func:`usfkit.paired.paired_test`),
     and ``wins`` / ``ties`` / ``losses`` by :func:`pairwise` (the rule of Figure 3b, tie: ``|Δ| <= tie``)."""
-    from .paired import paired_test
+    from ..paired import paired_test
 
     both = w[[first, second]].dropna()
     t = paired_test(both[first] - both[second])
@@ -741,7 +754,7 @@ def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 
     means over the datasets compared, mean and median difference in pp, win/tie/loss by ``tie`` as Figure 3b
     counts them) of VAE-USFlow with USFlow and of each USF with its non-USF partner; and the per-dataset seed std
     (:func:`seed_std`; USFlow's on every dataset, the VAEs' on their scored ones)."""
-    from .paired import paired_test
+    from ..paired import paired_test
 
     scored = vae_scored(runs, score)
     w = wide(scored) * 100
@@ -780,7 +793,7 @@ def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE
     :func:`paper_settings_views`, every number from :func:`view_facts`: each labelled a mean or a median, each
     with the number of datasets it rests on (a comparison on a subset gives both methods' means on that subset),
     win/tie/loss counted as Figure 3b counts them.  ``tie``: the margin (default: the full profile's)."""
-    from .paired import p_text
+    from ..paired import p_text
 
     tie = profiles.PROFILES[CHAPTER]["full"]["tie"] if tie is None else tie
     facts = {label: view_facts(runs, score, tie) for label, runs in views.items()}

@@ -34,6 +34,13 @@ from ..data import adbench, data_dir, file_signature
 from ..results import RunResult
 from .tabular import PRIMARY_VAE_SCORE
 
+__all__ = ["CHAPTER", "PRIORS", "EMBEDDING_FOLDER", "load_embeddings", "split_indices", "split_table",
+           "run_embedding", "embedding_settings", "embedding_specs", "run_embeddings", "runs_frame", "summarize",
+           "part_table", "prior_comparison", "failure_counts", "load_images", "image_classes", "run_image",
+           "image_settings", "image_specs", "run_images", "SCORE_LABELS", "PRIMARY_SCORE", "IDENTICAL",
+           "embedding_scores", "prior_pairs", "score_sensitivity", "identical_text", "paper_settings_text",
+           "image_run_table", "committed_embeddings", "coverage_text", "class_table", "weights_text"]
+
 CHAPTER = "06_vae_usflow"
 #: The flow prior of each method, by its ``coupling`` (:data:`usfkit.models.flows.COUPLINGS`).
 PRIORS = {"additive_lu": "VAE-USFlow", "affine_lu": "VAE-NonUSFlow"}
@@ -342,7 +349,7 @@ def paper_settings_text(runs: pd.DataFrame, score: str = PRIMARY_SCORE) -> str:
     VAE-USFlow run and its VAE-NonUSFlow twin of the same class and seed), the unit of the "One VAE score" table;
     the same for the std over seeds (the run-to-run spread); the failed runs of each prior and the classes below
     chance."""
-    from .paired import p_text, paired_test
+    from ..paired import p_text, paired_test
 
     s = summarize(runs, score)
     usf, non = PRIORS.values()

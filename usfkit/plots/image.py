@@ -17,6 +17,9 @@ from PIL import Image
 from ..models import COUPLING_LABELS, head_labels
 from .style import to_numpy
 
+__all__ = ["COUPLING_COLORS", "COUPLING_NAMES", "ARCH_NAMES", "anomaly_maps", "mean_std_bars", "loss_curves",
+           "ablation"]
+
 COUPLING_COLORS = {"affine": "tab:red", "additive": "tab:cyan", "additive_lu": "tab:blue"}
 COUPLING_NAMES = COUPLING_LABELS
 ARCH_NAMES = head_labels()
@@ -65,15 +68,15 @@ def mean_std_bars(table, metric_label: str = "AUROC (%)", paper=None, paper_labe
     optional ``{(coupling, arch): (mean, std)}`` drawn as black diamonds, named ``paper_label`` in the
     legend (say which table and classes, e.g. ``usfkit.experiments.images.paper_reference``).  The y-axis
     shows every bar, error bar and diamond whole."""
-    archs = [a for a in ARCH_NAMES if a in set(table["arch"])]
+    archs = [a for a in ARCH_NAMES if a in set(table["head"])]
     couplings = [c for c in COUPLING_COLORS if c in set(table["coupling"])]
     fig, ax = plt.subplots(figsize=(1.9 * len(archs) + 3.2, 3.4))
-    sns.barplot(data=table, x="arch", y="mean", order=archs, hue="coupling", hue_order=couplings,
+    sns.barplot(data=table, x="head", y="mean", order=archs, hue="coupling", hue_order=couplings,
                 palette=COUPLING_COLORS, saturation=1, ax=ax)
     shown = [*(table["mean"] - table["std"].fillna(0)), *(table["mean"] + table["std"].fillna(0))]
     for c, bars in zip(couplings, ax.containers):  # one container of bars per coupling, in hue order
         xs = [b.get_x() + b.get_width() / 2 for b in bars]
-        t = table[table["coupling"] == c].set_index("arch").reindex(archs)
+        t = table[table["coupling"] == c].set_index("head").reindex(archs)
         ax.errorbar(xs, t["mean"], yerr=t["std"], fmt="none", ecolor="k", capsize=3, lw=1)
         points = [(x, paper[(c, a)][0]) for x, a in zip(xs, archs) if paper and (c, a) in paper]
         if points:  # the paper has no values for the additive-only ablation in Table 1
@@ -98,15 +101,15 @@ def loss_curves(records: list, context: str | None = None):
     per architecture, colour = coupling, one line per run, integer epochs.  Shows whether a run had converged
     when it stopped.  ``context``: what the runs trained on, for the panel titles (e.g. ``"MVTec AD bottle,
     quick profile"``: "FastFlow on MVTec AD bottle, quick profile / training loss per epoch")."""
-    rows = pd.DataFrame([{"run": i, "arch": ARCH_NAMES[r.spec["arch"]], "coupling": COUPLING_NAMES[r.spec["coupling"]],
+    rows = pd.DataFrame([{"run": i, "head": ARCH_NAMES[r.spec["head"]], "coupling": COUPLING_NAMES[r.spec["coupling"]],
                           "epoch": e, "training loss (NLL)": loss}
                          for i, r in enumerate(records) for e, loss in enumerate(r.info.get("loss_history") or [], 1)])
     if rows.empty:  # every run failed before its first epoch
         fig, ax = plt.subplots(figsize=(4, 0.6))
         ax.set_axis_off(), ax.text(0.5, 0.5, "no run recorded a training loss", ha="center", va="center")
         return fig
-    g = sns.relplot(data=rows, kind="line", x="epoch", y="training loss (NLL)", col="arch",
-                    col_order=[n for n in ARCH_NAMES.values() if n in set(rows["arch"])],
+    g = sns.relplot(data=rows, kind="line", x="epoch", y="training loss (NLL)", col="head",
+                    col_order=[n for n in ARCH_NAMES.values() if n in set(rows["head"])],
                     hue="coupling", hue_order=[n for n in COUPLING_NAMES.values() if n in set(rows["coupling"])],
                     palette={COUPLING_NAMES[c]: col for c, col in COUPLING_COLORS.items()},
                     units="run", estimator=None, marker=".", height=3.2, aspect=1.3, facet_kws={"sharey": False})
@@ -122,21 +125,21 @@ def ablation(ab, title: str = "image AUROC"):
     seeds against the affine baseline, one row per architecture; dashed line = affine,
     black mark = the class-wise mean Δ (also a thin line in the coupling's colour).
     ``ab``: ``usfkit.experiments.images.ablation`` for one dataset."""
-    archs = [a for a in ARCH_NAMES if a in set(ab["arch"])]
-    classes = list(dict.fromkeys(ab["cls"]))
+    archs = [a for a in ARCH_NAMES if a in set(ab["head"])]
+    classes = list(dict.fromkeys(ab["class"]))
     couplings = [c for c in COUPLING_COLORS if c in set(ab["coupling"])]
-    means = ab.groupby(["arch", "coupling"], as_index=False)[["d_mean", "d_std"]].mean().assign(cls="mean")
+    means = ab.groupby(["head", "coupling"], as_index=False)[["d_mean", "d_std"]].mean().assign(**{"class": "mean"})
     fig, axes = plt.subplots(len(archs), 2, figsize=(max(8.0, 0.55 * len(classes) + 4), 2.6 * len(archs) + 0.6),
                              squeeze=False, sharex=True)
     for i, arch in enumerate(archs):
         for j, (col, label) in enumerate((("d_mean", "Δ mean"), ("d_std", "Δ std"))):  # left, right
             ax = axes[i, j]
-            common = dict(x="cls", y=col, order=classes + ["mean"], hue="coupling", hue_order=couplings,
+            common = dict(x="class", y=col, order=classes + ["mean"], hue="coupling", hue_order=couplings,
                           dodge=True, ax=ax, legend=False)
-            sns.stripplot(data=ab[ab["arch"] == arch], jitter=False, palette=COUPLING_COLORS, size=5, **common)
-            sns.stripplot(data=means[means["arch"] == arch], jitter=False, palette={c: "k" for c in couplings},
+            sns.stripplot(data=ab[ab["head"] == arch], jitter=False, palette=COUPLING_COLORS, size=5, **common)
+            sns.stripplot(data=means[means["head"] == arch], jitter=False, palette={c: "k" for c in couplings},
                           marker="_", size=14, linewidth=2, **common)
-            for c, m in means[means["arch"] == arch].set_index("coupling")[col].items():
+            for c, m in means[means["head"] == arch].set_index("coupling")[col].items():
                 ax.axhline(m, color=COUPLING_COLORS[c], lw=0.8, alpha=0.7)
             ax.axhline(0, color="k", ls="--", lw=0.8)
             ax.set(xlabel="", ylabel=f"{label} (pp)", title=f"{ARCH_NAMES[arch]}: {label} of {title}")

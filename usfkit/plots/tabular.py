@@ -10,8 +10,10 @@ import pandas as pd
 import seaborn as sns
 
 from ..results import STD_DDOF
-from ..experiments.paired import TIE_EPS, outcomes
+from ..paired import TIE_EPS, outcomes
 from ..models import METHODS, OTHER_COLOUR as OTHER_COLOR, USF_COLOUR as USF_COLOR
+
+__all__ = ["PAPER_COLOR", "OUTCOME_COLORS", "benchmark_boxplot", "figure3a", "pairwise_grid", "seed_std_pairs"]
 
 PAPER_COLOR = "#d62728"
 OUTCOME_COLORS = {"row method better": USF_COLOR, "tie": "0.45", "row method worse": "#d62728"}

@@ -49,9 +49,9 @@ def _image_conditions(loaded: Loaded, df: pd.DataFrame) -> str:
     recs = [r for r in loaded.data if r.spec.get("experiment", "main") == "main"]
     weights = "/".join(sorted({str(r.info.get("weights")).split("-")[0] for r in recs})) or "–"
     sizes = "/".join(map(str, sorted({r.spec.get("image_size") for r in recs})))
-    classes = ", ".join(f"{bench.DATASET_LABELS[d]} {g['cls'].nunique()} of {len(bench.DATASET_CLASSES[d])}"
+    classes = ", ".join(f"{bench.DATASET_LABELS[d]} {g['class'].nunique()} of {len(bench.DATASET_CLASSES[d])}"
                         for d, g in df.groupby("dataset"))
-    archs = "/".join(sorted(df["arch"].unique()))
+    archs = "/".join(sorted(df["head"].unique()))
     backbones = "/".join(sorted({str(r.spec.get("backbone") or "App. E default") for r in recs}))
     epochs = "/".join(map(str, sorted({r.spec.get("epochs") for r in recs})))
     return (f"backbone weights {weights} (paper: ImageNet); backbones {backbones}; {classes} classes; archs {archs}; "
@@ -67,7 +67,7 @@ def missing_image_runs(df: pd.DataFrame, datasets, archs, couplings, experiment:
     from .. import images as bench
 
     sub = df[df["experiment"] == experiment]
-    have = set(zip(sub["dataset"], sub["cls"], sub["arch"], sub["coupling"], sub["seed"]))
+    have = set(zip(sub["dataset"], sub["class"], sub["head"], sub["coupling"], sub["seed"]))
     out = []
     for ds in datasets:
         want = [(ds, c, a, cp, s) for c in bench.DATASET_CLASSES[ds] for a in archs for cp in couplings for s in seeds]
@@ -100,7 +100,7 @@ def image_failures(df: pd.DataFrame, archs=IMAGE_ARCHS, couplings=("affine", USF
     """App. D's failed runs (:data:`~.core.FAILED_RUN`) among the runs a claim reads, per coupling, in words (shown in
     its "ours"): e.g. ``"failed runs (App. D): affine 2 of 405, additive_lu 0 of 405"``.  Per-class means and
     stds are over the valid runs, as the paper's Figure 11 counts them."""
-    sub = df[(df["experiment"] == experiment) & df["arch"].isin(archs) & df["dataset"].isin(datasets)]
+    sub = df[(df["experiment"] == experiment) & df["head"].isin(archs) & df["dataset"].isin(datasets)]
     parts = [f"{c} {int((~g['ok'].astype(bool)).sum())} of {len(g)}"
              for c in couplings for g in [sub[sub["coupling"] == c]]]
     return "failed runs (App. D): " + ", ".join(parts)
@@ -122,21 +122,21 @@ def _table_cells(df: pd.DataFrame, dataset: str, metric: str, per_class: bool) -
     from .. import images as bench
 
     main = df[(df["experiment"] == "main") & (df["dataset"] == dataset)]
-    ran_any = main.groupby(["cls", "arch", "coupling"])["ok"].apply(lambda ok: not ok.astype(bool).any())
+    ran_any = main.groupby(["class", "head", "coupling"])["ok"].apply(lambda ok: not ok.astype(bool).any())
     dead = {k for k, v in ran_any.items() if v}  # (cls, arch, coupling) whose every run failed
     if per_class:
         paper = {c: cols for c, cols in paper_numbers.PER_CLASS[(dataset, metric)].items() if c != "Average"}
         ours = bench.per_class(main, metric) if len(main) else None
     else:
-        ran, every = sorted(main["cls"].unique()), paper_numbers.PER_CLASS[(dataset, metric)]
+        ran, every = sorted(main["class"].unique()), paper_numbers.PER_CLASS[(dataset, metric)]
         n_all = len([c for c in every if c != "Average"])
         label = "Average" if not ran or len(ran) == n_all else \
             f"average of {', '.join(ran) if len(ran) <= 3 else f'{len(ran)} classes'} ({len(ran)} of {n_all})"
         paper = {label: paper_numbers.class_averaged(dataset, metric, ran or None)}
-        ours = bench.class_averaged(main, metric).assign(cls=label) if len(main) else None
+        ours = bench.class_averaged(main, metric).assign(**{"class": label}) if len(main) else None
         dead = {(label, a, cp) for _, a, cp in dead}
-    found = {} if ours is None else {(r.cls, r.arch, r.coupling): (r.mean, r.std) for r in ours.itertuples()}
-    return pd.DataFrame([{"class": c, "arch": a, "coupling": cp, "paper_mean": pm, "paper_std": ps,
+    found = {} if ours is None else {(r["class"], r["head"], r["coupling"]): (r["mean"], r["std"]) for r in ours.to_dict("records")}
+    return pd.DataFrame([{"class": c, "head": a, "coupling": cp, "paper_mean": pm, "paper_std": ps,
                           "our_mean": found.get((c, a, cp), (np.nan, np.nan))[0],
                           "our_std": found.get((c, a, cp), (np.nan, np.nan))[1], "all_failed": (c, a, cp) in dead}
                          for c, cols in paper.items() for (cp, a), (pm, ps) in cols.items()])
@@ -151,10 +151,10 @@ def side_by_side(cells: pd.DataFrame) -> pd.DataFrame:
     failed = cells["all_failed"] if "all_failed" in cells else [False] * len(cells)
     t = cells.assign(paper=[text(m, s) for m, s in zip(cells["paper_mean"], cells["paper_std"])],
                      ours=[text(m, s, f) for m, s, f in zip(cells["our_mean"], cells["our_std"], failed)])
-    wide = t.pivot_table(index=["metric", "class"], columns=["arch", "coupling"], values=["paper", "ours"],
+    wide = t.pivot_table(index=["metric", "class"], columns=["head", "coupling"], values=["paper", "ours"],
                          aggfunc="first", sort=False)
     wide = wide.reorder_levels([1, 2, 0], axis=1)
-    return wide[[(a, c, w) for a, c in dict.fromkeys(zip(t["arch"], t["coupling"])) for w in ("paper", "ours")]]
+    return wide[[(a, c, w) for a, c in dict.fromkeys(zip(t["head"], t["coupling"])) for w in ("paper", "ours")]]
 
 
 def _table_claim(dataset: str, metrics: tuple[str, ...], per_class: bool):
@@ -169,7 +169,7 @@ def _table_claim(dataset: str, metrics: tuple[str, ...], per_class: bool):
                          "leaves it out)", basis=loaded.profile, detail=side_by_side(cells))
         ran = cells.dropna(subset=["our_mean"])
         gap = (ran["our_mean"] - ran["paper_mean"]).abs()
-        ours = (f"{len(ran)} of the paper's {len(cells)} cells ({', '.join(sorted(set(ran['arch'])))}; "
+        ours = (f"{len(ran)} of the paper's {len(cells)} cells ({', '.join(sorted(set(ran['head'])))}; "
                 f"{ran['class'].nunique()} class row(s)); |ours - paper| median {gap.median():.1f}, "
                 f"max {gap.max():.1f} pp; {image_failures(df, datasets=(dataset,))}")
         _pretrained_only(loaded, df, ours=ours, detail=side_by_side(cells))
@@ -211,10 +211,10 @@ def _pairs(df: pd.DataFrame, stat: str, coupling: str = USF_COUPLING, archs=IMAG
     the valid runs) of ``coupling`` minus that of affine (main experiment); pairs without both values are dropped."""
     from .. import images as bench
 
-    main = df[(df["experiment"] == "main") & df["arch"].isin(archs) & df["dataset"].isin(datasets)]
+    main = df[(df["experiment"] == "main") & df["head"].isin(archs) & df["dataset"].isin(datasets)]
     out = []
     for metric in metrics:
-        pc = bench.per_class(main, metric).set_index(["dataset", "cls", "arch", "coupling"])[stat].unstack("coupling")
+        pc = bench.per_class(main, metric).set_index(["dataset", "class", "head", "coupling"])[stat].unstack("coupling")
         if {coupling, "affine"} <= set(pc.columns):
             out.append((pc[coupling] - pc["affine"]).reset_index(drop=True))
     return pd.concat(out, ignore_index=True).dropna() if out else pd.Series(dtype=float)
@@ -242,7 +242,7 @@ def mean_check(arch: str) -> Callable[[Source], Finding]:
         from .. import images as bench
 
         loaded, df = _image(src)
-        main = df[(df["experiment"] == "main") & (df["arch"] == arch)]
+        main = df[(df["experiment"] == "main") & (df["head"] == arch)]
         parts = {}
         for ds in IMAGE_DATASETS:
             for metric in ("image_auroc", "pixel_auroc"):
@@ -317,7 +317,7 @@ def _uflow_deltas(src: Source) -> Finding:
 
     loaded, df = _image(src)
     ab = bench.ablation(df[(df["experiment"] == "main") & (df["dataset"] == "mvtec")], "image_auroc")
-    ab = ab[ab["arch"] == "uflow"]
+    ab = ab[ab["head"] == "uflow"]
     mean = ab.groupby("coupling")[["d_mean", "d_std"]].mean()
     ours = "; ".join(f"{c}: {r['d_mean']:+.2f} / {r['d_std']:+.2f}" for c, r in mean.iterrows()) or "no U-Flow pairs"
     _require_runs(loaded, df, ("mvtec",), ("uflow",), ("affine", "additive", "additive_lu"), ours=ours)
@@ -325,13 +325,13 @@ def _uflow_deltas(src: Source) -> Finding:
              for c, ref in paper_numbers.FIG4_UFLOW_DELTAS.items() for k, v in ref.items()}
     failures = image_failures(df, ("uflow",), ("affine", "additive", "additive_lu"), datasets=("mvtec",))
     return finding(parts_rule(parts), f"{ours}; {failures}",
-                   loaded, f"{ab['cls'].nunique()} classes", _image_conditions(loaded, df))
+                   loaded, f"{ab['class'].nunique()} classes", _image_conditions(loaded, df))
 
 
 def _uflow_cell(df: pd.DataFrame, experiment: str, coupling: str, metric: str) -> tuple[float, float]:
     from .. import images as bench
 
-    sub = df[(df["experiment"] == experiment) & (df["arch"] == "uflow") & (df["coupling"] == coupling)
+    sub = df[(df["experiment"] == experiment) & (df["head"] == "uflow") & (df["coupling"] == coupling)
              & (df["dataset"] == "mvtec")]
     if sub.empty:
         raise NotRun(f"no U-Flow {coupling} runs of the {experiment!r} experiment in chapter 07's records")

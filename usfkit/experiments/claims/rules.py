@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ..paired import TIE_EPS, paired_test
+from ...paired import TIE_EPS, paired_test
 from .core import (CONTRADICTED, HELD, NOT_REPRODUCED, NOT_SUPPORTED, PARTLY, PP, REPRODUCED, USF_FAVOUR, Effect,
                    Finding, Judgement, Loaded, NotRun, finding)
 

@@ -1,6 +1,7 @@
 """One paired comparison, as chapters 05 and 06 state their findings: how often the first of two
 methods is higher, equal or lower on the same datasets (or classes), and a two-sided Wilcoxon
-signed-rank test on the differences (the test the report's sign rule uses, :mod:`.claims`)."""
+signed-rank test on the differences (the test the report's sign rule uses, :mod:`usfkit.experiments.claims.rules`).
+Statistics, not an experiment: the experiments and the figures (:mod:`usfkit.plots.tabular`) both read it."""
 from __future__ import annotations
 
 import numpy as np
