@@ -53,22 +53,34 @@ def toy():
         models.METHODS.pop("Toy")
 
 
-def test_a_method_registered_through_the_api_runs_in_the_sweep_its_tables_and_figures(toy, shared_data, tmp_path,
-                                                                                     monkeypatch):
+def test_a_method_registered_through_the_api_runs_in_the_sweep_its_tables_figures_and_report(
+        toy, shared_data, tmp_path, monkeypatch):
     from usfkit import plots
+    from usfkit.experiments import claims
 
     monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
     with pytest.raises(ValueError, match="registered already"):
         models.register_method(toy)
-    cfg = profiles.of(tabular.CHAPTER, "quick", datasets=["42_WBC", "45_wine"], methods=["Toy", "DOHSC"], seeds=1,
-                      epochs=2, dohsc_pretrain_epochs=1, accelerator="cpu")
+    cfg = profiles.of(tabular.CHAPTER, "quick", datasets=["38_thyroid", "6_cardio"], methods=["USFlow", "Toy", "DOHSC"],
+                      seeds=1, epochs=2, blocks=2, hidden=32, layers=1, dohsc_pretrain_epochs=1, accelerator="cpu",
+                      protocol="adbench")
     runs = tabular.run(cfg, progress="none")
     toy_runs = runs[runs["method"] == "Toy"]
     assert len(toy_runs) == 2 and toy_runs["ok"].all() and toy_runs["auroc"].between(0, 1).all()
     record = next(r for r in sweep.load_runs(tabular.CHAPTER, "quick") if r.spec["method"] == "Toy")
     assert set(record.settings) == set(tabular.SHARED_SETTINGS) | {"lr"}  # exactly what it reads
     wide = tabular.wide(runs)
-    assert list(wide.columns) == ["DOHSC", "Toy"]  # the registry's order
+    assert list(wide.columns) == ["USFlow", "DOHSC", "Toy"]  # the registry's order
+    views = tabular.paper_settings_views(sweep.load_runs(tabular.CHAPTER, "quick"))
+    assert set(views[tabular.ADBENCH_VIEW]["method"]) == {"USFlow", "DOHSC", "Toy"}  # the chapter's views hold it
+    # the report's tabular rows read these records: each evaluates (here "not run": 2 datasets, fewer than the 40 a
+    # claim over the paper's 47 needs), and the paper's comparisons stay between the paper's methods
+    src = claims.Source("quick", None)
+    found = {c.key: claims.evaluate(c, src) for c in claims.CLAIMS if c.topic == "tabular"}
+    assert len(found) >= 10 and not any(f.error for f in found.values())
+    usflow = found["§5.1.2: USFlow 85.61 ± 13.54"]
+    assert usflow.verdict == claims.NOT_RUN and "n = 2 datasets" in usflow.why
+    assert not any("Toy" in f.ours for f in found.values())
     ax = plots.benchmark_boxplot(wide)
     colours = {tuple(np.round(p.get_facecolor()[:3], 3)) for p in ax.patches}
     assert (0.173, 0.627, 0.173) in colours  # the registered colour, #2ca02c

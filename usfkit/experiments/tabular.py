@@ -363,15 +363,17 @@ def wide(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
     return table[order].reindex(_in_adbench_order(table.index))
 
 
-def comparable(runs: pd.DataFrame, methods=METHODS) -> pd.DataFrame:
-    """The runs of the (dataset, seed) pairs that have a record of every method in ``methods``: methods are
-    compared on the same datasets and seeds (a sweep in progress has seeds that only some methods ran)."""
+def comparable(runs: pd.DataFrame, methods=None) -> pd.DataFrame:
+    """The runs of the (dataset, seed) pairs that have a record of every method in ``methods`` (default: every
+    method with a run in ``runs``): methods are compared on the same datasets and seeds (a sweep in progress has
+    seeds that only some methods ran)."""
+    methods = runs["method"].unique() if methods is None else methods
     have = runs.groupby(["dataset", "seed"])["method"].apply(set)
     pairs = {k for k, m in have.items() if set(methods) <= m}
     return runs[[k in pairs for k in zip(runs["dataset"], runs["seed"])]]
 
 
-def complete_datasets(runs: pd.DataFrame, methods=METHODS) -> list[str]:
+def complete_datasets(runs: pd.DataFrame, methods=None) -> list[str]:
     """The datasets of ``runs`` with at least one seed that every method in ``methods`` ran (figures over
     datasets compare methods on the same datasets), in ADBench's order."""
     return _in_adbench_order(comparable(runs, methods)["dataset"].unique())
