@@ -4,7 +4,7 @@ changes no timing), on this CPU with one torch thread.
 
 It times a training epoch on cached features against an epoch that runs the frozen backbone on
 every batch (usfkit.image.features.measure_speedup: the same head, the same batches, both reading
-the images from disk), and writes CPU and wall seconds to ``--out``; usfkit.image.dryrun's
+the images from disk), and writes CPU and wall seconds to ``--out``; usfkit.experiments.dryrun's
 ``cache_saving_text`` projects the saving onto §5.2 with the dry run's FLOPs.
 
     USFKIT_DATA=../shared/data python benchmarks/feature_cache_256.py --epochs 2

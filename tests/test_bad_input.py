@@ -169,7 +169,7 @@ def test_training_on_non_finite_input_is_a_data_error_not_a_failed_run():
 
 
 def test_count_settings_below_their_least_value_are_refused_before_any_training():
-    from usfkit import profiles
+    from usfkit import cli, profiles
     from usfkit.experiments import tabular
 
     for bad in (-1, 0, 2.5, True):
@@ -180,7 +180,7 @@ def test_count_settings_below_their_least_value_are_refused_before_any_training(
     assert profiles.of("05_tabular_benchmark", "quick", epochs=1, dohsc_pretrain_epochs=0).epochs == 1
     for flag in ("--epochs", "--seeds", "--workers"):
         with pytest.raises(SystemExit) as err:
-            tabular.main([flag, "-1"])
+            cli.tabular([flag, "-1"])
         assert err.value.code == 2  # argparse's usage error, before any data is read
 
 

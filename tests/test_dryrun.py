@@ -1,4 +1,4 @@
-"""The §5.2 dry run (usfkit.image.dryrun): configurations, measurements at a tiny size, the plan
+"""The §5.2 dry run (usfkit.experiments.dryrun): configurations, measurements at a tiny size, the plan
 and GPU shares on a constructed dry-run dict."""
 from pathlib import Path
 
@@ -7,7 +7,7 @@ import torch
 
 from usfkit.data import MVTEC_CLASSES, VISA_CLASSES
 from usfkit import gpuplan
-from usfkit.image import dryrun
+from usfkit.experiments import dryrun
 
 torch.set_num_threads(1)
 BOTTLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mvtec_ad_256"

@@ -10,7 +10,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MinMaxScaler
 
-from usfkit import metrics, profiles
+from usfkit import cli, metrics, profiles
 from usfkit.experiments import tabular
 from usfkit.data import adbench
 from usfkit.train import FitResult
@@ -265,7 +265,7 @@ def test_command_line_passes_every_setting_to_the_sweep(shared_data, monkeypatch
 
     monkeypatch.setattr(tabular, "run", fake_run)
     with pytest.raises(Stop):
-        tabular.main(["--profile", "full", "--seed", "2", "--seeds", "1", "--datasets", "4_breastw",
+        cli.tabular(["--profile", "full", "--seed", "2", "--seeds", "1", "--datasets", "4_breastw",
                       "--protocol", "adbench-noresample", "--epochs", "7", "--workers", "3"])
     cfg = seen["cfg"]
     assert seen["workers"] == 3 and seen["backend"] == ("local", None)
@@ -334,7 +334,7 @@ def test_status_counts_missing_runs_and_estimates_them_from_other_seeds(tmp_path
     assert table.loc[("adbench", 2)].to_dict() == {"present": 0, "missing": 4, est: 1.1,
                                                    "missing runs without an estimate": 2}
     assert table.attrs["missing"] == {"adbench": ["seed 1: 1 dataset, 2 runs: b", "seed 2: 2 datasets, 4 runs: a, b"]}
-    tabular.main(["--status"])  # the command line prints the table and names the datasets still to run
+    cli.tabular(["--status"])  # the command line prints the table and names the datasets still to run
     out = capsys.readouterr().out
     assert "missing under protocol adbench:\n  seed 1: 1 dataset, 2 runs: b\n" in out
     monkeypatch.setattr(tabular.adbench, "available", lambda root=None: [])

@@ -26,7 +26,7 @@ import torch
 from . import profiles, results, sweep
 from .plots import apply_style
 
-__all__ = ["provenance_table", "Chapter", "wrap", "compact", "expect", "describe_specs", "start"]
+__all__ = ["provenance_table", "Chapter", "wrap", "compact", "expect", "expectations", "describe_specs", "start"]
 
 
 def provenance_table(record: dict[str, Any], label: str) -> pd.DataFrame:
@@ -137,6 +137,17 @@ def expect(findings: dict[str, bool], profile: str) -> None:
     missed = [what for what, ok in findings.items() if not ok]
     if missed and profile == "quick":
         raise AssertionError("the quick profile no longer shows: " + "; ".join(missed))
+
+
+def expectations(findings: dict[str, bool], profile: str) -> str:
+    """:func:`expect`'s verdicts as a Markdown list, for a page that shows them as text rather than as printed
+    output; :func:`expect` judges them (its printed lines swallowed), so a miss still stops the quick profile."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        expect(findings, profile)
+    return "\n".join(f"* {'holds' if ok else '**does NOT hold**'}: {what}" for what, ok in findings.items())
 
 
 def describe_specs(specs: list[dict], limit: int = 6) -> str:

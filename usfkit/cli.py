@@ -2,7 +2,7 @@
 torch, Lightning and the experiments are imported.
 
 ``usf-tabular`` is :func:`tabular` (the work: :func:`usfkit.experiments.tabular.run_from_args`); ``usf-images``
-is :func:`images` (:func:`usfkit.experiments.images.run_from_args`, :mod:`usfkit.image.dryrun`).  Both take
+is :func:`images` (:func:`usfkit.experiments.images.run_from_args`, :mod:`usfkit.experiments.dryrun`).  Both take
 ``--backend local|ray`` and ``--address`` (:func:`usfkit.sweep.run_sweep`), and print a one-line error for a
 data fault, a missing file, an unreachable cluster or a bad setting (``--debug`` shows the traceback).
 """
@@ -153,7 +153,7 @@ def images(argv: list[str] | None = None) -> None:
             print(gpuplan.plan_text(gpu=args.gpu))
         elif args.dry_run:
             from . import gpuplan
-            from .image import dryrun
+            from .experiments import dryrun
             dry = dryrun.run_dry_run(archs=args.archs, couplings=args.couplings, progress=True)
             print(gpuplan.dry_run_table(dry).to_string())
         else:

@@ -1,5 +1,5 @@
 """The GPU plan of paper §5.2, from the committed dry run (``results/full/07_image_benchmarks/dry_run.json``,
-measured by :mod:`usfkit.image.dryrun`): GPU-hours for the whole of §5.2 and per table, the share of one GPU a run
+measured by :mod:`usfkit.experiments.dryrun`): GPU-hours for the whole of §5.2 and per table, the share of one GPU a run
 needs (Ray's fractional ``num_gpus``), and what the feature cache saves.
 
 Only JSON and pandas here, no torch: ``usf-images --plan`` answers at once, and Ray's resource requests are
@@ -62,7 +62,7 @@ def load(path: Path | None = None) -> dict:
     """The committed dry run (``results/full/07_image_benchmarks/dry_run.json``)."""
     path = Path(path) if path is not None else default_path()
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run usfkit.image.dryrun.run_dry_run() (usf-images --dry-run) "
+        raise FileNotFoundError(f"{path} is missing: run usfkit.experiments.dryrun.run_dry_run() (usf-images --dry-run) "
                                 "to measure the configurations of §5.2")
     return json.loads(path.read_text())
 

@@ -47,8 +47,7 @@ __all__ = ["CHAPTER", "EpochProbe", "SVDD_VARIANTS", "svdd_stats", "run_svdd", "
            "BIASED", "BOUNDED", "RUFF_DECAY", "BOUNDED_DECAY", "first_epoch", "tail_change", "describe_svdd",
            "describe_usf_fit", "readable", "svdd_view", "EXPLODE_COLUMNS", "FLOW_NAMES", "flow_name",
            "explode_table", "describe_explode", "explode_view", "sweep_view", "PAPER_MAX_LR", "PARTS",
-           "failure_groups", "sweep_summary", "prop1_view", "prior_view", "describe_bounded_decay", "describe_full",
-           "expectations"]
+           "failure_groups", "sweep_summary", "prop1_view", "prior_view", "describe_bounded_decay", "describe_full"]
 
 CHAPTER = "03_collapse"
 
@@ -835,19 +834,3 @@ def describe_full(summary: dict, pretraining: dict | None = None) -> str:
                f"with σ = {smallest} and {usf.loc['no prior', 'ln_det_mean']:.1f} without a prior (means over "
                f"{int(usf.loc['no prior', 'runs'])} seeds).")
     return "\n\n".join(f"* {line}" for line in out)
-
-
-def expectations(findings: dict[str, bool], profile: str) -> str:
-    """The verdicts of :func:`usfkit.book.expect` (what the paper or the text says a run should show, and
-    whether this run shows it) as a Markdown list, for a page that shows them as text rather than as printed
-    output.  ``book.expect`` itself judges them, its printed lines swallowed: a miss still stops the quick
-    profile."""
-    import contextlib
-    import io
-
-    from ..book import expect
-
-    text = "\n".join(f"* {'holds' if ok else '**does NOT hold**'}: {what}" for what, ok in findings.items())
-    with contextlib.redirect_stdout(io.StringIO()):
-        expect(findings, profile)
-    return text

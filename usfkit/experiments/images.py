@@ -784,7 +784,7 @@ def status(cfg) -> pd.DataFrame:
 
 def run_from_args(args) -> None:
     """What ``usf-images`` does with its parsed arguments (:func:`usfkit.cli.images_parser`) for ``--status``
-    and a sweep (``--plan`` and ``--dry-run`` are :mod:`usfkit.image.dryrun`'s)."""
+    and a sweep (``--plan`` and ``--dry-run`` are :mod:`usfkit.experiments.dryrun`'s)."""
     overrides = {k: getattr(args, k) for k in ("datasets", "classes", "archs", "couplings", "seeds", "epochs")}
     # the command line's --profile, not $USFKIT_PROFILE (which stands in for a notebook's parameter)
     cfg = profiles.of(CHAPTER, args.profile, **overrides)

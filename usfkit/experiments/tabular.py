@@ -43,7 +43,7 @@ __all__ = ["CHAPTER", "VAE_METHODS", "SHARED_SETTINGS", "PAPER", "usf_methods", 
            "protocol_comparison", "ADBENCH_VIEW", "LEAK_FREE_VIEW", "committed_full", "paper_settings_views",
            "unscored_datasets", "vae_scored", "view_facts", "tabular_seeds", "paper_settings_text", "vae_scores",
            "VAE_PAIR_KEY", "rerun_causes", "rescoring_text", "summary_table", "pairwise_table", "seed_std_table",
-           "seed_spread_table", "coverage_text", "training_text", "main", "run_from_args"]
+           "seed_spread_table", "coverage_text", "training_text", "run_from_args"]
 
 CHAPTER = "05_tabular_benchmark"
 #: The VAE hybrids of the registry (a VAE with a flow prior, scored by the negative ELBO; vae_part_metrics rates
@@ -1043,13 +1043,6 @@ def training_text(lengths: pd.DataFrame) -> str:
             + " rank the test set worse than chance.")
 
 
-def main(argv=None) -> None:
-    """``usf-tabular`` (:func:`usfkit.cli.tabular`, which parses the arguments before importing this module)."""
-    from ..cli import tabular
-
-    tabular(argv)
-
-
 def run_from_args(args) -> None:
     """What ``usf-tabular`` does with its parsed arguments (:func:`usfkit.cli.tabular_parser`)."""
     if args.status:
@@ -1072,6 +1065,3 @@ def run_from_args(args) -> None:
     print(aggregate(runs).round(2).to_string())
     print(f"runs saved under {__import__('usfkit').results.chapter_dir(CHAPTER, cfg.profile) / 'runs'}")
 
-
-if __name__ == "__main__":
-    main()

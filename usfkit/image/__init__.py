@@ -19,7 +19,7 @@ head is uniformly scaling; see :mod:`usfkit.models.heads.couplings`:
     module = model.lightning_module()              # App. E optimiser (+ scheduler); batch = features
 
 Its modules: :mod:`.model` (:func:`build_model`), :mod:`.backbones`, :mod:`.features` (the feature cache),
-:mod:`.dryrun` (§5.2 at the paper's sizes), :mod:`.paper_numbers`.  The names below are imported when first
+:mod:`.paper_numbers`.  The names below are imported when first
 used, so ``usfkit.image.paper_numbers`` needs no torch.
 """
 from __future__ import annotations

@@ -60,7 +60,7 @@ from .. import profiles, results
 from ..gpuplan import IMAGE_COUNTS, default_path
 from ..data import MVTEC_CLASSES, VISA_CLASSES
 from ..rng import seeded
-from . import ARCHITECTURES, build_model, count_parameters
+from ..image import ARCHITECTURES, build_model, count_parameters
 
 __all__ = ["CHAPTER", "DATASET_CLASSES", "TABULAR_DATASET", "configurations", "LiveBytes", "FLOP_RULES",
            "measure_backbone", "measure", "measure_tabular", "cpu_matmul_rate", "run_dry_run"]
@@ -80,21 +80,21 @@ def configurations(cfg=None) -> list[dict]:
     ``arch``, ``backbone`` (resolved), ``image_size``, ``coupling``, ``prior_sigma``, ``seeds``,
     ``classes`` and ``runs`` per dataset (classes x seeds): the full profile's spec grid with every
     class of ``MVTEC_CLASSES`` / ``VISA_CLASSES`` (only MVTec AD bottle is on disk here)."""
-    from ..experiments import images
+    from . import images
     cfg = cfg or profiles.of(CHAPTER, "full")
     specs = images.profile_specs(cfg, every_class=True)
     out: dict[str, dict] = {}
     for spec in specs:
-        backbone = spec["backbone"] or ARCHITECTURES[spec["arch"]]["backbone"]
-        key = "_".join(str(x) for x in (spec["experiment"], spec["arch"], backbone, f"{spec['image_size']}px",
+        backbone = spec["backbone"] or ARCHITECTURES[spec["head"]]["backbone"]
+        key = "_".join(str(x) for x in (spec["experiment"], spec["head"], backbone, f"{spec['image_size']}px",
                                          spec["coupling"]) + ((f"prior{spec['prior_sigma']}",)
                                                               if spec["prior_sigma"] is not None else ()))
-        c = out.setdefault(key, dict(key=key, experiment=spec["experiment"], arch=spec["arch"], backbone=backbone,
+        c = out.setdefault(key, dict(key=key, experiment=spec["experiment"], arch=spec["head"], backbone=backbone,
                                      image_size=spec["image_size"], coupling=spec["coupling"],
                                      prior_sigma=spec["prior_sigma"], seeds=[], classes={}, runs={}))
         c["classes"].setdefault(spec["dataset"], [])
-        if spec["cls"] not in c["classes"][spec["dataset"]]:
-            c["classes"][spec["dataset"]].append(spec["cls"])
+        if spec["class"] not in c["classes"][spec["dataset"]]:
+            c["classes"][spec["dataset"]].append(spec["class"])
         if spec["seed"] not in c["seeds"]:
             c["seeds"].append(spec["seed"])
         c["runs"][spec["dataset"]] = c["runs"].get(spec["dataset"], 0) + 1
