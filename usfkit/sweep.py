@@ -3,8 +3,11 @@ finishes, and skip the finished ones on the next call.
 
 Chapters 03–07 train many independent models (03's loops of trainings, 04's search trials,
 05–07's datasets × methods × seeds) through :func:`run_sweep`.  A run is named by its
-*spec* (its coordinates: dataset, method, seed, ...) and the *settings* shared by the
-sweep (every setting that changes a result: epochs, learning rate, widths, protocol, ...).
+*spec* (its coordinates, in one vocabulary across chapters: dataset, class, method or head,
+coupling, seed, ...) and *exactly the settings it reads* (epochs, learning rate, widths,
+protocol, ...: named by the chapter, or by the run's method, never "every setting but some",
+so that a setting added to a profile changes no key).  ``settings`` is one dict for every run,
+or a function of the spec (a tabular run reads its own method's settings).
 ``run_fn({**settings, **spec})`` trains and evaluates one model and returns a
 :class:`usfkit.results.RunResult`; the sweep writes it as a
 :class:`usfkit.results.RunRecord` to ``<results>/<profile>/<chapter>/runs/<key>.json``
