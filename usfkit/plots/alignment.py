@@ -45,22 +45,22 @@ def latent_panels(out: dict, dim: int = 2):
     x = data.test.numpy()
     sc = axes[0].scatter(x[idx, 0], x[idx, 1], c=lp[idx], s=4, cmap=density_cmap, vmin=vmin, vmax=vmax)
     axes[0].set_title("(a) data\n(colour: true ln p(x))")
-    for ax, method in zip(axes[1:], ("Deep SVDD", "NonUSFlow", "USFlow")):
+    for letter, ax, method in zip("bcd", axes[1:], ("Deep SVDD", "NonUSFlow", "USFlow")):
         ev = out["best"][(dim, method)]
         if not ev.get("ok"):
             ax.set_title(f"{method}: every run failed")
             continue
         z = ev["latent"]
         ax.scatter(z[idx, 0], z[idx, 1], c=lp[idx], s=4, cmap=density_cmap, vmin=vmin, vmax=vmax)
-        if method == "Deep SVDD":
+        if ev.get("est_log_prob") is None:  # no density of its own (Deep SVDD): its hypersphere around c
             c = ev["model"].center.numpy()
             radius = np.percentile(ev["norm"], 99)
             ax.add_patch(Circle(c, radius, fill=False, ls="--", color="k"))
             ax.plot(*c, "k+", ms=10)
-            ax.set_title(f"(b) Deep SVDD latent, ρ = {ev['rho']:.3f}\n(dashed: 99th-percentile radius)")
-        else:
+            ax.set_title(f"({letter}) {method} latent, ρ = {ev['rho']:.3f}\n(dashed: 99th-percentile radius)")
+        else:  # a flow: its base distribution's rings
             _sigma_rings(ax, (0.0, 0.0))
-            ax.set_title(f"({'c' if method == 'NonUSFlow' else 'd'}) {method} latent, ρ = {ev['rho']:.3f}\n(dashed: base 1–3σ)")
+            ax.set_title(f"({letter}) {method} latent, ρ = {ev['rho']:.3f}\n(dashed: base 1–3σ)")
         ax.set_aspect("equal", "datalim")
     axes[0].set_aspect("equal", "datalim")
     fig.colorbar(sc, ax=axes, shrink=0.8, label="true ln p(x)")
