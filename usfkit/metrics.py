@@ -92,6 +92,13 @@ def ranking_agreement(a, b, labels=None, rtol: float = 1e-6) -> dict:
     Two scores that rank identically up to rounding have no discordant pair, and their
     AUROCs can differ by at most ``auroc_slack``: the share of (anomaly, normal) pairs that
     are near-tied.  Returns ``{"pairs", "discordant", "near_ties", "auroc_slack"}``.
+
+    >>> ranking_agreement([0.1, 0.5, 0.5000001, 0.9], [1.0, 5.0, 5.0, 9.0], labels=[0, 0, 1, 1])
+    {'pairs': 6, 'discordant': 0, 'near_ties': 1, 'auroc_slack': 0.25}
+
+    The two middle items are tied in ``b`` and 1e-7 apart in ``a`` (within ``rtol``): no pair is ordered
+    oppositely, and the AUROCs of ``a`` and ``b`` can differ by the one (anomaly, normal) pair in four that
+    is near-tied.
     """
     a, b = _array(a, "a"), _array(b, "b")
     if a.shape != b.shape:

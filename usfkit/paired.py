@@ -36,7 +36,7 @@ def paired_test(diffs, tie: float = 0.0) -> dict[str, float]:
     two-sided Wilcoxon signed-rank ``p`` over the pairs that differ beyond rounding (1.0 when none differs,
     NaN when there is no pair).  The test does not depend on ``tie``.
 
-    >>> t = paired_test([0.5, 0.0, -0.2, 0.3, 0.1])  # four pairs differ: Wilcoxon's exact p over them
+    >>> t = paired_test([0.5, 0.0, -0.2, 0.3, 0.1])  # p: over the 4 that differ
     >>> t["n"], t["higher"], t["equal"], t["lower"], round(t["p"], 3)
     (5, 3, 1, 1, 0.375)
     """

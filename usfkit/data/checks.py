@@ -57,6 +57,14 @@ def validate_xy(x, y, source: str, need_both_classes: bool = True) -> tuple[np.n
     ``need_both_classes``: there must be normal rows (a one-class model trains on them)
     and anomalous rows (AUROC compares the two).  Raises :class:`DataError` naming
     ``source`` and, where it applies, the rows at fault.
+
+    >>> x, y = validate_xy([[0, 1], [2, 3]], [0, 1], "demo.csv")
+    >>> x.dtype, y.dtype
+    (dtype('float32'), dtype('int64'))
+    >>> validate_xy([[0.0, 1.0], [float("nan"), 2.0], [3.0, 4.0]], [0, 0, 1], "demo.csv")
+    Traceback (most recent call last):
+    ...
+    usfkit.data.checks.DataError: demo.csv: X has 1 non-finite value (NaN or inf as float32) in 0-based row 1; ...
     """
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim != 2:
