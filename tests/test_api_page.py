@@ -115,3 +115,45 @@ def test_reference_reaches_every_module():
         if getattr(importlib.import_module(package), leaf) is not module:
             hidden.append(name)
     assert not hidden, f"modules hidden by a name of their package: {hidden}"
+
+
+def test_reference_extension_documents_every_public_constant_and_reads_summaries_in_their_module(
+        tmp_path, monkeypatch):
+    """``_sphinx/usf_autodoc.py`` on a toy package, with the book's autodoc options and template: a constant of
+    ``__all__`` without a ``#:`` comment gets its entry (so ``:data:`` finds it), and the package's table of
+    modules resolves each summary's references in that module.  Nitpicky: any unresolved reference is a warning."""
+    import io
+
+    import yaml
+    from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace
+
+    package = tmp_path / "toypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text('"""A toy package."""\n__all__: list[str] = []\n')
+    (package / "limits.py").write_text(
+        '"""Limits: :data:`LIMIT` bounds :func:`clip`."""\n__all__ = ["LIMIT", "clip"]\n\n'
+        'LIMIT = 3  # a trailing comment documents nothing for autodoc\n\n\n'
+        'def clip(x):\n    """``x``, at most :data:`LIMIT`."""\n    return min(x, LIMIT)\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(ROOT / "_sphinx"))
+    book = yaml.safe_load((ROOT / "_config.yml").read_text())["sphinx"]
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "index.rst").write_text("Toy\n===\n\n.. autosummary::\n   :toctree: api\n   :recursive:\n\n   toypkg\n")
+    options = {key: book["config"][key] for key in ("autosummary_generate", "autosummary_ignore_module_all",
+                                                     "autodoc_default_options", "autodoc_inherit_docstrings")}
+    warnings = io.StringIO()
+    with docutils_namespace():  # the directives Sphinx registers are gone after the build
+        app = Sphinx(str(source), None, str(tmp_path / "html"), str(tmp_path / "doctrees"), "html",
+                     confoverrides={"extensions": ["sphinx.ext.autodoc", "sphinx.ext.autosummary",
+                                                   *book["local_extensions"]],
+                                    "templates_path": [str(ROOT / "_sphinx" / "templates")], "nitpicky": True,
+                                    **options},
+                     status=None, warning=warnings, freshenv=True)
+        app.build()
+    assert warnings.getvalue() == ""
+    page = (tmp_path / "html" / "api" / "toypkg.limits.html").read_text()
+    assert 'id="toypkg.limits.LIMIT"' in page and 'id="toypkg.limits.clip"' in page
+    table = (tmp_path / "html" / "api" / "toypkg.html").read_text()
+    assert 'href="toypkg.limits.html#toypkg.limits.LIMIT"' in table
