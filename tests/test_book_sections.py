@@ -8,7 +8,7 @@ import pytest
 
 matplotlib.use("Agg")
 
-from usfkit import plots  # noqa: E402
+from usfkit import book, plots  # noqa: E402
 from usfkit.experiments import alignment, collapse, fullruns, lossparts, moons  # noqa: E402
 
 
@@ -309,7 +309,7 @@ def test_committed_reads_a_record_or_says_it_is_missing(tmp_path, monkeypatch):
 
 
 def test_expectations_list_each_verdict_and_stop_the_quick_profile_on_a_miss(capsys):
-    text = collapse.expectations({"a holds": True, "b fails": False}, "full")
+    text = book.expectations({"a holds": True, "b fails": False}, "full")
     assert text == "* holds: a holds\n* **does NOT hold**: b fails" and capsys.readouterr().out == ""
     with pytest.raises(AssertionError, match="b fails"):
-        collapse.expectations({"a holds": True, "b fails": False}, "quick")
+        book.expectations({"a holds": True, "b fails": False}, "quick")

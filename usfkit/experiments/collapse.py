@@ -383,7 +383,7 @@ def prior_sweep(cfg, x_train: Tensor, x_test: Tensor) -> list[dict]:
 
 def full_sweep_runs(part: str) -> tuple[list[dict], list[dict], dict] | None:
     """The committed full-profile runs of one sweep, ``part`` ``"explode"`` (§3) or ``"sigma_sweep"``
-    (§4b), as the chapter's tables read them (:func:`_flow_run`), with their provenance and the sweep's
+    (§4b), as the chapter's tables read them (``_flow_run``), with their provenance and the sweep's
     settings, once every run of that sweep is there; ``None`` while any is missing.  The chapter's full
     summary waits for all three sweeps; this lets the report judge a finished sweep before that."""
     specs, settings = {"explode": explode_sweep, "sigma_sweep": prior_scale_sweep}[part](profiles.of(CHAPTER, "full"))

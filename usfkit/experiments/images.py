@@ -1,6 +1,6 @@
 """The image benchmark of paper §5.2: classes × architectures × couplings × seeds.
 
-One run (:func:`run_one`) builds a model with :func:`usfkit.image.build_model`, trains its
+One run (:func:`run_one`) builds a model with :func:`usfkit.image.model.build_model`, trains its
 flow head on cached backbone features (:mod:`usfkit.image.features`) as §5.2.1 says (Adam,
 batch 32, up to 100 epochs, early stopping after 3 epochs without improvement, App. E
 learning rates from the model's Lightning module) and evaluates image AUROC (from the

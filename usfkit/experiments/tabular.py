@@ -752,7 +752,7 @@ def _compare(scored: pd.DataFrame, w: pd.DataFrame, first: str, second: str, tie
 def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 0.005) -> dict:
     """The numbers chapter 05 states for one view of the full runs (:func:`paper_settings_views`), the VAEs ranked
     by ``score`` on the datasets where all their runs have it (:func:`vae_scored`): :func:`aggregate` and the IQR
-    (%); USFlow's ranks among the methods that cover every dataset; the paired comparisons (:func:`_compare`:
+    (%); USFlow's ranks among the methods that cover every dataset; the paired comparisons (``_compare``:
     means over the datasets compared, mean and median difference in pp, win/tie/loss by ``tie`` as Figure 3b
     counts them) of VAE-USFlow with USFlow and of each USF with its non-USF partner; and the per-dataset seed std
     (:func:`seed_std`; USFlow's on every dataset, the VAEs' on their scored ones)."""

@@ -18,7 +18,7 @@ head is uniformly scaling; see :mod:`usfkit.models.heads.couplings`:
     model.head.image_score(amap)                   # [B]
     module = model.lightning_module()              # App. E optimiser (+ scheduler); batch = features
 
-Its modules: :mod:`.model` (:func:`build_model`), :mod:`.backbones`, :mod:`.features` (the feature cache),
+Its modules: :mod:`.model` (:func:`~usfkit.image.model.build_model`), :mod:`.backbones`, :mod:`.features` (the feature cache),
 :mod:`.paper_numbers`.  The names below are imported when first
 used, so ``usfkit.image.paper_numbers`` needs no torch.
 """

@@ -1,7 +1,7 @@
 """The reproduction report (chapter 08): every checkable claim of the paper, ours beside it, and a verdict
 computed by code.
 
-:data:`CLAIMS` is the registry, one entry per judged comparison: a claim over two pairs (USFlow vs NonUSFlow and
+:data:`~.core.CLAIMS` is the registry, one entry per judged comparison: a claim over two pairs (USFlow vs NonUSFlow and
 VAE-USFlow vs VAE-NonUSFlow) is two entries, never "the weaker of the two".  Each topic module registers its
 claims with :func:`~.core.claim`, and they are read in the report's order (:data:`~.render.TOPICS`):
 
@@ -16,15 +16,15 @@ Around them: :mod:`.core` (verdicts, :class:`~.core.Finding`, :class:`~.core.Sou
 :mod:`.rules` (the tolerance rules, pure functions of numbers), :mod:`.render` (the page's text and tables, the figure's colours) and
 :mod:`.evaluation` (:func:`~.evaluation.report`: every claim evaluated into one table).
 
-Verdicts (:data:`VERDICTS`): ``"reproduced"``, ``"partly"``, ``"not reproduced"`` — always with a direction
-(:data:`DIRECTIONS`: contradicted, not supported, differs in USF's favour) — and ``"not run here"``, always with
+Verdicts (:data:`~.core.VERDICTS`): ``"reproduced"``, ``"partly"``, ``"not reproduced"`` — always with a direction
+(:data:`~.core.DIRECTIONS`: contradicted, not supported, differs in USF's favour) — and ``"not run here"``, always with
 the reason (no records, too few datasets or classes for the rule, random backbone weights, no VisA data, the VAE
 score not yet recorded, ...).  Nothing is judged from missing data.  Every tabular claim is judged twice, side by
-side: under ADBench's protocol (the primary verdict, :data:`PRIMARY_PROTOCOL_REASON`) and without its resampling
-leak (``Finding.alt``).  Claims over "all 47 ADBench datasets" are judged only on :data:`MIN_DATASETS` datasets
-or more; the image claims only on a complete sweep (:func:`missing_image_runs`).  The page's text
-(:func:`totals_text`, :func:`headline_text`, :func:`summary_text`) is written from the report's table; its
-figure is :func:`usfkit.plots.report.claims_figure`, drawn with :data:`FIGURE`.
+side: under ADBench's protocol (the primary verdict, :data:`~.render.PRIMARY_PROTOCOL_REASON`) and without its resampling
+leak (``Finding.alt``).  Claims over "all 47 ADBench datasets" are judged only on :data:`~.rules.MIN_DATASETS` datasets
+or more; the image claims only on a complete sweep (:func:`~.image.missing_image_runs`).  The page's text
+(:func:`~.render.totals_text`, :func:`~.render.headline_text`, :func:`~.render.summary_text`) is written from the report's table; its
+figure is :func:`usfkit.plots.report.claims_figure`, drawn with :data:`~.render.FIGURE`.
 """
 from . import core, rules, render  # noqa: F401  (the registry, the rules, the words: no claim)
 from . import theory, synthetic, tabular, vae, failures, image  # noqa: F401  (the topics register their claims)

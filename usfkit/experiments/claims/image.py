@@ -143,7 +143,7 @@ def _table_cells(df: pd.DataFrame, dataset: str, metric: str, per_class: bool) -
 
 
 def side_by_side(cells: pd.DataFrame) -> pd.DataFrame:
-    """:func:`_table_cells` as the paper prints it: a row per (metric, class), and per (arch, coupling) the
+    """``_table_cells`` as the paper prints it: a row per (metric, class), and per (arch, coupling) the
     paper's ``mean ± std`` beside ours ("–" where we have no run, "failed" where every run failed)."""
     def text(mean, std, failed=False):
         return "failed" if failed else "–" if mean != mean else f"{mean:.1f} ± {0.0 if std != std else std:.1f}"
