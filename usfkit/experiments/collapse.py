@@ -574,7 +574,7 @@ def flow_name(coupling: str) -> str:
 
 def explode_table(runs: list[dict]) -> pd.DataFrame:
     """§3's per-run table from runs as :func:`explode_runs` returns them: status, the last epoch's
-    ln|det J| (mean and spread over the probe inputs), the largest |ln det J| and LU condition number of
+    ln|det J| (mean and spread over the probe inputs), the largest ``|ln det J|`` and LU condition number of
     any epoch, the test NLL at the last and at the best epoch, and the best epoch."""
     def best_epoch(trajectory: list[dict]) -> int:
         nll = [t["nll"] if math.isfinite(t["nll"]) else math.inf for t in trajectory]

@@ -96,7 +96,7 @@ def figure3a(tables: dict[str, pd.DataFrame], paper: dict | None = None, title: 
 def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: float = 0.005, title: str = ""):
     """Figure 3b: for each of ``methods`` (a row of panels) and each other method (a panel),
     one point per dataset: the other method's AUC-ROC (x) against this one's (y).  Points above
-    the diagonal are wins; the grey band is a tie (|Δ| ≤ ``tie``, as AUC-ROC fractions, as in
+    the diagonal are wins; the grey band is a tie (``|Δ| ≤ tie``, as AUC-ROC fractions, as in
     ``tabular.pairwise``); each panel's title counts wins / ties / losses."""
     rows = [m for m in methods if m in wide.columns]
     pairs = [(m, o) for m in rows for o in wide.columns if o != m]
