@@ -11,8 +11,9 @@ This module imports no torch: a command line lists the names and the run grid an
 (or plain callables).  Adding a method is one module plus one :func:`register_method` call::
 
     from usfkit.models import MethodSpec, register_method
-    register_method(MethodSpec("MyFlow", build=my_build, train=my_train, score=my_score,
-                               coupling="additive_lu", settings=("lr", "blocks"), colour="#2ca02c"))
+    register_method(MethodSpec("MyFlow", build=my_build, train=my_train,
+                               score=my_score, coupling="additive_lu",
+                               settings=("lr", "blocks"), colour="#2ca02c"))
 
 and ``usf-tabular --methods MyFlow`` (in the same process), the chapter's sweep, its figures and the report's
 tabular rows take it with no other file touched.
