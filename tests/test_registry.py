@@ -144,3 +144,60 @@ def test_usf_tabular_status_finds_every_committed_record(shared_data, monkeypatc
     table = tabular.status()
     assert int(table["missing"].sum()) == 0 and int(table["present"].sum()) == 1155
     assert all(not lines for lines in table.attrs["missing"].values())
+
+
+def _migration():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "migrate_run_keys.py"
+    spec = importlib.util.spec_from_file_location("migrate_run_keys", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_migration_rekeys_old_records_without_touching_their_results(tmp_path, monkeypatch):
+    """tools/migrate_run_keys.py on records written the old way: a tabular record keyed by every setting of the
+    profile, the same run again under an unrelated setting, and an image record saying cls/arch."""
+    import json
+
+    from usfkit import results
+
+    monkeypatch.setenv("USFKIT_RESULTS", str(tmp_path))
+    migrate = _migration()
+    cfg = profiles.of(tabular.CHAPTER, "full")
+    every = {k: v for k, v in vars(cfg).items() if k not in ("profile", "chapter", "datasets", "methods", "seeds",
+                                                              "seed", "tie")}  # the old key: all but selectors
+    spec = {"dataset": "4_breastw", "method": "USFlow", "seed": 1}
+    folder = sweep.runs_dir(tabular.CHAPTER, "full")
+    folder.mkdir(parents=True)
+    for i, (lr_of_dohsc, finished) in enumerate(((1e-4, "2026-01-01"), (3e-4, "2026-02-01"))):
+        settings = {**every, "dohsc_lr": lr_of_dohsc}  # a setting USFlow does not read
+        key = sweep.spec_key(spec, settings)
+        record = results.RunRecord(ok=True, metrics={"auroc": 0.9 + i / 100}, chapter=tabular.CHAPTER, key=key,
+                                   spec=spec, settings=settings, provenance={"finished_at": finished})
+        (folder / f"{key}.json").write_text(record.to_json())
+    n, moved = migrate.migrate_tabular("full", write=True)
+    left = sorted(folder.glob("*.json"))
+    assert (n, moved, len(left)) == (2, 1, 1)  # the same run twice: the newer kept, re-keyed
+    new = json.loads(left[0].read_text())
+    assert left[0] == sweep.record_paths(tabular.CHAPTER, "full", [spec], tabular.run_settings(cfg, "USFlow"))[0]
+    assert new["metrics"] == {"auroc": 0.91} and new["settings"] == tabular.run_settings(cfg, "USFlow")
+    assert new["provenance"]["rekeyed"]["dropped_settings"]["dohsc_lr"] == 3e-4
+    assert migrate.migrate_tabular("full", write=True) == (1, 0)  # a second call changes nothing
+
+    old_spec = {"experiment": "main", "dataset": "mvtec", "cls": "bottle", "arch": "fastflow", "coupling": "affine",
+                "seed": 0}
+    images = sweep.runs_dir(migrate.IMAGE_CHAPTER, "full")
+    images.mkdir(parents=True)
+    key = sweep.spec_key(old_spec)
+    (images / f"{key}.json").write_text(results.RunRecord(ok=True, metrics={"image_auroc": 0.8}, key=key,
+                                                          spec=old_spec).to_json())
+    (images.parent / "maps").mkdir()
+    (images.parent / "maps" / f"{key}.pt").write_bytes(b"maps")
+    assert migrate.migrate_images("full", write=True) == (1, 1)
+    (record,) = sweep.load_runs(migrate.IMAGE_CHAPTER, "full")
+    assert list(record.spec) == ["experiment", "dataset", "class", "head", "coupling", "seed"]
+    assert record.metrics == {"image_auroc": 0.8} and record.key == sweep.spec_key(record.spec)
+    assert (images.parent / "maps" / f"{record.key}.pt").read_bytes() == b"maps"

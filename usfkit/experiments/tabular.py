@@ -28,7 +28,7 @@ import pandas as pd
 
 from .. import metrics, profiles
 from ..data import adbench, file_signature
-from ..models import METHODS, method as registered
+from ..models import METHODS, method as registered, usf_pairs
 from ..results import STD_DDOF, RunRecord, RunResult, project_root, write_atomic
 from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 
@@ -671,8 +671,7 @@ def protocol_comparison(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
         means[f"rank, {PROTOCOL_LABELS.get(p, p)}"] = means.loc[full, col].rank(ascending=False).astype(
             "Int64").reindex(means.index)
     means["datasets"] = n
-    pairs = {"USFlow": "NonUSFlow", "VAE-USFlow": "VAE-NonUSFlow"}
-    lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in pairs.items()
+    lead = pd.DataFrame({p: {f"{a} − {b}": (t[a] - t[b]).mean() for a, b in usf_pairs()
                              if a in t.columns and b in t.columns} for p, t in tables.items()})
     lead["datasets"] = [int(min((t[a] - t[b]).count() for t in tables.values()))
                         for a, b in (k.split(" − ") for k in lead.index)]
@@ -771,7 +770,7 @@ def view_facts(runs: pd.DataFrame, score: str = PRIMARY_VAE_SCORE, tie: float = 
               "VAE-USFlow": seed_std(scored[scored["method"].isin(VAE_METHODS)])}
     if {"USFlow", "VAE-USFlow"} <= set(w.columns):  # §5.1.2: "VAE-USFlow ... shows slightly weaker performance"
         facts["VAE vs USFlow"] = _compare(scored, w, "VAE-USFlow", "USFlow", tie)
-    for usf, non in (("USFlow", "NonUSFlow"), ("VAE-USFlow", "VAE-NonUSFlow")):
+    for usf, non in usf_pairs():
         if usf not in w.columns or non not in w.columns:
             continue
         c = _compare(scored, w, usf, non, tie)
@@ -869,11 +868,11 @@ def paper_settings_text(views: dict[str, pd.DataFrame], score: str = PRIMARY_VAE
         "- **Paper: its median is slightly below OneFlow's** (§5.1.2)", *lines(median),
         "- **Paper: VAE-USFlow remains competitive but shows slightly weaker performance** (§5.1.2)", *lines(vae),
         "- **Paper: the USF variants clearly outperform their non-USF counterparts** (§5.1.2)",
-        *lines(lambda f: pair(f, "USFlow", "NonUSFlow") + "; " + pair(f, "VAE-USFlow", "VAE-NonUSFlow")),
+        *lines(lambda f: "; ".join(pair(f, usf, non) for usf, non in usf_pairs())),
         "- **Paper: DOHSC and DO2HSC trail all flow-based methods** (§5.1.2)", *lines(trail),
         "- **Paper: USFs train more stably** (abstract: \"substantially improved training stability\"; §5.1 gives "
         "no tabular number; ours: the std over seeds per dataset)",
-        *lines(lambda f: spread(f, "USFlow", "NonUSFlow") + "; " + spread(f, "VAE-USFlow", "VAE-NonUSFlow"))])
+        *lines(lambda f: "; ".join(spread(f, usf, non) for usf, non in usf_pairs()))])
 
 
 def _lacks_parts(r: RunRecord) -> bool:

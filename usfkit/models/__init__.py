@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["MethodSpec", "HeadSpec", "METHODS", "HEADS", "register_method", "register_head", "method", "head",
-           "resolve", "method_names", "usf_methods", "head_labels", "is_usf", "coupling_of", "USF_COLOUR", "OTHER_COLOUR",
+           "resolve", "method_names", "usf_methods", "usf_pairs", "head_labels", "is_usf", "coupling_of", "USF_COLOUR", "OTHER_COLOUR",
            "COUPLING_LABELS"]
 
 #: Colours of the tabular figures: a uniformly scaling method is blue, every other grey.
@@ -152,6 +152,12 @@ def coupling_of(spec: dict) -> str | None:
         return spec["coupling"]
     registered = METHODS.get(spec.get("method"))
     return registered.coupling if registered else None
+
+
+def usf_pairs() -> tuple[tuple[str, str], ...]:
+    """``(USF method, its NonUSF counterpart)`` for every registered method that names a :attr:`MethodSpec.pair`,
+    in the registry's order: ``(("USFlow", "NonUSFlow"), ("VAE-USFlow", "VAE-NonUSFlow"))``."""
+    return tuple((m, s.pair) for m, s in METHODS.items() if s.pair)
 
 
 def head_labels() -> dict[str, str]:

@@ -11,7 +11,7 @@ import seaborn as sns
 
 from ..results import STD_DDOF
 from ..paired import TIE_EPS, outcomes
-from ..models import METHODS, OTHER_COLOUR as OTHER_COLOR, USF_COLOUR as USF_COLOR
+from ..models import METHODS, OTHER_COLOUR as OTHER_COLOR, USF_COLOUR as USF_COLOR, usf_pairs
 
 __all__ = ["PAPER_COLOR", "OUTCOME_COLORS", "benchmark_boxplot", "figure3a", "pairwise_grid", "seed_std_pairs"]
 
@@ -129,13 +129,14 @@ def pairwise_grid(wide: pd.DataFrame, methods=("USFlow", "VAE-USFlow"), tie: flo
     return g.figure
 
 
-def seed_std_pairs(table: pd.DataFrame, pairs=(("NonUSFlow", "USFlow"), ("VAE-NonUSFlow", "VAE-USFlow"))):
+def seed_std_pairs(table: pd.DataFrame, pairs=None):
     """The run-to-run spread of each USF variant against its non-USF partner: one point per dataset, the
     partner's seed std (x) against the USF variant's (y), in pp (``tabular.seed_std``).  Points under the
     diagonal (blue) are datasets where the USF variant varies less from seed to seed, above it (red) more, on it
     (grey) equally up to float rounding (``TIE_EPS``, e.g. every seed at AUC-ROC 1); each title counts them.  The
     axes are linear below 0.1 pp and logarithmic above, so that a few datasets with a spread of tens of points do
     not squeeze the rest into a corner."""
+    pairs = pairs or [(non, usf) for usf, non in usf_pairs()]  # the registry's pairs, (NonUSF, USF)
     pairs = [(n, u) for n, u in pairs if n in table.columns and u in table.columns]
     fig, axes = plt.subplots(1, len(pairs), figsize=(4.0 * len(pairs), 3.8), squeeze=False)
     top = max(1.0, float(np.nanmax(table[[m for p in pairs for m in p]].to_numpy())) * 1.08)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ... import profiles, results
 from ...data import adbench
+from ...models import usf_pairs
 from .. import tabular
 from .core import (NOT_REPRODUCED, NOT_RUN, NOT_SUPPORTED, PARTLY, PP, RANGE, REPRODUCED, USF_FAVOUR, Effect,
                    Finding, Judgement, Loaded, NotRun, Source, claim, finding)
@@ -240,16 +241,14 @@ def stability_judge(usf: str, nonusf: str) -> Callable:
     return judge
 
 
-for _vae in (False, True):
-    _u, _n = ("VAE-USFlow", "VAE-NonUSFlow") if _vae else ("USFlow", "NonUSFlow")
+for _u, _n in usf_pairs():  # the registry's USF / NonUSF pairs: USFlow/NonUSFlow, VAE-USFlow/VAE-NonUSFlow
     tab_claim(f"§5.1.2: USF variants beat their non-USF counterparts: {_u} vs {_n}", "§5.1.2, Figure 3",
               "In both cases, the USF variants clearly outperform their non-USF counterparts.",
               "USFlow > NonUSFlow and VAE-USFlow > VAE-NonUSFlow",
               f"sign rule on the per-dataset AUC-ROC differences {_u} - {_n} (paired Wilcoxon, {ALPHA}); the paper's "
               f"\"clearly\" names no size, so the rule asks for a significant positive median",
               methods=(_u, _n), section="Figure 3b: pairwise comparisons", label=f"{_u} > {_n}")(pair_judge(_u, _n))
-for _vae in (False, True):
-    _u, _n = ("VAE-USFlow", "VAE-NonUSFlow") if _vae else ("USFlow", "NonUSFlow")
+for _u, _n in usf_pairs():
     tab_claim(f"Abstract: USFs make tabular training more stable: {_u} vs {_n}", "Abstract; §5.1",
               "this substitution yields consistent performance gains and substantially improved training stability "
               "across multiple benchmarks and model backbones for",
