@@ -32,7 +32,7 @@ from ..models import METHODS, method as registered, usf_pairs
 from ..results import STD_DDOF, RunRecord, RunResult, project_root, write_atomic
 from ..sweep import check_backend, describe_missing, frame, load_runs, record_paths, run_sweep, summarize
 
-__all__ = ["CHAPTER", "VAE_METHODS", "SHARED_SETTINGS", "PAPER", "usf_methods", "run_settings", "build_and_train",
+__all__ = ["CHAPTER", "VAE_METHODS", "SHARED_SETTINGS", "PAPER", "run_settings", "build_and_train",
            "scores", "run_one", "VAE_PARTS", "vae_part_metrics", "lacking_vae_parts", "rerun_for_vae_parts",
            "specs", "datasets", "run", "SPEC_KEYS", "check_data", "ray_resources", "runs_frame", "VAE_SCORES",
            "PRIMARY_VAE_SCORE", "with_vae_score", "saved_runs", "small_datasets", "leak_free", "full_sweeps",
@@ -56,11 +56,6 @@ SHARED_SETTINGS = ("protocol", "epochs", "patience", "min_delta", "batch_size", 
 PAPER = {"USFlow": {"mean": 85.61, "std": 13.54}}
 
 
-def usf_methods() -> tuple[str, ...]:
-    """The registered methods whose flow is uniformly scaling (additive couplings: constant determinant)."""
-    return tuple(m for m, s in METHODS.items() if s.usf)
-
-
 def run_settings(cfg, method: str) -> dict:
     """What a run of ``method`` reads from ``cfg``, and so what its key hashes besides its spec: the
     :data:`SHARED_SETTINGS` and the settings its :class:`~usfkit.models.MethodSpec` declares.  A declared
@@ -69,7 +64,7 @@ def run_settings(cfg, method: str) -> dict:
     missing = [k for k in names if not hasattr(cfg, k)]
     if missing:
         raise TypeError(f"method {method!r} reads setting(s) {missing}, which the settings given lack")
-    return {k: getattr(cfg, k) for k in names}
+    return profiles.pick(cfg, names)
 
 
 def _split(dataset: str, seed: int, protocol: str) -> adbench.Split:

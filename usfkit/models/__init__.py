@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 __all__ = ["MethodSpec", "HeadSpec", "METHODS", "HEADS", "register_method", "register_head", "method", "head",
-           "resolve", "method_names", "usf_methods", "usf_pairs", "head_labels", "is_usf", "coupling_of", "USF_COLOUR", "OTHER_COLOUR",
+           "resolve", "usf_pairs", "head_labels", "is_usf", "coupling_of", "USF_COLOUR", "OTHER_COLOUR",
            "COUPLING_LABELS"]
 
 #: Colours of the tabular figures: a uniformly scaling method is blue, every other grey.
@@ -135,10 +135,6 @@ def head(name: str) -> HeadSpec:
     return HEADS[name]
 
 
-def method_names() -> tuple[str, ...]:
-    return tuple(METHODS)
-
-
 def is_usf(coupling: str | None) -> bool:
     """Whether a flow with ``coupling`` (:data:`usfkit.models.flows.COUPLINGS`' words) is uniformly scaling:
     additive couplings, so one determinant for every input (``None``, no flow: False)."""
@@ -163,11 +159,6 @@ def usf_pairs() -> tuple[tuple[str, str], ...]:
 def head_labels() -> dict[str, str]:
     """The registered image heads' labels by name (``{"fastflow": "FastFlow", ...}``), in the registry's order."""
     return {name: h.label for name, h in HEADS.items()}
-
-
-def usf_methods() -> tuple[str, ...]:
-    """The registered methods that are uniformly scaling (:attr:`MethodSpec.usf`)."""
-    return tuple(m for m, s in METHODS.items() if s.usf)
 
 
 # --------------------------------------------------------------------------
